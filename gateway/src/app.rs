@@ -1,0 +1,140 @@
+//! The running gateway: shared state, startup (`Application::build`, which
+//! tests start on port 0) and graceful shutdown.
+
+use crate::catalogue::Catalogue;
+use crate::config::Config;
+use crate::http::throttle::{ApiLimiters, AuthThrottle};
+use crate::keys::Keyring;
+use crate::outbound_log::OutboundLog;
+use crate::registry::Registry;
+use crate::tenancy::Tenancy;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request handler may use.
+pub struct App {
+    pub config: Config,
+    pub registry: Registry,
+    pub tenancy: Tenancy,
+    pub log: OutboundLog,
+    pub catalogue: Catalogue,
+    pub keyring: Arc<Keyring>,
+    pub auth_throttle: AuthThrottle,
+    pub api_limiters: ApiLimiters,
+}
+
+/// Axum state: a cheap handle on the `App`.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// A gateway bound to its port, ready to serve.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    log_writer: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects the registry, runs migrations, binds the listener.
+    pub async fn build(config: Config, keyring: Arc<Keyring>) -> anyhow::Result<Self> {
+        let registry = Registry::connect_and_migrate(&config.database_url).await?;
+        let catalogue = match &config.schemas_dir {
+            Some(dir) => Catalogue::from_dir(dir)?,
+            None => Catalogue::built_in(),
+        };
+        let (log, log_writer) = OutboundLog::start(registry.clone());
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let trusted = Arc::new(config.trusted_proxies.clone());
+        let app = App {
+            tenancy: Tenancy::new(registry.clone(), config.firm_pool_capacity),
+            auth_throttle: AuthThrottle::new(&config.limits),
+            api_limiters: ApiLimiters::new(&config.limits, trusted),
+            registry,
+            log,
+            catalogue,
+            keyring,
+            config,
+        };
+        Ok(Self {
+            listener,
+            state: AppState(Arc::new(app)),
+            log_writer,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener")
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains requests and the log writer.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            log_writer,
+        } = self;
+        let pruner = tokio::spawn(prune_periodically(state.clone()));
+        let router = crate::http::router(state.clone());
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        pruner.abort();
+        let registry = state.registry.clone();
+        drop(state);
+        // The writer ends once the last log handle is gone, after committing its queue.
+        let _ = tokio::time::timeout(Duration::from_secs(10), log_writer).await;
+        registry.close().await;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+async fn prune_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.auth_throttle.prune();
+        state.api_limiters.prune();
+        if let Err(e) = state.registry.prune_expired_tokens().await {
+            tracing::warn!(error = %e, "could not prune expired tokens");
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

@@ -1,0 +1,131 @@
+//! The command line (clap). Each subcommand lives in its own module; every
+//! failure ends as one clear line on stderr and a non-zero exit.
+
+mod audit;
+mod credential;
+mod demo;
+mod firm;
+mod grant;
+mod serve;
+
+use crate::config::{Config, ConfigArgs};
+use crate::registry::Registry;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "scopegate",
+    version,
+    about = "Opt-in, minimal, logged sharing of law-firm data with third parties"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (needs a master key).
+    Serve,
+    /// Create or update the registry schema.
+    Migrate,
+    /// Register firms and their own databases.
+    #[command(subcommand)]
+    Firm(firm::FirmCommand),
+    /// Switch connectors on and off for a firm (the consent ledger).
+    #[command(subcommand)]
+    Grant(grant::GrantCommand),
+    /// Issue, list and revoke per-grant credentials.
+    #[command(subcommand)]
+    Credential(credential::CredentialCommand),
+    /// Verify and export the outbound log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Master keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Start a throwaway gateway with two demo firms and print what to try.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new random master key (base64); put it first in the key file to rotate.
+    Generate,
+}
+
+/// A failed command: the line to print.
+pub struct CliError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::resolve(&cli.config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError(line)) => fail(&line),
+    }
+}
+
+fn fail(line: &str) -> ExitCode {
+    eprintln!("error: {}", line.lines().next().unwrap_or(line));
+    ExitCode::FAILURE
+}
+
+async fn run(command: Command, config: Config) -> CliResult {
+    match command {
+        Command::Serve => serve::run(config).await,
+        Command::Demo(args) => demo::run(config, args).await,
+        Command::Keys(KeysCommand::Generate) => {
+            println!("{}", crate::keys::generate_key());
+            Ok(())
+        }
+        Command::Migrate => {
+            crate::telemetry::init(config.log_format, "warn");
+            Registry::connect_and_migrate(&config.database_url).await?;
+            println!(
+                "registry at {} is up to date",
+                crate::registry::redact_url(&config.database_url)
+            );
+            Ok(())
+        }
+        other => {
+            crate::telemetry::init(config.log_format, "warn");
+            let registry = Registry::connect_and_migrate(&config.database_url).await?;
+            let result = match other {
+                Command::Firm(cmd) => firm::run(&config, &registry, cmd).await,
+                Command::Grant(cmd) => grant::run(&config, &registry, cmd).await,
+                Command::Credential(cmd) => credential::run(&registry, cmd).await,
+                Command::Audit(cmd) => audit::run(&registry, cmd).await,
+                _ => unreachable!("handled above"),
+            };
+            registry.close().await;
+            result
+        }
+    }
+}
+
+/// The connector catalogue the configuration asks for.
+pub(crate) fn catalogue(config: &Config) -> Result<crate::catalogue::Catalogue, CliError> {
+    match &config.schemas_dir {
+        Some(dir) => Ok(crate::catalogue::Catalogue::from_dir(dir)?),
+        None => Ok(crate::catalogue::Catalogue::built_in()),
+    }
+}

@@ -1,0 +1,313 @@
+//! Configuration, layered: command-line flags > `SCOPEGATE_*` environment >
+//! TOML file (`--config` / `SCOPEGATE_CONFIG`) > defaults.
+//!
+//! | flag | environment | TOML key | default |
+//! |---|---|---|---|
+//! | `--config` | `SCOPEGATE_CONFIG` | - | none |
+//! | `--data-dir` | `SCOPEGATE_DATA_DIR` | `data_dir` | `./data` |
+//! | `--database-url` | `SCOPEGATE_DATABASE_URL` | `database_url` | `sqlite://<data_dir>/registry.db` |
+//! | `--listen` | `SCOPEGATE_LISTEN` | `listen` | `127.0.0.1:8080` |
+//! | `--public-url` | `SCOPEGATE_PUBLIC_URL` | `public_url` | `http://<listen>` |
+//! | `--master-key-file` | `SCOPEGATE_MASTER_KEY_FILE` | `master_key_file` | none |
+//! | - | `SCOPEGATE_MASTER_KEY` (base64 key) | - | none |
+//! | `--log-format` | `SCOPEGATE_LOG_FORMAT` | `log_format` | `human` |
+//! | `--schemas-dir` | `SCOPEGATE_SCHEMAS_DIR` | `schemas_dir` | built in |
+//! | `--token-ttl-secs` | `SCOPEGATE_TOKEN_TTL_SECS` | `token_ttl_secs` | `900` |
+//! | `--firm-pool-capacity` | `SCOPEGATE_FIRM_POOL_CAPACITY` | `firm_pool_capacity` | `256` |
+//! | `--trusted-proxies` | `SCOPEGATE_TRUSTED_PROXIES` | `trusted_proxies` | none |
+//! | `--api-rate-per-second` | `SCOPEGATE_API_RATE_PER_SECOND` | `api_rate_per_second` | `50` |
+//! | `--api-burst` | `SCOPEGATE_API_BURST` | `api_burst` | `100` |
+//! | `--auth-failures-per-ip` | `SCOPEGATE_AUTH_FAILURES_PER_IP` | `auth_failures_per_ip` | `5` |
+//! | `--auth-failures-per-client` | `SCOPEGATE_AUTH_FAILURES_PER_CLIENT` | `auth_failures_per_client` | `50` |
+//! | `--auth-failure-recovery-secs` | `SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS` | `auth_failure_recovery_secs` | `60` |
+
+use crate::keys::{KeyError, Keyring};
+use clap::Args;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Flags (and their environment variables) shared by every subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SCOPEGATE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Folder for the SQLite registry and per-firm databases.
+    #[arg(long, env = "SCOPEGATE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Registry database: sqlite://... or postgres://...
+    #[arg(
+        long,
+        env = "SCOPEGATE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "SCOPEGATE_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// URL clients use to reach this gateway (shown in printed instructions).
+    #[arg(long, env = "SCOPEGATE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// File holding the master key(s), one base64 key per line, newest first.
+    #[arg(long, env = "SCOPEGATE_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "SCOPEGATE_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+    /// Read connector manifests and schemas from this folder instead of the built-in ones.
+    #[arg(long, env = "SCOPEGATE_SCHEMAS_DIR", global = true)]
+    pub schemas_dir: Option<PathBuf>,
+    /// Lifetime of access tokens, seconds.
+    #[arg(long, env = "SCOPEGATE_TOKEN_TTL_SECS", global = true)]
+    pub token_ttl_secs: Option<u64>,
+    /// How many firm databases may be open at once.
+    #[arg(long, env = "SCOPEGATE_FIRM_POOL_CAPACITY", global = true)]
+    pub firm_pool_capacity: Option<usize>,
+    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs).
+    #[arg(
+        long,
+        env = "SCOPEGATE_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<IpAddr>>,
+    /// Sustained API requests per second per credential and per client IP.
+    #[arg(long, env = "SCOPEGATE_API_RATE_PER_SECOND", global = true)]
+    pub api_rate_per_second: Option<u64>,
+    /// API burst allowance per credential and per client IP.
+    #[arg(long, env = "SCOPEGATE_API_BURST", global = true)]
+    pub api_burst: Option<u32>,
+    /// Failed client authentications allowed per IP before 429.
+    #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_IP", global = true)]
+    pub auth_failures_per_ip: Option<u32>,
+    /// Failed client authentications allowed per client_id (all IPs) before 429.
+    #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_CLIENT", global = true)]
+    pub auth_failures_per_client: Option<u32>,
+    /// Seconds for one allowed failure to come back.
+    #[arg(long, env = "SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS", global = true)]
+    pub auth_failure_recovery_secs: Option<u64>,
+}
+
+/// The TOML file: the same settings, every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    schemas_dir: Option<PathBuf>,
+    token_ttl_secs: Option<u64>,
+    firm_pool_capacity: Option<usize>,
+    trusted_proxies: Option<Vec<IpAddr>>,
+    api_rate_per_second: Option<u64>,
+    api_burst: Option<u32>,
+    auth_failures_per_ip: Option<u32>,
+    auth_failures_per_client: Option<u32>,
+    auth_failure_recovery_secs: Option<u64>,
+}
+
+/// Rate limits (see the table above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub api_rate_per_second: u64,
+    pub api_burst: u32,
+    pub auth_failures_per_ip: u32,
+    pub auth_failures_per_client: u32,
+    pub auth_failure_recovery_secs: u64,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub master_key_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub schemas_dir: Option<PathBuf>,
+    pub token_ttl_secs: u64,
+    pub firm_pool_capacity: usize,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Resolves flags/env (already merged by clap) over the TOML file over defaults.
+    pub fn resolve(args: &ConfigArgs) -> Result<Self, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let data_dir = absolute(&data_dir);
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("registry.db").display()));
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("addr"));
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let limits = Limits {
+            api_rate_per_second: args
+                .api_rate_per_second
+                .or(file.api_rate_per_second)
+                .unwrap_or(50),
+            api_burst: args.api_burst.or(file.api_burst).unwrap_or(100),
+            auth_failures_per_ip: args
+                .auth_failures_per_ip
+                .or(file.auth_failures_per_ip)
+                .unwrap_or(5),
+            auth_failures_per_client: args
+                .auth_failures_per_client
+                .or(file.auth_failures_per_client)
+                .unwrap_or(50),
+            auth_failure_recovery_secs: args
+                .auth_failure_recovery_secs
+                .or(file.auth_failure_recovery_secs)
+                .unwrap_or(60),
+        };
+        if limits.api_rate_per_second == 0
+            || limits.api_burst == 0
+            || limits.auth_failures_per_ip == 0
+            || limits.auth_failures_per_client == 0
+            || limits.auth_failure_recovery_secs == 0
+        {
+            return Err("rate limits must be positive numbers".into());
+        }
+        Ok(Self {
+            data_dir,
+            database_url,
+            listen,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            master_key_file: args.master_key_file.clone().or(file.master_key_file),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            schemas_dir: args.schemas_dir.clone().or(file.schemas_dir),
+            token_ttl_secs: args
+                .token_ttl_secs
+                .or(file.token_ttl_secs)
+                .unwrap_or(900)
+                .clamp(60, 86_400),
+            firm_pool_capacity: args
+                .firm_pool_capacity
+                .or(file.firm_pool_capacity)
+                .unwrap_or(256)
+                .max(1),
+            trusted_proxies: args
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+            limits,
+        })
+    }
+
+    /// The master keyring, from `SCOPEGATE_MASTER_KEY` or the key file.
+    pub fn keyring(&self) -> Result<Arc<Keyring>, KeyError> {
+        if let Ok(text) = std::env::var("SCOPEGATE_MASTER_KEY") {
+            return Keyring::parse(&text).map(Arc::new);
+        }
+        match &self.master_key_file {
+            Some(path) => Keyring::from_file(path).map(Arc::new),
+            None => Err(KeyError::Missing),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let first = e
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .to_string();
+        match e.span() {
+            Some(span) => {
+                let line = text[..span.start].lines().count().max(1);
+                format!("config file {} line {line}: {first}", path.display())
+            }
+            None => format!("config file {}: {first}", path.display()),
+        }
+    })
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\napi_burst = 7\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(path),
+            api_burst: Some(3),
+            ..Default::default()
+        };
+        let config = Config::resolve(&args).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.limits.api_burst, 3);
+        assert_eq!(config.token_ttl_secs, 900);
+    }
+
+    #[test]
+    fn corrupt_config_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "data_dir = \"x\"\nlisten = 12\n").unwrap();
+        let err = Config::resolve(&ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+        let unknown = dir.path().join("u.toml");
+        std::fs::write(&unknown, "colour = \"blue\"\n").unwrap();
+        let err = Config::resolve(&ConfigArgs {
+            config: Some(unknown),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+}

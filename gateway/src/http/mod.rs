@@ -1,0 +1,63 @@
+//! HTTP surface: health, the OAuth token endpoints, the connector APIs and
+//! the OpenAPI document, each in its own module.
+
+pub mod accounting;
+pub mod bearer;
+pub mod client_ip;
+pub mod oauth;
+pub mod openapi;
+pub mod problem;
+pub mod throttle;
+
+use crate::app::AppState;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let api = accounting::routes()
+        .layer(state.api_limiters.credential_layer())
+        .layer(state.api_limiters.ip_layer());
+    let oauth = oauth::routes().layer(state.api_limiters.ip_layer());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi::serve))
+        .merge(api)
+        .merge(oauth)
+        .fallback(not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                // Only method and path: query strings may hold cursors, never log headers (tokens).
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.registry.ping().await {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        problem::Problem::unavailable("the registry database is unreachable").into_response()
+    }
+}
+
+async fn not_found() -> problem::Problem {
+    problem::Problem::not_found("no such endpoint; see /openapi.json")
+}

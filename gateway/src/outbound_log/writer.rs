@@ -1,0 +1,228 @@
+//! The group-committing writer. Callers hand records to one task per gateway
+//! process; it takes whatever has queued up (up to `MAX_BATCH`), chains the
+//! records per firm and commits them in one transaction, so many concurrent
+//! senders share one fsync. Across processes sharing PostgreSQL, the chain head
+//! row of each firm is locked (`FOR UPDATE`, in firm order) for the batch.
+
+use super::record::{LogRecord, NewSend, GENESIS_HASH};
+use crate::clock::now_ms;
+use crate::registry::{Backend, Registry};
+use sha2::{Digest, Sha256};
+use sqlx::{Any, Row, Transaction};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+const MAX_BATCH: usize = 512;
+const QUEUE_DEPTH: usize = 8192;
+
+/// Proof that a send record is durable: the data may now leave.
+#[derive(Debug, Clone)]
+pub struct SendReceipt {
+    pub firm_id: String,
+    pub seq: i64,
+    started: Instant,
+    send: PendingRecord,
+}
+
+/// Why a record could not be committed; the caller must not send the data.
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum LogError {
+    #[error("the outbound log could not commit the record: {0}")]
+    Commit(String),
+    #[error("the outbound log writer has stopped")]
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+struct PendingRecord {
+    firm_id: String,
+    kind: &'static str,
+    grant_id: String,
+    connector: String,
+    direction: &'static str,
+    method: String,
+    target: String,
+    fields: Vec<String>,
+    record_ids: Vec<String>,
+    payload_sha256: String,
+    bytes: i64,
+    send_seq: Option<i64>,
+    status: Option<i64>,
+    latency_us: Option<i64>,
+}
+
+type Reply = oneshot::Sender<Result<i64, LogError>>;
+
+/// Handle for appending to the outbound log; cheap to clone.
+#[derive(Clone)]
+pub struct OutboundLog {
+    queue: mpsc::Sender<(PendingRecord, Reply)>,
+}
+
+impl OutboundLog {
+    /// Starts the writer task. It ends when every handle is dropped, after
+    /// committing what is queued, so a graceful shutdown leaves nothing half-written.
+    pub fn start(registry: Registry) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let task = tokio::spawn(run_writer(registry, rx));
+        (Self { queue }, task)
+    }
+
+    /// Commits a `send` record; returns only once it is durable.
+    pub async fn record_send(&self, send: NewSend) -> Result<SendReceipt, LogError> {
+        let pending = PendingRecord {
+            firm_id: send.firm_id,
+            kind: "send",
+            grant_id: send.grant_id,
+            connector: send.connector,
+            direction: send.direction.as_str(),
+            method: send.method,
+            target: send.target,
+            fields: send.fields,
+            record_ids: send.record_ids,
+            payload_sha256: hex::encode(Sha256::digest(&send.payload)),
+            bytes: send.payload.len() as i64,
+            send_seq: None,
+            status: None,
+            latency_us: None,
+        };
+        let seq = self.append(pending.clone()).await?;
+        Ok(SendReceipt {
+            firm_id: pending.firm_id.clone(),
+            seq,
+            started: Instant::now(),
+            send: pending,
+        })
+    }
+
+    /// Completes a send with the status the receiver answered and the latency seen.
+    pub async fn record_result(&self, receipt: &SendReceipt, status: u16) -> Result<i64, LogError> {
+        let latency_us = receipt.started.elapsed().as_micros() as i64;
+        let mut result = receipt.send.clone();
+        result.kind = "result";
+        result.send_seq = Some(receipt.seq);
+        result.status = Some(i64::from(status));
+        result.latency_us = Some(latency_us);
+        self.append(result).await
+    }
+
+    async fn append(&self, record: PendingRecord) -> Result<i64, LogError> {
+        let (reply, wait) = oneshot::channel();
+        self.queue
+            .send((record, reply))
+            .await
+            .map_err(|_| LogError::Stopped)?;
+        wait.await.map_err(|_| LogError::Stopped)?
+    }
+}
+
+async fn run_writer(registry: Registry, mut rx: mpsc::Receiver<(PendingRecord, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let records: Vec<&PendingRecord> = batch.iter().map(|(r, _)| r).collect();
+        match commit_batch(&registry, &records).await {
+            Ok(seqs) => {
+                for ((_, reply), seq) in batch.drain(..).zip(seqs) {
+                    let _ = reply.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "outbound log batch failed; nothing in it will be sent");
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(LogError::Commit(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Commits one batch; returns the seq given to each record, in input order.
+async fn commit_batch(
+    registry: &Registry,
+    records: &[&PendingRecord],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut by_firm: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        by_firm.entry(r.firm_id.as_str()).or_default().push(i);
+    }
+    let mut seqs = vec![0; records.len()];
+    let at = now_ms();
+    let mut tx = registry.pool().begin().await?;
+    for (firm_id, indexes) in by_firm {
+        let (mut seq, mut prev_hash) =
+            lock_chain_head(&mut tx, registry.backend(), firm_id).await?;
+        for i in indexes {
+            seq += 1;
+            let record = to_record(records[i], seq, at, prev_hash);
+            insert_record(&mut tx, &record).await?;
+            seqs[i] = seq;
+            prev_hash = record.hash;
+        }
+        sqlx::query("UPDATE outbound_chain_heads SET seq = $1, hash = $2 WHERE firm_id = $3")
+            .bind(seq)
+            .bind(&prev_hash)
+            .bind(firm_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(seqs)
+}
+
+async fn lock_chain_head(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    firm_id: &str,
+) -> Result<(i64, String), sqlx::Error> {
+    sqlx::query("INSERT INTO outbound_chain_heads (firm_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (firm_id) DO NOTHING")
+        .bind(firm_id).bind(GENESIS_HASH)
+        .execute(&mut **tx).await?;
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT seq, hash FROM outbound_chain_heads WHERE firm_id = $1 FOR UPDATE"
+        }
+        Backend::Sqlite => "SELECT seq, hash FROM outbound_chain_heads WHERE firm_id = $1",
+    };
+    let row = sqlx::query(sql).bind(firm_id).fetch_one(&mut **tx).await?;
+    Ok((row.get("seq"), row.get("hash")))
+}
+
+fn to_record(p: &PendingRecord, seq: i64, at: i64, prev_hash: String) -> LogRecord {
+    let mut record = LogRecord {
+        firm_id: p.firm_id.clone(),
+        seq,
+        kind: p.kind.to_string(),
+        at,
+        grant_id: p.grant_id.clone(),
+        connector: p.connector.clone(),
+        direction: p.direction.to_string(),
+        method: p.method.clone(),
+        target: p.target.clone(),
+        fields: p.fields.clone(),
+        record_ids: p.record_ids.clone(),
+        payload_sha256: p.payload_sha256.clone(),
+        bytes: p.bytes,
+        send_seq: p.send_seq,
+        status: p.status,
+        latency_us: p.latency_us,
+        prev_hash,
+        hash: String::new(),
+    };
+    record.hash = record.compute_hash();
+    record
+}
+
+pub(super) async fn insert_record(
+    tx: &mut Transaction<'_, Any>,
+    r: &LogRecord,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)")
+        .bind(&r.firm_id).bind(r.seq).bind(&r.kind).bind(r.at).bind(&r.grant_id).bind(&r.connector)
+        .bind(&r.direction).bind(&r.method).bind(&r.target)
+        .bind(serde_json::to_string(&r.fields).expect("json")).bind(serde_json::to_string(&r.record_ids).expect("json"))
+        .bind(&r.payload_sha256).bind(r.bytes).bind(r.send_seq).bind(r.status).bind(r.latency_us)
+        .bind(&r.prev_hash).bind(&r.hash)
+        .execute(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! Schema-driven projections. A connector's JSON Schema says which fields it
+//! receives; for schemas bound to a firm table (`x-source-table`) each
+//! property names its column (`x-column`), and those columns are the only ones
+//! the gateway ever selects. Every payload, outgoing or incoming, is checked
+//! against its schema before it moves.
+
+use scopegate_contract::ConnectorContract;
+use serde_json::{Map, Value};
+use sqlx::Row;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
+
+/// How a column's value becomes a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    Integer,
+    Boolean,
+    /// Unix milliseconds stored, RFC 3339 sent.
+    UnixMsAsRfc3339,
+}
+
+/// One field a connector receives.
+#[derive(Debug, Clone)]
+pub struct ProjectedField {
+    pub name: String,
+    /// The firm-database column it is read from (`None` for schemas not bound to a table).
+    pub column: Option<String>,
+    pub kind: FieldKind,
+    /// Plain-language description, from the schema: what settings shows a firm admin.
+    pub description: String,
+}
+
+/// A compiled schema: its fields, its source table and its validator.
+#[derive(Clone)]
+pub struct Projection {
+    pub name: String,
+    pub title: String,
+    pub source_table: Option<String>,
+    pub fields: Vec<ProjectedField>,
+    /// The schema with sibling `$ref`s inlined (what the OpenAPI document embeds).
+    pub document: Value,
+    validator: Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for Projection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projection")
+            .field("name", &self.name)
+            .field("fields", &self.fields)
+            .finish()
+    }
+}
+
+/// A payload that does not match its schema, naming the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaViolation {
+    /// JSON pointer of the field (`/amount_cents`), or the field named in the message.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SchemaViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl Projection {
+    /// Compiles schema `name` of a connector contract.
+    pub fn compile(contract: &ConnectorContract, name: &str) -> Result<Self, String> {
+        let raw = contract.schema(name).ok_or("schema missing")?;
+        let files: BTreeMap<&str, &Value> = contract
+            .manifest
+            .schemas
+            .iter()
+            .filter_map(|(n, file)| contract.schema(n).map(|doc| (file.as_str(), doc)))
+            .collect();
+        let document = inline_refs(raw, &files, 0)?;
+        let validator = jsonschema::options()
+            .should_validate_formats(true)
+            .build(&document)
+            .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+        let source_table = document
+            .get("x-source-table")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let fields = fields_of(&document, source_table.as_deref())?;
+        Ok(Self {
+            name: name.to_string(),
+            title: document
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or(name)
+                .to_string(),
+            source_table,
+            fields,
+            document,
+            validator: Arc::new(validator),
+        })
+    }
+
+    /// Checks a payload; the first violation names the field.
+    pub fn check(&self, payload: &Value) -> Result<(), SchemaViolation> {
+        match self.validator.iter_errors(payload).next() {
+            None => Ok(()),
+            Some(error) => {
+                let path = error.instance_path().to_string();
+                let message = error.masked().to_string();
+                let field = if path.is_empty() {
+                    unexpected_field(&message).unwrap_or_default()
+                } else {
+                    path
+                };
+                Err(SchemaViolation { field, message })
+            }
+        }
+    }
+
+    /// The column list for a `SELECT` (identifiers checked against the firm-data contract).
+    pub fn select_list(&self) -> String {
+        self.fields
+            .iter()
+            .filter_map(|f| f.column.as_deref())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The table this projection reads, if it is bound to one.
+    pub fn table(&self) -> &str {
+        self.source_table
+            .as_deref()
+            .expect("projection bound to a table")
+    }
+
+    /// Builds the JSON object for one row, holding exactly the schema's fields.
+    pub fn row_to_json(&self, row: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
+        let mut object = Map::new();
+        for field in &self.fields {
+            let Some(column) = field.column.as_deref() else {
+                continue;
+            };
+            let value = match field.kind {
+                FieldKind::Text => Value::String(row.try_get::<String, _>(column)?),
+                FieldKind::Integer => Value::from(row.try_get::<i64, _>(column)?),
+                FieldKind::Boolean => Value::Bool(row.try_get::<i64, _>(column)? != 0),
+                FieldKind::UnixMsAsRfc3339 => {
+                    Value::String(crate::clock::rfc3339(row.try_get::<i64, _>(column)?))
+                }
+            };
+            object.insert(field.name.clone(), value);
+        }
+        Ok(Value::Object(object))
+    }
+
+    /// Field names, for the outbound log.
+    pub fn field_names(&self) -> Vec<String> {
+        self.fields.iter().map(|f| f.name.clone()).collect()
+    }
+}
+
+/// additionalProperties errors have an empty path; pull the field from the message.
+fn unexpected_field(message: &str) -> Option<String> {
+    let start = message.find('\'')? + 1;
+    let end = start + message[start..].find('\'')?;
+    Some(format!("/{}", &message[start..end]))
+}
+
+/// Replaces `{"$ref": "sibling.json"}` with the sibling document.
+fn inline_refs(
+    value: &Value,
+    files: &BTreeMap<&str, &Value>,
+    depth: usize,
+) -> Result<Value, String> {
+    if depth > 8 {
+        return Err("$ref nesting too deep".into());
+    }
+    Ok(match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                let doc = files
+                    .get(target.as_str())
+                    .ok_or_else(|| format!("$ref to unknown file {target}"))?;
+                let mut inlined = inline_refs(doc, files, depth + 1)?;
+                if let Value::Object(m) = &mut inlined {
+                    m.remove("$schema");
+                    m.remove("$id");
+                }
+                inlined
+            } else {
+                Value::Object(
+                    map.iter()
+                        .map(|(k, v)| Ok((k.clone(), inline_refs(v, files, depth + 1)?)))
+                        .collect::<Result<_, String>>()?,
+                )
+            }
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| inline_refs(v, files, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn fields_of(document: &Value, table: Option<&str>) -> Result<Vec<ProjectedField>, String> {
+    let properties = document
+        .get("properties")
+        .and_then(Value::as_object)
+        .ok_or("schema has no properties")?;
+    let known_columns = match table {
+        Some(t) => Some(
+            firm_data_columns()
+                .get(t)
+                .ok_or_else(|| format!("x-source-table {t} is not a firm-data table"))?,
+        ),
+        None => None,
+    };
+    let mut fields = Vec::new();
+    for (name, spec) in properties {
+        let column = spec
+            .get("x-column")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(known) = known_columns {
+            let c = column
+                .as_deref()
+                .ok_or_else(|| format!("property {name} has no x-column"))?;
+            if !known.contains(c) {
+                return Err(format!(
+                    "x-column {c} of property {name} is not a column of {}",
+                    table.unwrap_or_default()
+                ));
+            }
+        }
+        let kind = match (
+            spec.get("x-column-type").and_then(Value::as_str),
+            spec.get("type").and_then(Value::as_str),
+        ) {
+            (Some("unix-ms"), _) => FieldKind::UnixMsAsRfc3339,
+            (_, Some("integer")) => FieldKind::Integer,
+            (_, Some("boolean")) => FieldKind::Boolean,
+            _ => FieldKind::Text,
+        };
+        let description = spec
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or(name)
+            .to_string();
+        fields.push(ProjectedField {
+            name: name.clone(),
+            column,
+            kind,
+            description,
+        });
+    }
+    Ok(fields)
+}
+
+/// Table -> columns of the firm-data contract (`schemas/firm-data/sqlite.sql`).
+pub fn firm_data_columns() -> &'static BTreeMap<String, BTreeSet<String>> {
+    static COLUMNS: OnceLock<BTreeMap<String, BTreeSet<String>>> = OnceLock::new();
+    COLUMNS.get_or_init(|| parse_tables(crate::tenancy::FIRM_SCHEMA_SQLITE))
+}
+
+fn parse_tables(sql: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut tables = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in sql.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
+            let name = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            tables.insert(name.clone(), BTreeSet::new());
+            current = Some(name);
+        } else if line.starts_with(')') {
+            current = None;
+        } else if let Some(table) = &current {
+            let word = line.split_whitespace().next().unwrap_or_default();
+            if !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                tables
+                    .get_mut(table)
+                    .expect("table")
+                    .insert(word.to_string());
+            }
+        }
+    }
+    tables
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalogue::Catalogue;
+    use serde_json::json;
+
+    #[test]
+    fn transaction_projection_reads_only_its_columns() {
+        let accounting = Catalogue::built_in().require("accounting").unwrap();
+        let p = accounting.projection("transaction");
+        assert_eq!(p.table(), "accounting_transactions");
+        assert!(!p.select_list().contains("internal_note"));
+        assert!(p.select_list().contains("amount_cents"));
+    }
+
+    #[test]
+    fn fee_violations_name_the_field() {
+        let accounting = Catalogue::built_in().require("accounting").unwrap();
+        let fee = accounting.projection("fee");
+        let ok = json!({"matter_id": "00000000-0000-0000-0000-000000000000", "amount_cents": 100, "currency": "ZAR", "description": "x", "fee_date": "2026-01-02"});
+        assert!(fee.check(&ok).is_ok());
+        let mut extra = ok.clone();
+        extra["client_email"] = json!("a@b.c");
+        assert_eq!(fee.check(&extra).unwrap_err().field, "/client_email");
+        let mut negative = ok.clone();
+        negative["amount_cents"] = json!(-5);
+        assert_eq!(fee.check(&negative).unwrap_err().field, "/amount_cents");
+        let mut wrong_type = ok;
+        wrong_type["amount_cents"] = json!("100");
+        assert_eq!(fee.check(&wrong_type).unwrap_err().field, "/amount_cents");
+    }
+
+    #[test]
+    fn page_schemas_inline_their_items() {
+        let accounting = Catalogue::built_in().require("accounting").unwrap();
+        let page = accounting.projection("transactions_page");
+        let bad = json!({"data": [{"id": "x", "internal_note": "secret"}], "next_cursor": "c", "has_more": false});
+        assert!(page.check(&bad).is_err());
+    }
+}

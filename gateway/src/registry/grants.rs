@@ -1,0 +1,264 @@
+//! Grants (firm x connector, default off) and the consent ledger. Every switch
+//! appends a ledger entry in the same transaction: who, when, which connector
+//! and the hash of the exact data contract consented to. Switching off also
+//! revokes the grant's credentials and tokens in that same transaction.
+
+use super::{is_unique_violation, Registry, StoreError, StoreResult};
+use crate::clock::now_ms;
+use scopegate_contract::ConnectorContract;
+use sqlx::{Any, Row, Transaction};
+
+/// A firm's switch for one connector.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub firm_id: String,
+    pub connector: String,
+    pub enabled: bool,
+    /// Hash of the data contract the firm consented to; a connector whose
+    /// schemas changed since does not serve this grant until re-consent.
+    pub schema_hash: String,
+    pub contract_version: String,
+    pub updated_at: i64,
+}
+
+/// One switch, as kept forever in the consent ledger.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub firm_id: String,
+    pub grant_id: String,
+    pub connector: String,
+    pub action: String,
+    pub actor: String,
+    pub schema_hash: String,
+    pub contract_version: String,
+    pub at: i64,
+}
+
+const GRANT_COLUMNS: &str =
+    "id, firm_id, connector, enabled, schema_hash, contract_version, updated_at";
+
+impl Registry {
+    /// Switches a connector on for a firm (or records re-consent to a newer contract).
+    pub async fn enable_grant(
+        &self,
+        firm_id: &str,
+        contract: &ConnectorContract,
+        actor: &str,
+    ) -> StoreResult<Grant> {
+        let actor = validate_actor(actor)?;
+        self.firm(firm_id).await?;
+        let connector = contract.manifest.id.as_str();
+        let hash = contract.schema_hash();
+        let version = contract.manifest.contract_version.as_str();
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let existing = grant_in_tx(&mut tx, firm_id, connector).await?;
+        let grant_id = match existing {
+            Some(g) if g.enabled && g.schema_hash == hash => {
+                return Err(StoreError::Conflict(format!(
+                    "connector {connector} is already enabled for firm {firm_id}"
+                )));
+            }
+            Some(g) => {
+                sqlx::query("UPDATE grants SET enabled = 1, schema_hash = $1, contract_version = $2, updated_at = $3 WHERE id = $4")
+                    .bind(&hash).bind(version).bind(now).bind(&g.id)
+                    .execute(&mut *tx).await?;
+                g.id
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query("INSERT INTO grants (id, firm_id, connector, enabled, schema_hash, contract_version, updated_at) VALUES ($1, $2, $3, 1, $4, $5, $6)")
+                    .bind(&id).bind(firm_id).bind(connector).bind(&hash).bind(version).bind(now)
+                    .execute(&mut *tx).await
+                    .map_err(|e| if is_unique_violation(&e) {
+                        StoreError::Conflict(format!("connector {connector} is already enabled for firm {firm_id}"))
+                    } else { e.into() })?;
+                id
+            }
+        };
+        append_ledger(
+            &mut tx, firm_id, &grant_id, connector, "enable", actor, &hash, version, now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.grant(firm_id, connector).await
+    }
+
+    /// Switches a connector off: the grant, its credentials and its tokens die together.
+    pub async fn disable_grant(
+        &self,
+        firm_id: &str,
+        connector: &str,
+        actor: &str,
+    ) -> StoreResult<Grant> {
+        let actor = validate_actor(actor)?;
+        self.firm(firm_id).await?;
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let grant = match grant_in_tx(&mut tx, firm_id, connector).await? {
+            Some(g) if g.enabled => g,
+            _ => {
+                return Err(StoreError::Conflict(format!(
+                    "connector {connector} is not enabled for firm {firm_id}"
+                )))
+            }
+        };
+        let changed = sqlx::query(
+            "UPDATE grants SET enabled = 0, updated_at = $1 WHERE id = $2 AND enabled = 1",
+        )
+        .bind(now)
+        .bind(&grant.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Err(StoreError::Conflict(format!(
+                "connector {connector} is not enabled for firm {firm_id}"
+            )));
+        }
+        sqlx::query(
+            "UPDATE credentials SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&grant.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(&grant.id)
+        .execute(&mut *tx)
+        .await?;
+        append_ledger(
+            &mut tx,
+            firm_id,
+            &grant.id,
+            connector,
+            "disable",
+            actor,
+            &grant.schema_hash,
+            &grant.contract_version,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.grant(firm_id, connector).await
+    }
+
+    pub async fn grant(&self, firm_id: &str, connector: &str) -> StoreResult<Grant> {
+        let sql =
+            format!("SELECT {GRANT_COLUMNS} FROM grants WHERE firm_id = $1 AND connector = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(firm_id)
+            .bind(connector)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "firm {firm_id} has never enabled connector {connector}"
+                ))
+            })?;
+        Ok(grant_from_row(&row))
+    }
+
+    /// Grants of one firm, or of every firm when `firm_id` is `None` (operator view).
+    pub async fn grants(&self, firm_id: Option<&str>) -> StoreResult<Vec<Grant>> {
+        let rows = match firm_id {
+            Some(firm) => {
+                self.firm(firm).await?;
+                let sql = format!(
+                    "SELECT {GRANT_COLUMNS} FROM grants WHERE firm_id = $1 ORDER BY connector"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(firm)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            None => {
+                let sql = format!("SELECT {GRANT_COLUMNS} FROM grants ORDER BY firm_id, connector");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(grant_from_row).collect())
+    }
+
+    /// The consent ledger of one firm, oldest first.
+    pub async fn consent_ledger(&self, firm_id: &str) -> StoreResult<Vec<LedgerEntry>> {
+        self.firm(firm_id).await?;
+        let rows = sqlx::query("SELECT id, firm_id, grant_id, connector, action, actor, schema_hash, contract_version, at FROM consent_ledger WHERE firm_id = $1 ORDER BY id")
+            .bind(firm_id).fetch_all(self.pool()).await?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerEntry {
+                id: r.get("id"),
+                firm_id: r.get("firm_id"),
+                grant_id: r.get("grant_id"),
+                connector: r.get("connector"),
+                action: r.get("action"),
+                actor: r.get("actor"),
+                schema_hash: r.get("schema_hash"),
+                contract_version: r.get("contract_version"),
+                at: r.get("at"),
+            })
+            .collect())
+    }
+}
+
+fn validate_actor(actor: &str) -> StoreResult<&str> {
+    let actor = actor.trim();
+    if actor.is_empty() || actor.len() > 200 {
+        return Err(StoreError::Invalid(
+            "the actor (who is switching) must be named, at most 200 characters".into(),
+        ));
+    }
+    Ok(actor)
+}
+
+async fn grant_in_tx(
+    tx: &mut Transaction<'_, Any>,
+    firm_id: &str,
+    connector: &str,
+) -> StoreResult<Option<Grant>> {
+    let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE firm_id = $1 AND connector = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(firm_id)
+        .bind(connector)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.as_ref().map(grant_from_row))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn append_ledger(
+    tx: &mut Transaction<'_, Any>,
+    firm_id: &str,
+    grant_id: &str,
+    connector: &str,
+    action: &str,
+    actor: &str,
+    schema_hash: &str,
+    contract_version: &str,
+    at: i64,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO consent_ledger (firm_id, grant_id, connector, action, actor, schema_hash, contract_version, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(firm_id).bind(grant_id).bind(connector).bind(action).bind(actor).bind(schema_hash).bind(contract_version).bind(at)
+        .execute(&mut **tx).await?;
+    Ok(())
+}
+
+pub(super) fn grant_from_row(row: &sqlx::any::AnyRow) -> Grant {
+    Grant {
+        id: row.get("id"),
+        firm_id: row.get("firm_id"),
+        connector: row.get("connector"),
+        enabled: row.get::<i64, _>("enabled") != 0,
+        schema_hash: row.get("schema_hash"),
+        contract_version: row.get("contract_version"),
+        updated_at: row.get("updated_at"),
+    }
+}
