@@ -161,8 +161,10 @@ impl Projection {
 
 /// additionalProperties errors have an empty path; pull the field from the message.
 fn unexpected_field(message: &str) -> Option<String> {
-    let start = message.find('\'')? + 1;
-    let end = start + message[start..].find('\'')?;
+    let open = message.find(['\'', '"'])?;
+    let quote = message[open..].chars().next()?;
+    let start = open + 1;
+    let end = start + message[start..].find(quote)?;
     Some(format!("/{}", &message[start..end]))
 }
 

@@ -297,3 +297,47 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Every value in the firm database that must never leave through the accounting connector.
+pub async fn sensitive_values(db: &FirmDb) -> Vec<String> {
+    use sqlx::Row;
+    let queries = [
+        "SELECT full_name AS v FROM clients",
+        "SELECT id_number AS v FROM clients",
+        "SELECT email AS v FROM clients",
+        "SELECT phone AS v FROM clients",
+        "SELECT address AS v FROM clients",
+        "SELECT location AS v FROM diary_entries",
+        "SELECT private_notes AS v FROM diary_entries",
+        "SELECT internal_note AS v FROM accounting_transactions",
+        "SELECT description AS v FROM matters",
+        "SELECT email AS v FROM users",
+        "SELECT id AS v FROM clients",
+        "SELECT id AS v FROM diary_entries",
+        "SELECT id AS v FROM users",
+    ];
+    let mut values = Vec::new();
+    for sql in queries {
+        for row in sqlx::query(sql)
+            .fetch_all(db.pool())
+            .await
+            .expect("sensitive query")
+        {
+            values.push(row.get::<String, _>("v"));
+        }
+    }
+    values.sort();
+    values.dedup();
+    values
+}
+
+/// Property names a connector schema allows.
+pub fn schema_fields(connector: &str, schema: &str) -> std::collections::BTreeSet<String> {
+    let catalogue = scopegate::catalogue::Catalogue::built_in();
+    let c = catalogue.require(connector).expect("connector");
+    c.projection(schema)
+        .fields
+        .iter()
+        .map(|f| f.name.clone())
+        .collect()
+}
