@@ -23,7 +23,10 @@ struct FirmIds {
 }
 
 async fn ten_thousand_randomised_requests_never_cross_firms(env: TestEnv) {
-    let requests: usize = std::env::var("CROSS_FIRM_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let requests: usize = std::env::var("CROSS_FIRM_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let mut dbs = Vec::new();
     let mut tokens = Vec::new();
     let mut config = env.config();
@@ -39,14 +42,37 @@ async fn ten_thousand_randomised_requests_never_cross_firms(env: TestEnv) {
     }
     let mut ids = Vec::new();
     for db in &dbs {
-        let transactions = sqlx::query("SELECT id FROM accounting_transactions").fetch_all(db.pool()).await.unwrap().iter().map(|r| r.get::<String, _>("id")).collect();
-        let matters = sqlx::query("SELECT id FROM matters").fetch_all(db.pool()).await.unwrap().iter().map(|r| r.get::<String, _>("id")).collect();
-        ids.push(FirmIds { transactions, matters });
+        let transactions = sqlx::query("SELECT id FROM accounting_transactions")
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("id"))
+            .collect();
+        let matters = sqlx::query("SELECT id FROM matters")
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("id"))
+            .collect();
+        ids.push(FirmIds {
+            transactions,
+            matters,
+        });
     }
-    let all_matters: BTreeMap<String, usize> = ids.iter().enumerate().flat_map(|(f, i)| i.matters.iter().map(move |m| (m.clone(), f))).collect();
+    let all_matters: BTreeMap<String, usize> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(f, i)| i.matters.iter().map(move |m| (m.clone(), f)))
+        .collect();
     let ids = Arc::new(ids);
     let tokens = Arc::new(tokens);
-    let posted = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let posted = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
     let checked = Arc::new(AtomicUsize::new(0));
 
     futures::stream::iter(0..requests)
@@ -110,13 +136,30 @@ async fn ten_thousand_randomised_requests_never_cross_firms(env: TestEnv) {
 
     // What landed in each firm's database came only from its own token, on its own matters.
     for (f, db) in dbs.iter().enumerate() {
-        let rows = sqlx::query("SELECT matter_id, source FROM fees").fetch_all(db.pool()).await.unwrap();
-        assert_eq!(rows.len(), posted[f].load(Ordering::Relaxed), "fees in firm {f}");
+        let rows = sqlx::query("SELECT matter_id, source FROM fees")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            rows.len(),
+            posted[f].load(Ordering::Relaxed),
+            "fees in firm {f}"
+        );
         for row in rows {
-            assert_eq!(all_matters.get(&row.get::<String, _>("matter_id")), Some(&f));
+            assert_eq!(
+                all_matters.get(&row.get::<String, _>("matter_id")),
+                Some(&f)
+            );
         }
     }
-    eprintln!("{requests} randomised requests, {} returned records checked, fees posted {:?}", checked.load(Ordering::Relaxed), posted.iter().map(|p| p.load(Ordering::Relaxed)).collect::<Vec<_>>());
+    eprintln!(
+        "{requests} randomised requests, {} returned records checked, fees posted {:?}",
+        checked.load(Ordering::Relaxed),
+        posted
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .collect::<Vec<_>>()
+    );
     assert!(checked.load(Ordering::Relaxed) > requests);
     Arc::try_unwrap(app).ok().expect("app").stop().await;
 }

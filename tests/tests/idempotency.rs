@@ -8,14 +8,28 @@ on_both_backends!(sixty_four_concurrent_retries_post_one_fee);
 
 async fn sixty_four_concurrent_retries_post_one_fee(env: TestEnv) {
     let db = env.add_seeded_firm("alpha-law", small_seed()).await;
-    let (client_id, secret) = enable_with_credential(&env.registry, "alpha-law", "accounting").await;
+    let (client_id, secret) =
+        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
     let app = env.spawn().await;
     let token = app.token(&client_id, &secret).await;
-    let matter: String = sqlx::query("SELECT id FROM matters LIMIT 1").fetch_one(db.pool()).await.unwrap().get("id");
+    let matter: String = sqlx::query("SELECT id FROM matters LIMIT 1")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get("id");
     let body = json!({"matter_id": matter, "amount_cents": 777_00, "currency": "ZAR", "description": "Retried fee", "fee_date": "2026-11-21"});
-    let before: i64 = sqlx::query("SELECT count(*) AS n FROM accounting_transactions").fetch_one(db.pool()).await.unwrap().get("n");
+    let before: i64 = sqlx::query("SELECT count(*) AS n FROM accounting_transactions")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get("n");
     let attempts = futures::future::join_all((0..64).map(|_| {
-        app.http.post(app.url("/v1/fees")).bearer_auth(&token).header("Idempotency-Key", "retry-me").json(&body).send()
+        app.http
+            .post(app.url("/v1/fees"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "retry-me")
+            .json(&body)
+            .send()
     }))
     .await;
     let mut created = 0;
@@ -32,8 +46,16 @@ async fn sixty_four_concurrent_retries_post_one_fee(env: TestEnv) {
     }
     assert_eq!(created, 1, "exactly one attempt creates the fee");
     assert_eq!(fee_ids.len(), 1, "every retry sees the same fee");
-    let fees: i64 = sqlx::query("SELECT count(*) AS n FROM fees").fetch_one(db.pool()).await.unwrap().get("n");
-    let after: i64 = sqlx::query("SELECT count(*) AS n FROM accounting_transactions").fetch_one(db.pool()).await.unwrap().get("n");
+    let fees: i64 = sqlx::query("SELECT count(*) AS n FROM fees")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get("n");
+    let after: i64 = sqlx::query("SELECT count(*) AS n FROM accounting_transactions")
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+        .get("n");
     assert_eq!((fees, after - before), (1, 1));
     app.stop().await;
 }

@@ -9,25 +9,45 @@ use serde_json::Value;
 async fn guessing_is_throttled_per_ip_and_the_owner_still_gets_in() {
     let env = TestEnv::new(Backend::Sqlite).await;
     env.add_seeded_firm("alpha-law", small_seed()).await;
-    let (client_id, secret) = enable_with_credential(&env.registry, "alpha-law", "accounting").await;
+    let (client_id, secret) =
+        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
     let mut config = env.config();
     config.limits.auth_failures_per_ip = 3;
     config.limits.auth_failures_per_client = 20;
     let app = env.spawn_with(config).await;
     let attempt = |ip: &'static str, secret: String| {
-        app.http.post(app.url("/oauth/token")).header("X-Forwarded-For", ip).basic_auth(&client_id, Some(secret)).form(&[("grant_type", "client_credentials")]).send()
+        app.http
+            .post(app.url("/oauth/token"))
+            .header("X-Forwarded-For", ip)
+            .basic_auth(&client_id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
     };
     let wrong = scopegate::secrets::generate(scopegate::secrets::SecretKind::ClientSecret);
     for n in 0..3 {
         let r = attempt("198.51.100.10", wrong.clone()).await.unwrap();
-        assert_eq!(r.status(), 401, "failure {n} should still be an ordinary 401");
+        assert_eq!(
+            r.status(),
+            401,
+            "failure {n} should still be an ordinary 401"
+        );
     }
     let r = attempt("198.51.100.10", wrong.clone()).await.unwrap();
     assert_eq!(r.status(), 429);
-    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry_after >= 1);
     // Locked out: even the right secret is not checked from this IP.
-    assert_eq!(attempt("198.51.100.10", secret.clone()).await.unwrap().status(), 429);
+    assert_eq!(
+        attempt("198.51.100.10", secret.clone())
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
     // The owner, from another IP, still gets a token.
     let ok = attempt("203.0.113.5", secret.clone()).await.unwrap();
     assert_eq!(ok.status(), 200);
@@ -40,15 +60,23 @@ async fn guessing_is_throttled_per_ip_and_the_owner_still_gets_in() {
 async fn guessing_one_client_from_many_ips_is_throttled_per_client() {
     let env = TestEnv::new(Backend::Sqlite).await;
     env.add_seeded_firm("alpha-law", small_seed()).await;
-    let (client_id, _secret) = enable_with_credential(&env.registry, "alpha-law", "accounting").await;
+    let (client_id, _secret) =
+        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
     let mut config = env.config();
     config.limits.auth_failures_per_ip = 100;
     config.limits.auth_failures_per_client = 5;
     let app = env.spawn_with(config).await;
     let mut statuses = Vec::new();
     for n in 0..7 {
-        let r = app.http.post(app.url("/oauth/token")).header("X-Forwarded-For", format!("192.0.2.{n}"))
-            .basic_auth(&client_id, Some("sgs_guess")).form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+        let r = app
+            .http
+            .post(app.url("/oauth/token"))
+            .header("X-Forwarded-For", format!("192.0.2.{n}"))
+            .basic_auth(&client_id, Some("sgs_guess"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
         statuses.push(r.status().as_u16());
     }
     assert_eq!(statuses, vec![401, 401, 401, 401, 401, 429, 429]);
@@ -59,7 +87,8 @@ async fn guessing_one_client_from_many_ips_is_throttled_per_client() {
 async fn api_requests_past_the_burst_get_429_problem() {
     let env = TestEnv::new(Backend::Sqlite).await;
     env.add_seeded_firm("alpha-law", small_seed()).await;
-    let (client_id, secret) = enable_with_credential(&env.registry, "alpha-law", "accounting").await;
+    let (client_id, secret) =
+        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
     let mut config = env.config();
     config.limits.api_rate_per_second = 1;
     config.limits.api_burst = 5;

@@ -69,7 +69,23 @@ impl<E: std::fmt::Display> From<E> for CliError {
 pub type CliResult = Result<(), CliError>;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!(
+                "{}",
+                text.lines()
+                    .next()
+                    .unwrap_or("invalid arguments; see --help")
+            );
+            return ExitCode::from(2);
+        }
+    };
     let config = match Config::resolve(&cli.config) {
         Ok(c) => c,
         Err(e) => return fail(&e),
