@@ -1,0 +1,142 @@
+//! Two `scopegate serve` processes sharing one PostgreSQL registry: a token
+//! issued through one works on the other, and once the grant is switched off
+//! the other refuses the token on its very next request.
+
+mod common;
+use common::*;
+
+fn postgres_admin_url() -> String {
+    std::env::var("SCOPEGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh PostgreSQL database URL, or None (skip) when unreachable outside CI.
+fn fresh_database() -> Option<String> {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let admin = postgres_admin_url();
+        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL unreachable with CI=true: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL unreachable ({e})");
+                return None;
+            }
+        };
+        let name = format!("sgtest_two_{}", std::process::id());
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&mut conn)
+        .await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+    })
+}
+
+fn curl(args: &[&str]) -> (u16, String) {
+    let mut all = vec!["-s", "-w", "\n%{http_code}"];
+    all.extend(args);
+    let out = std::process::Command::new("curl")
+        .args(&all)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn a_token_from_one_instance_works_on_the_other_until_the_grant_is_off() {
+    let Some(url) = fresh_database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let with_db = |args: &[&str]| {
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend(args);
+        ok(d, &all)
+    };
+    with_db(&["firm", "add", "--name", "Alpha Law", "--id", "alpha-law"]);
+    with_db(&["firm", "seed-demo", "alpha-law", "--transactions", "30"]);
+    with_db(&[
+        "grant",
+        "enable",
+        "--firm",
+        "alpha-law",
+        "--connector",
+        "accounting",
+        "--actor",
+        "amy",
+    ]);
+    let creds = with_db(&[
+        "credential",
+        "issue",
+        "--firm",
+        "alpha-law",
+        "--connector",
+        "accounting",
+    ]);
+    let key = master_key();
+    let a = Server::start(d, &[("SCOPEGATE_MASTER_KEY", &key)], Some(&url));
+    let b = Server::start(d, &[("SCOPEGATE_MASTER_KEY", &key)], Some(&url));
+    let (status, body) = curl(&[
+        "-u",
+        &format!(
+            "{}:{}",
+            field(&creds, "client_id"),
+            field(&creds, "client_secret")
+        ),
+        "-d",
+        "grant_type=client_credentials",
+        &format!("{}/oauth/token", a.base),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Authorization: Bearer {token}");
+    let (status, body) = curl(&[
+        "-H",
+        &bearer,
+        &format!("{}/v1/transactions?limit=5", b.base),
+    ]);
+    assert_eq!(status, 200, "token from A refused by B: {body}");
+    assert_eq!(
+        curl(&["-H", &bearer, &format!("{}/v1/matters", a.base)]).0,
+        200
+    );
+    // Switched off (through instance A's registry); B refuses at once.
+    with_db(&[
+        "grant",
+        "disable",
+        "--firm",
+        "alpha-law",
+        "--connector",
+        "accounting",
+        "--actor",
+        "amy",
+    ]);
+    let (status, _) = curl(&[
+        "-H",
+        &bearer,
+        &format!("{}/v1/transactions?limit=5", b.base),
+    ]);
+    assert_eq!(status, 401, "B still honoured a token of a disabled grant");
+    assert_eq!(
+        curl(&["-H", &bearer, &format!("{}/v1/transactions", a.base)]).0,
+        401
+    );
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+    // Both instances wrote into one intact chain: a send and a result per served request.
+    let verify = with_db(&["audit", "verify"]);
+    assert!(verify.starts_with("ok: 4 records"), "{verify}");
+}
