@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Connector folders built into the binary: (id, manifest, [(file, text)]).
-const BUILT_IN: &[(&str, &str, &[(&str, &str)])] = &[(
+/// Schema files of one connector: (file name, text).
+type SchemaFiles = &'static [(&'static str, &'static str)];
+
+/// Connector folders built into the binary: (id, manifest, schema files).
+const BUILT_IN: &[(&str, &str, SchemaFiles)] = &[(
     "accounting",
     include_str!("../../schemas/accounting/manifest.json"),
     &[

@@ -17,7 +17,7 @@ async fn sixty_four_concurrent_retries_post_one_fee(env: TestEnv) {
         .await
         .unwrap()
         .get("id");
-    let body = json!({"matter_id": matter, "amount_cents": 777_00, "currency": "ZAR", "description": "Retried fee", "fee_date": "2026-11-21"});
+    let body = json!({"matter_id": matter, "amount_cents": 77_700, "currency": "ZAR", "description": "Retried fee", "fee_date": "2026-11-21"});
     let before: i64 = sqlx::query("SELECT count(*) AS n FROM accounting_transactions")
         .fetch_one(db.pool())
         .await

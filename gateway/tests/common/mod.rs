@@ -72,7 +72,7 @@ impl Server {
         for (k, v) in extra_env {
             command.env(k, v);
         }
-        let child = command
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -89,6 +89,8 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "scopegate serve did not start: {}",
             std::fs::read_to_string(&log_path).unwrap_or_default()
@@ -109,12 +111,19 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
         panic!("scopegate serve did not stop on SIGTERM");
     }
 
-    pub fn log(&self) -> String {
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    /// A failing test must not leave a gateway running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

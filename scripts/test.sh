@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite: SQLite and PostgreSQL halves, process-level and browser tests.
+# Installs what is missing (Chromium and ChromeDriver via apt-get) or stops with one line naming it.
+# PostgreSQL: SCOPEGATE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres);
+# with CI=true an unreachable PostgreSQL fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "test.sh: $*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs)"
+command -v curl >/dev/null || die "curl is missing: apt-get install -y curl"
+
+PG_URL="${SCOPEGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export SCOPEGATE_TEST_POSTGRES_URL="$PG_URL"
+if command -v pg_isready >/dev/null && ! pg_isready -q -d "$PG_URL"; then
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+        echo "test.sh: PostgreSQL is down; starting it" >&2
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+        for _ in $(seq 1 30); do pg_isready -q -d "$PG_URL" && break; sleep 1; done
+    fi
+fi
+if command -v pg_isready >/dev/null && ! pg_isready -q -d "$PG_URL"; then
+    if [ "${CI:-}" = "true" ]; then die "PostgreSQL at $PG_URL is unreachable (CI=true makes this a failure)"; fi
+    echo "test.sh: PostgreSQL at $PG_URL is unreachable; its half of the suite will be skipped" >&2
+fi
+
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    echo "test.sh: installing chromium and chromium-driver for the browser tests" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+        || die "could not install chromium and chromium-driver: install them with apt-get"
+fi
+
+# Databases left behind by an interrupted earlier run.
+drop_test_databases() {
+    command -v psql >/dev/null || return 0
+    psql "$PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'sgtest\_%'" 2>/dev/null | while read -r db; do
+        psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+drop_test_databases
+trap drop_test_databases EXIT
+
+mkdir -p tests/artifacts
+cargo test --workspace --locked "$@"
