@@ -90,6 +90,29 @@ pub async fn open_pool(url: &str, max_connections: u32) -> StoreResult<(AnyPool,
             url: redact_url(url),
             reason: e.to_string(),
         })?;
+    // One direct attempt first: a pool only reports "timed out", the connection says why.
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::ConnectOptions::connect(&options),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        Ok(Err(e)) => {
+            return Err(StoreError::Unreachable {
+                url: redact_url(url),
+                reason: e.to_string(),
+            })
+        }
+        Err(_) => {
+            return Err(StoreError::Unreachable {
+                url: redact_url(url),
+                reason: "no answer within 5 s".into(),
+            })
+        }
+    }
     let mut pool_options = AnyPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
