@@ -3,7 +3,7 @@
 // with createElement, so names and fields from the server are only ever text.
 "use strict";
 
-const state = { me: null, outboundBefore: null };
+const state = { me: null, outboundBefore: null, newSecret: {} };
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -13,7 +13,7 @@ function h(tag, attrs, ...children) {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -106,6 +106,7 @@ $("logout").addEventListener("click", async () => {
 
 // ---- tabs ----
 function selectTab(name) {
+  state.newSecret = {};
   for (const t of document.querySelectorAll(".tab")) {
     if (t.dataset.tab === name) t.setAttribute("aria-current", "page"); else t.removeAttribute("aria-current");
   }
@@ -124,7 +125,7 @@ async function loadConnectors() {
   root.replaceChildren(...list.data.map(renderConnector));
   const sel = $("f-connector");
   if (sel.options.length === 1) for (const c of list.data) sel.append(h("option", { value: c.id }, c.name));
-  for (const c of list.data) if (c.enabled && manages()) loadCredentials(c.id).catch(fail);
+  await Promise.all(list.data.filter((c) => c.enabled && manages()).map((c) => loadCredentials(c.id)));
 }
 
 function renderConnector(c) {
@@ -171,6 +172,7 @@ function renderReconsent(c) {
 }
 
 async function act(fn, message) {
+  state.newSecret = {};
   try { await fn(); flash(message); await loadConnectors(); } catch (e) { fail(e); }
 }
 
@@ -191,10 +193,9 @@ async function loadCredentials(id) {
       h("button", { type: "button", class: "ghost", "aria-label": "Rotate " + c.client_id, onclick: () => issue(id, c.client_id) }, "Rotate"),
       h("button", { type: "button", class: "danger", "aria-label": "Revoke " + c.client_id,
         onclick: () => act(() => api("DELETE", "/admin/v1/connectors/" + id + "/credentials/" + c.client_id), "Credential revoked.") }, "Revoke")))));
-  const secretBox = box.querySelector(".secret");
   box.replaceChildren(
     h("h2", {}, "Vendor credentials"),
-    secretBox,
+    state.newSecret[id] || null,
     list.data.length ? h("div", { class: "table-wrap" }, h("table", { id: "credentials-table-" + id },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Client id"), h("th", { scope: "col" }, "Issued"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
       h("tbody", {}, rows))) : h("p", { class: "muted" }, "No credentials yet."),
@@ -205,16 +206,12 @@ async function issue(id, rotating) {
   try {
     const path = "/admin/v1/connectors/" + id + "/credentials" + (rotating ? "/" + rotating + "/rotate" : "");
     const cred = await api("POST", path);
-    await loadConnectors();
-    const box = $("credentials-" + id);
-    const secret = h("div", { class: "secret", role: "region", "aria-label": "New credential" },
+    state.newSecret[id] = h("div", { class: "secret", role: "region", "aria-label": "New credential" },
       h("strong", {}, "Give these to the vendor now. The secret is shown only this once."),
       h("div", {}, "Client id"), h("code", { id: "new-client-id" }, cred.client_id),
       h("div", {}, "Client secret"), h("code", { id: "new-client-secret" }, cred.client_secret),
       h("button", { type: "button", class: "ghost", id: "copy-secret", onclick: (ev) => copy(cred.client_secret, ev.target) }, "Copy secret"));
-    await new Promise((r) => setTimeout(r, 0));
-    const existing = box.querySelector(".secret");
-    if (existing) existing.replaceWith(secret); else box.insertBefore(secret, box.children[1] || null);
+    await loadConnectors();
     flash(rotating ? "New credential issued; the old one is revoked." : "Credential issued.");
     $("copy-secret").focus();
   } catch (e) { fail(e); }

@@ -23,7 +23,7 @@ pub struct Browser {
 #[derive(Clone, Debug)]
 pub struct Element(String);
 
-const ELEMENT_KEY: &str = "element-6066-11e4-a452-7ba2f5eeb3c3";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium; panics with one clear line if they are missing.
@@ -112,8 +112,16 @@ impl Browser {
                 if shown == json!(true) {
                     return el;
                 }
+                if std::env::var("WD_DEBUG").is_ok() {
+                    eprintln!("displayed({css}) -> {shown} for {e}");
+                }
             }
-            assert!(Instant::now() < deadline, "no visible element {css} within 10 s");
+            if Instant::now() >= deadline {
+                let shot = self.screenshot("failure-last").await;
+                let source = self.call(reqwest::Method::GET, "/source", None).await;
+                let logs = self.call(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"}))).await;
+                panic!("no visible element {css} within 10 s (screenshot {}; console {logs}; page {})", shot.display(), source.as_str().unwrap_or_default().chars().take(600).collect::<String>());
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -127,7 +135,10 @@ impl Browser {
             if got.contains(text) {
                 return got;
             }
-            assert!(Instant::now() < deadline, "{css} never showed {text:?}; it shows {got:?}");
+            if Instant::now() >= deadline {
+                let shot = self.screenshot("failure-last").await;
+                panic!("{css} never showed {text:?}; it shows {got:?} (screenshot {})", shot.display());
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
