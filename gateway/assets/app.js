@@ -136,10 +136,12 @@ function renderConnector(c) {
   const status = c.needs_reconsent
     ? h("span", { class: "badge warn" }, "Paused: needs re-consent")
     : h("span", { class: c.enabled ? "badge on" : "badge off", id: "status-" + c.id }, c.enabled ? "On" : "Off");
-  const consented = c.consented
-    ? h("p", { class: "muted" }, "Data contract version " + c.consented.contract_version + " consented " + when(c.consented.at) +
-        (c.enabled ? "" : " (now switched off)") + ". Current version: " + c.contract_version + ".")
-    : h("p", { class: "muted" }, "Never switched on. Current data contract version: " + c.contract_version + ".");
+  const consented = !c.consented
+    ? h("p", { class: "muted" }, "Never switched on. Current data contract version: " + c.contract_version + ".")
+    : c.enabled
+      ? h("p", { class: "muted" }, "Consented to data contract version " + c.consented.contract_version + " on " + when(c.consented.at) + ".")
+      : h("p", { class: "muted" }, "Switched off " + when(c.consented.at) + ". Last consented to data contract version " + c.consented.contract_version +
+          "; switching on again consents to version " + c.contract_version + ".");
   const receives = c.receives.map((s) => h("div", {},
     h("h3", {}, s.title), s.description ? h("p", { class: "muted" }, s.description) : null,
     h("dl", { class: "fields" }, s.fields.map((f) => [h("dt", {}, f.name), h("dd", {}, f.description)]))));

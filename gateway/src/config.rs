@@ -234,11 +234,7 @@ impl Config {
             .or(file.session_max_secs)
             .unwrap_or(43_200)
             .clamp(session_idle_secs, 30 * 86_400);
-        let handoff_public_key = match args
-            .handoff_public_key
-            .clone()
-            .or(file.handoff_public_key)
-        {
+        let handoff_public_key = match args.handoff_public_key.clone().or(file.handoff_public_key) {
             Some(text) => Some(crate::accounts::handoff::parse_public_key(&text)?),
             None => None,
         };

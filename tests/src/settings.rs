@@ -75,7 +75,11 @@ impl AdminClient {
     }
 
     /// A client from a successful login or hand-off response (asks `me` for the CSRF token).
-    pub async fn from_response(base: &str, http: reqwest::Client, response: reqwest::Response) -> Self {
+    pub async fn from_response(
+        base: &str,
+        http: reqwest::Client,
+        response: reqwest::Response,
+    ) -> Self {
         let cookie = session_cookie(&response).expect("session cookie");
         let mut client = Self {
             base: base.to_string(),
@@ -106,7 +110,12 @@ impl AdminClient {
     }
 
     /// A state-changing request with the CSRF token.
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))

@@ -50,7 +50,10 @@ impl Browser {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "chromedriver did not start within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start within 20 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::tempdir().expect("profile dir");
@@ -89,12 +92,19 @@ impl Browser {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        let v: Value = r.send().await.expect("webdriver").json().await.expect("webdriver json");
+        let v: Value = r
+            .send()
+            .await
+            .expect("webdriver")
+            .json()
+            .await
+            .expect("webdriver json");
         v["value"].clone()
     }
 
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     /// The first visible element matching `css`, waiting up to 10 s.
@@ -102,12 +112,20 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let v = self
-                .call(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": css})))
+                .call(
+                    reqwest::Method::POST,
+                    "/elements",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
                 .await;
             for e in v.as_array().cloned().unwrap_or_default() {
                 let el = Element(e[ELEMENT_KEY].as_str().unwrap_or_default().to_string());
                 let shown = self
-                    .call(reqwest::Method::GET, &format!("/element/{}/displayed", el.0), None)
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/element/{}/displayed", el.0),
+                        None,
+                    )
                     .await;
                 if shown == json!(true) {
                     return el;
@@ -119,8 +137,23 @@ impl Browser {
             if Instant::now() >= deadline {
                 let shot = self.screenshot("failure-last").await;
                 let source = self.call(reqwest::Method::GET, "/source", None).await;
-                let logs = self.call(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"}))).await;
-                panic!("no visible element {css} within 10 s (screenshot {}; console {logs}; page {})", shot.display(), source.as_str().unwrap_or_default().chars().take(600).collect::<String>());
+                let logs = self
+                    .call(
+                        reqwest::Method::POST,
+                        "/se/log",
+                        Some(json!({"type": "browser"})),
+                    )
+                    .await;
+                panic!(
+                    "no visible element {css} within 10 s (screenshot {}; console {logs}; page {})",
+                    shot.display(),
+                    source
+                        .as_str()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(600)
+                        .collect::<String>()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -137,46 +170,74 @@ impl Browser {
             }
             if Instant::now() >= deadline {
                 let shot = self.screenshot("failure-last").await;
-                panic!("{css} never showed {text:?}; it shows {got:?} (screenshot {})", shot.display());
+                panic!(
+                    "{css} never showed {text:?}; it shows {got:?} (screenshot {})",
+                    shot.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn text(&self, el: &Element) -> String {
-        self.call(reqwest::Method::GET, &format!("/element/{}/text", el.0), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{}/text", el.0),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     pub async fn attribute(&self, el: &Element, name: &str) -> Option<String> {
-        self.call(reqwest::Method::GET, &format!("/element/{}/attribute/{name}", el.0), None)
-            .await
-            .as_str()
-            .map(str::to_string)
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{}/attribute/{name}", el.0),
+            None,
+        )
+        .await
+        .as_str()
+        .map(str::to_string)
     }
 
     pub async fn click(&self, css: &str) {
         let el = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{}/click", el.0), Some(json!({})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{}/click", el.0),
+            Some(json!({})),
+        )
+        .await;
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{}/clear", el.0), Some(json!({})))
-            .await;
-        self.call(reqwest::Method::POST, &format!("/element/{}/value", el.0), Some(json!({"text": text})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{}/clear", el.0),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{}/value", el.0),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     /// Presses keys on the focused element (e.g. "\u{E004}" for Tab, "\u{E007}" for Enter).
     pub async fn keys(&self, keys: &str) {
         let actions: Vec<Value> = keys
             .chars()
-            .flat_map(|c| [json!({"type": "keyDown", "value": c.to_string()}), json!({"type": "keyUp", "value": c.to_string()})])
+            .flat_map(|c| {
+                [
+                    json!({"type": "keyDown", "value": c.to_string()}),
+                    json!({"type": "keyUp", "value": c.to_string()}),
+                ]
+            })
             .collect();
         self.call(
             reqwest::Method::POST,
@@ -188,7 +249,9 @@ impl Browser {
 
     /// The id attribute of the focused element.
     pub async fn active_id(&self) -> String {
-        let v = self.call(reqwest::Method::GET, "/element/active", None).await;
+        let v = self
+            .call(reqwest::Method::GET, "/element/active", None)
+            .await;
         let el = Element(v[ELEMENT_KEY].as_str().unwrap_or_default().to_string());
         self.attribute(&el, "id").await.unwrap_or_default()
     }

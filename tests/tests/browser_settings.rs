@@ -17,7 +17,13 @@ const TAB: &str = "\u{E004}";
 async fn admin_runs_accounting_from_the_settings_page() {
     let env = TestEnv::new(Backend::Sqlite).await;
     env.add_seeded_firm("harbour-law", small_seed()).await;
-    add_login(&env.registry, "harbour-law", "admin@harbour.example", Role::Admin).await;
+    add_login(
+        &env.registry,
+        "harbour-law",
+        "admin@harbour.example",
+        Role::Admin,
+    )
+    .await;
     let app = env.spawn().await;
     let browser = Browser::start().await;
 
@@ -26,52 +32,87 @@ async fn admin_runs_accounting_from_the_settings_page() {
     browser.find("#login-firm").await;
     browser.type_into("#login-firm", "harbour-law").await;
     browser.keys(TAB).await;
-    assert_eq!(browser.active_id().await, "login-email", "Tab moves to the email field");
-    browser.type_into("#login-email", "admin@harbour.example").await;
-    browser.type_into("#login-password", "wrong password!").await;
+    assert_eq!(
+        browser.active_id().await,
+        "login-email",
+        "Tab moves to the email field"
+    );
+    browser
+        .type_into("#login-email", "admin@harbour.example")
+        .await;
+    browser
+        .type_into("#login-password", "wrong password!")
+        .await;
     browser.click("#login-submit").await;
     browser.wait_text("#login-error", "not right").await;
     browser.screenshot("settings-01-login-refused").await;
     browser.type_into("#login-password", PASSWORD).await;
     browser.keys("\u{E007}").await;
     browser.wait_text("#connectors", "Accounting system").await;
-    let fields = browser.wait_text("#connector-accounting", "Amount in cents").await;
-    assert!(fields.contains("Transaction reference") && fields.contains("Matter reference"), "{fields}");
+    let fields = browser
+        .wait_text("#connector-accounting", "Amount in cents")
+        .await;
+    assert!(
+        fields.contains("Transaction reference") && fields.contains("Matter reference"),
+        "{fields}"
+    );
     assert!(!fields.contains("internal_note"));
     browser.wait_text("#who-firm", "Firm harbour-law").await;
     browser.screenshot("settings-02-integrations-off").await;
 
     // Switch accounting on and issue a credential; the secret is shown once.
     let switch = browser.find("#switch-accounting").await;
-    assert_eq!(browser.attribute(&switch, "aria-checked").await.as_deref(), Some("false"));
+    assert_eq!(
+        browser.attribute(&switch, "aria-checked").await.as_deref(),
+        Some("false")
+    );
     browser.click("#switch-accounting").await;
     browser.wait_text("#status-accounting", "On").await;
     browser.click("#issue-accounting").await;
     let client_id = browser.wait_text("#new-client-id", "sgc_").await;
-    let secret = browser.text(&browser.find("#new-client-secret").await).await;
+    let secret = browser
+        .text(&browser.find("#new-client-secret").await)
+        .await;
     assert!(secret.len() > 20, "secret shown: {secret:?}");
-    assert_eq!(browser.active_id().await, "copy-secret", "focus moves to the copy button");
+    assert_eq!(
+        browser.active_id().await,
+        "copy-secret",
+        "focus moves to the copy button"
+    );
     browser.screenshot("settings-03-secret-shown-once").await;
 
     // The consent ledger names who switched it on.
     browser.click("[data-tab=ledger]").await;
     let ledger = browser.wait_text("#ledger-table", "Switched on").await;
-    assert!(ledger.contains("admin@harbour.example (settings)") && ledger.contains("version 1"), "{ledger}");
+    assert!(
+        ledger.contains("admin@harbour.example (settings)") && ledger.contains("version 1"),
+        "{ledger}"
+    );
     browser.screenshot("settings-04-consent-history").await;
 
     // The vendor polls with the credential; the call shows up in the viewer.
     let token = app.token(&client_id, &secret).await;
-    assert_eq!(app.get("/v1/transactions?limit=3", &token).await.status(), 200);
+    assert_eq!(
+        app.get("/v1/transactions?limit=3", &token).await.status(),
+        200
+    );
     browser.click("[data-tab=outbound]").await;
-    let outbound = browser.wait_text("#outbound-table", "/v1/transactions").await;
-    assert!(outbound.contains("amount_cents") && outbound.contains("200"), "{outbound}");
+    let outbound = browser
+        .wait_text("#outbound-table", "/v1/transactions")
+        .await;
+    assert!(
+        outbound.contains("amount_cents") && outbound.contains("200"),
+        "{outbound}"
+    );
     browser.screenshot("settings-05-outbound-call").await;
 
     // Filtering by failed calls hides it.
     browser.find("#f-status").await;
     browser.click("#f-status option[value=error]").await;
     browser.click("#outbound-filter button[type=submit]").await;
-    browser.wait_text("#outbound-empty", "No outbound records").await;
+    browser
+        .wait_text("#outbound-empty", "No outbound records")
+        .await;
 
     // Switch accounting off: the vendor's token is refused at once.
     browser.click("[data-tab=integrations]").await;
@@ -80,11 +121,18 @@ async fn admin_runs_accounting_from_the_settings_page() {
     browser.wait_text("#status-accounting", "Off").await;
     browser.wait_text("#flash", "switched off").await;
     browser.screenshot("settings-06-switched-off").await;
-    assert_eq!(app.get("/v1/transactions?limit=3", &token).await.status(), 401);
+    assert_eq!(
+        app.get("/v1/transactions?limit=3", &token).await.status(),
+        401
+    );
     let token_again = app
         .http
         .post(app.url("/oauth/token"))
-        .form(&[("grant_type", "client_credentials"), ("client_id", &client_id), ("client_secret", &secret)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ])
         .send()
         .await
         .unwrap();

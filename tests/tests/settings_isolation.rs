@@ -17,7 +17,10 @@ async fn firm_a_cannot_reach_firm_b(env: TestEnv) {
     let app = env.spawn().await;
     // Firm B's vendor polls, so B has outbound records and a ledger entry.
     let b_token = app.token(&b_client, &b_secret).await;
-    assert_eq!(app.get("/v1/transactions?limit=2", &b_token).await.status(), 200);
+    assert_eq!(
+        app.get("/v1/transactions?limit=2", &b_token).await.status(),
+        200
+    );
 
     let a = AdminClient::login(&app.base, "firm-a", "admin@a.example").await;
     let me = a.get_json("/admin/v1/me").await;
@@ -25,32 +28,67 @@ async fn firm_a_cannot_reach_firm_b(env: TestEnv) {
 
     // Reads: A's own state only.
     let connectors = a.get_json("/admin/v1/connectors").await;
-    assert_eq!(connectors["data"][0]["enabled"], false, "B's switch shows through");
+    assert_eq!(
+        connectors["data"][0]["enabled"], false,
+        "B's switch shows through"
+    );
     assert!(connectors["data"][0]["consented"].is_null());
-    let creds = a.get_json("/admin/v1/connectors/accounting/credentials").await;
+    let creds = a
+        .get_json("/admin/v1/connectors/accounting/credentials")
+        .await;
     assert_eq!(creds["data"], json!([]));
     let outbound = a.get_json("/admin/v1/outbound").await;
     assert_eq!(outbound["data"], json!([]));
     let export = a.get("/admin/v1/outbound/export").await;
     assert_eq!(export.status(), 200);
     assert_eq!(export.text().await.unwrap(), "");
-    assert_eq!(a.get_json("/admin/v1/consent-ledger").await["data"], json!([]));
+    assert_eq!(
+        a.get_json("/admin/v1/consent-ledger").await["data"],
+        json!([])
+    );
     let users = a.get_json("/admin/v1/users").await;
-    let emails: Vec<&str> = users["data"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    let emails: Vec<&str> = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
     assert_eq!(emails, vec!["admin@a.example"]);
     // Trying to name firm B in a query string is refused outright.
     assert_eq!(a.get("/admin/v1/outbound?firm=firm-b").await.status(), 400);
-    assert_eq!(a.get("/admin/v1/outbound?firm_id=firm-b").await.status(), 400);
+    assert_eq!(
+        a.get("/admin/v1/outbound?firm_id=firm-b").await.status(),
+        400
+    );
 
     // Writes with B's ids: 404 like an unknown id, nothing changes.
     let path = format!("/admin/v1/connectors/accounting/credentials/{b_client}");
-    assert_eq!(a.send(reqwest::Method::DELETE, &path, None).await.status(), 404);
+    assert_eq!(
+        a.send(reqwest::Method::DELETE, &path, None).await.status(),
+        404
+    );
     assert_eq!(a.post(&format!("{path}/rotate"), None).await.status(), 404);
-    let unknown = a.send(reqwest::Method::DELETE, "/admin/v1/connectors/accounting/credentials/sgc_unknown", None).await;
+    let unknown = a
+        .send(
+            reqwest::Method::DELETE,
+            "/admin/v1/connectors/accounting/credentials/sgc_unknown",
+            None,
+        )
+        .await;
     assert_eq!(unknown.status(), 404);
     for user in [&b_admin.id, &b_earner.id] {
-        assert_eq!(a.post(&format!("/admin/v1/users/{user}/reset-password"), None).await.status(), 404);
-        assert_eq!(a.post(&format!("/admin/v1/users/{user}/disable"), None).await.status(), 404);
+        assert_eq!(
+            a.post(&format!("/admin/v1/users/{user}/reset-password"), None)
+                .await
+                .status(),
+            404
+        );
+        assert_eq!(
+            a.post(&format!("/admin/v1/users/{user}/disable"), None)
+                .await
+                .status(),
+            404
+        );
     }
     // Firm ids in bodies are not accepted at all.
     let smuggled = a
@@ -58,26 +96,78 @@ async fn firm_a_cannot_reach_firm_b(env: TestEnv) {
         .await;
     assert_eq!(smuggled.status(), 400);
     // Switching off a connector A never had is a conflict in A, not a switch in B.
-    assert_eq!(a.post("/admin/v1/connectors/accounting/disable", None).await.status(), 409);
+    assert_eq!(
+        a.post("/admin/v1/connectors/accounting/disable", None)
+            .await
+            .status(),
+        409
+    );
     // A switching on its own accounting leaves B's alone, and B's ledger untouched.
-    assert_eq!(a.post("/admin/v1/connectors/accounting/enable", None).await.status(), 200);
-    let issued: Value = a.post("/admin/v1/connectors/accounting/credentials", None).await.json().await.unwrap();
+    assert_eq!(
+        a.post("/admin/v1/connectors/accounting/enable", None)
+            .await
+            .status(),
+        200
+    );
+    let issued: Value = a
+        .post("/admin/v1/connectors/accounting/credentials", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(issued["client_id"], json!(b_client));
 
     // Firm B is exactly as it was.
-    assert!(env.registry.grant("firm-b", "accounting").await.unwrap().enabled);
-    assert_eq!(env.registry.consent_ledger("firm-b").await.unwrap().len(), 1);
-    assert_eq!(env.registry.users("firm-b").await.unwrap().len(), 2);
-    assert!(env.registry.users("firm-b").await.unwrap().iter().all(|u| u.disabled_at.is_none()));
-    assert_eq!(app.get("/v1/transactions?limit=1", &b_token).await.status(), 200, "B's vendor still works");
+    assert!(
+        env.registry
+            .grant("firm-b", "accounting")
+            .await
+            .unwrap()
+            .enabled
+    );
     assert_eq!(
-        login_response(&app.http, &app.base, "firm-b", "admin@b.example", PASSWORD, None).await.status(),
+        env.registry.consent_ledger("firm-b").await.unwrap().len(),
+        1
+    );
+    assert_eq!(env.registry.users("firm-b").await.unwrap().len(), 2);
+    assert!(env
+        .registry
+        .users("firm-b")
+        .await
+        .unwrap()
+        .iter()
+        .all(|u| u.disabled_at.is_none()));
+    assert_eq!(
+        app.get("/v1/transactions?limit=1", &b_token).await.status(),
+        200,
+        "B's vendor still works"
+    );
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-b",
+            "admin@b.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
         200,
         "B's admin password unchanged"
     );
     // B's people cannot log in through firm A.
     assert_eq!(
-        login_response(&app.http, &app.base, "firm-a", "admin@b.example", PASSWORD, None).await.status(),
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "admin@b.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
         401
     );
     // And A's admin sees only A's new ledger entry and credential.
@@ -96,49 +186,171 @@ async fn roles_are_enforced_within_a_firm(env: TestEnv) {
     let app = env.spawn().await;
     let earner = AdminClient::login(&app.base, "firm-a", "earner@a.example").await;
     assert_eq!(earner.get("/admin/v1/connectors").await.status(), 200);
-    assert_eq!(earner.post("/admin/v1/connectors/accounting/enable", None).await.status(), 403);
+    assert_eq!(
+        earner
+            .post("/admin/v1/connectors/accounting/enable", None)
+            .await
+            .status(),
+        403
+    );
     assert_eq!(earner.get("/admin/v1/outbound").await.status(), 403);
     assert_eq!(earner.get("/admin/v1/users").await.status(), 403);
     let books = AdminClient::login(&app.base, "firm-a", "books@a.example").await;
     assert_eq!(books.get("/admin/v1/outbound").await.status(), 200);
     assert_eq!(books.get("/admin/v1/consent-ledger").await.status(), 200);
-    assert_eq!(books.post("/admin/v1/connectors/accounting/enable", None).await.status(), 403);
+    assert_eq!(
+        books
+            .post("/admin/v1/connectors/accounting/enable", None)
+            .await
+            .status(),
+        403
+    );
     let admin = AdminClient::login(&app.base, "firm-a", "admin@a.example").await;
     // Admins cannot make owners or touch them; owners can.
     let owner_body = json!({"email": "boss@a.example", "name": "Boss", "role": "owner"});
-    assert_eq!(admin.post("/admin/v1/users", Some(owner_body.clone())).await.status(), 403);
+    assert_eq!(
+        admin
+            .post("/admin/v1/users", Some(owner_body.clone()))
+            .await
+            .status(),
+        403
+    );
     let users = admin.get_json("/admin/v1/users").await;
-    let id_of = |email: &str| users["data"].as_array().unwrap().iter().find(|u| u["email"] == email).unwrap()["id"].as_str().unwrap().to_string();
-    assert_eq!(admin.post(&format!("/admin/v1/users/{}/reset-password", id_of("owner@a.example")), None).await.status(), 403);
+    let id_of = |email: &str| {
+        users["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        admin
+            .post(
+                &format!(
+                    "/admin/v1/users/{}/reset-password",
+                    id_of("owner@a.example")
+                ),
+                None
+            )
+            .await
+            .status(),
+        403
+    );
     // An admin resets a fee earner's password: the new one works once shown, the old one not.
     let reset: Value = admin
-        .post(&format!("/admin/v1/users/{}/reset-password", id_of("earner@a.example")), None)
+        .post(
+            &format!(
+                "/admin/v1/users/{}/reset-password",
+                id_of("earner@a.example")
+            ),
+            None,
+        )
         .await
         .json()
         .await
         .unwrap();
     let new_password = reset["password"].as_str().unwrap();
-    assert_eq!(earner.get("/admin/v1/me").await.status(), 401, "a reset ends the user's sessions");
-    assert_eq!(login_response(&app.http, &app.base, "firm-a", "earner@a.example", PASSWORD, None).await.status(), 401);
-    assert_eq!(login_response(&app.http, &app.base, "firm-a", "earner@a.example", new_password, None).await.status(), 200);
+    assert_eq!(
+        earner.get("/admin/v1/me").await.status(),
+        401,
+        "a reset ends the user's sessions"
+    );
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "earner@a.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "earner@a.example",
+            new_password,
+            None
+        )
+        .await
+        .status(),
+        200
+    );
     // Adding a user returns a password that works.
     let added: Value = admin
-        .post("/admin/v1/users", Some(json!({"email": "new@a.example", "name": "New", "role": "bookkeeper"})))
+        .post(
+            "/admin/v1/users",
+            Some(json!({"email": "new@a.example", "name": "New", "role": "bookkeeper"})),
+        )
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(
-        login_response(&app.http, &app.base, "firm-a", "new@a.example", added["password"].as_str().unwrap(), None).await.status(),
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "new@a.example",
+            added["password"].as_str().unwrap(),
+            None
+        )
+        .await
+        .status(),
         200
     );
     // Disabled users cannot log in; nobody disables themselves.
-    assert_eq!(admin.post(&format!("/admin/v1/users/{}/disable", id_of("books@a.example")), None).await.status(), 200);
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/v1/users/{}/disable", id_of("books@a.example")),
+                None
+            )
+            .await
+            .status(),
+        200
+    );
     assert_eq!(books.get("/admin/v1/me").await.status(), 401);
-    assert_eq!(login_response(&app.http, &app.base, "firm-a", "books@a.example", PASSWORD, None).await.status(), 401);
-    assert_eq!(admin.post(&format!("/admin/v1/users/{}/disable", id_of("admin@a.example")), None).await.status(), 409);
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "books@a.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/v1/users/{}/disable", id_of("admin@a.example")),
+                None
+            )
+            .await
+            .status(),
+        409
+    );
     let owner = AdminClient::login(&app.base, "firm-a", "owner@a.example").await;
-    assert_eq!(owner.post("/admin/v1/users", Some(owner_body)).await.status(), 201);
+    assert_eq!(
+        owner
+            .post("/admin/v1/users", Some(owner_body))
+            .await
+            .status(),
+        201
+    );
     app.stop().await;
 }
 

@@ -142,11 +142,23 @@ mod tests {
         let key = SigningKey::from_bytes(&[7u8; 32]);
         let other = SigningKey::from_bytes(&[8u8; 32]);
         let a = sign(&key, &claims(1_000));
-        assert_eq!(verify(&key.verifying_key(), &a, 900).unwrap(), claims(1_000));
-        assert_eq!(verify(&other.verifying_key(), &a, 900), Err(HandoffError::BadSignature));
-        assert_eq!(verify(&key.verifying_key(), &a, 1_000), Err(HandoffError::Expired));
+        assert_eq!(
+            verify(&key.verifying_key(), &a, 900).unwrap(),
+            claims(1_000)
+        );
+        assert_eq!(
+            verify(&other.verifying_key(), &a, 900),
+            Err(HandoffError::BadSignature)
+        );
+        assert_eq!(
+            verify(&key.verifying_key(), &a, 1_000),
+            Err(HandoffError::Expired)
+        );
         let long = sign(&key, &claims(10_000));
-        assert_eq!(verify(&key.verifying_key(), &long, 900), Err(HandoffError::TooLong));
+        assert_eq!(
+            verify(&key.verifying_key(), &long, 900),
+            Err(HandoffError::TooLong)
+        );
         let (p, s) = a.split_once('.').unwrap();
         let forged = format!("{}x.{s}", p);
         assert!(verify(&key.verifying_key(), &forged, 900).is_err());

@@ -15,7 +15,9 @@ pub const MIN_LEN: usize = 12;
 pub fn check_policy(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_LEN {
-        return Err(format!("the password must be at least {MIN_LEN} characters"));
+        return Err(format!(
+            "the password must be at least {MIN_LEN} characters"
+        ));
     }
     if n > 256 {
         return Err("the password must be at most 256 characters".into());

@@ -81,7 +81,12 @@ pub async fn run(registry: &Registry, command: UserCommand) -> CliResult {
                     password: Some(&password),
                 })
                 .await?;
-            println!("added {} ({}) to firm {}", user.email, user.role.as_str(), user.firm_id);
+            println!(
+                "added {} ({}) to firm {}",
+                user.email,
+                user.role.as_str(),
+                user.firm_id
+            );
             if generated {
                 println!("password={password}");
                 eprintln!("the password is shown once and stored only as an argon2id hash");
@@ -98,7 +103,10 @@ pub async fn run(registry: &Registry, command: UserCommand) -> CliResult {
                 .ok_or_else(|| CliError(format!("firm {firm} has no user {email}")))?;
             let (password, generated) = password(password_stdin)?;
             registry.set_password(&firm, &user.id, &password).await?;
-            println!("password of {} in firm {firm} reset; their sessions ended", user.email);
+            println!(
+                "password of {} in firm {firm} reset; their sessions ended",
+                user.email
+            );
             if generated {
                 println!("password={password}");
             }

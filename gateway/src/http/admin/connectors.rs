@@ -96,7 +96,8 @@ async fn changes_since(state: &AppState, grant: &Grant, c: &Connector) -> Result
         let removed: Vec<&&String> = before.difference(&after).collect();
         if !added.is_empty() || !removed.is_empty() || !old.contains_key(name) {
             let title = c.projections.get(name.as_str()).map(|p| p.title.clone());
-            schemas.push(json!({"schema": name, "title": title, "added": added, "removed": removed}));
+            schemas
+                .push(json!({"schema": name, "title": title, "added": added, "removed": removed}));
         }
     }
     Ok(json!({ "known": true, "from_version": grant.contract_version, "schemas": schemas }))

@@ -53,7 +53,9 @@ async fn active(
         .await?
         .into_iter()
         .find(|c| c.client_id == client_id && c.revoked_at.is_none())
-        .ok_or_else(|| Problem::not_found(format!("no active credential {client_id} for {connector}")))
+        .ok_or_else(|| {
+            Problem::not_found(format!("no active credential {client_id} for {connector}"))
+        })
 }
 
 /// The firm's credentials for a connector (never their secrets).
@@ -67,7 +69,9 @@ pub async fn list(
 ) -> Result<Json<Value>, Problem> {
     session.require_manager()?;
     let c = connector(&state, &id)?;
-    Ok(Json(json!({ "data": of_connector(&state, session.firm(), c.id()).await? })))
+    Ok(Json(
+        json!({ "data": of_connector(&state, session.firm(), c.id()).await? }),
+    ))
 }
 
 fn issued(client_id: &str, secret: &str) -> Value {
@@ -86,7 +90,10 @@ pub async fn issue(
 ) -> Result<(axum::http::StatusCode, Json<Value>), Problem> {
     session.require_manager()?;
     let c = connector(&state, &id)?;
-    let cred = state.registry.issue_credential(session.firm(), c.id()).await?;
+    let cred = state
+        .registry
+        .issue_credential(session.firm(), c.id())
+        .await?;
     tracing::info!(firm = %session.firm(), client_id = %cred.client_id, "credential issued in settings");
     Ok((
         axum::http::StatusCode::CREATED,
@@ -108,7 +115,10 @@ pub async fn rotate(
     session.require_manager()?;
     let c = connector(&state, &id)?;
     active(&state, session.firm(), c.id(), &client_id).await?;
-    let cred = state.registry.issue_credential(session.firm(), c.id()).await?;
+    let cred = state
+        .registry
+        .issue_credential(session.firm(), c.id())
+        .await?;
     state
         .registry
         .revoke_credential(session.firm(), &client_id)

@@ -109,7 +109,9 @@ impl Session {
         if self.user.role.manages() {
             Ok(())
         } else {
-            Err(Problem::forbidden("only the firm's owners and admins may do this"))
+            Err(Problem::forbidden(
+                "only the firm's owners and admins may do this",
+            ))
         }
     }
 
@@ -151,5 +153,6 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
             "send the body as application/json",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
 }

@@ -38,23 +38,34 @@ pub fn parse_filter(query: Option<&str>) -> Result<(PageFilter, i64), Problem> {
                     Some(parse_time(&value).map_err(|e| Problem::unprocessable("from", e))?)
             }
             "to" => {
-                filter.to_ms = Some(parse_time(&value).map_err(|e| Problem::unprocessable("to", e))?)
+                filter.to_ms =
+                    Some(parse_time(&value).map_err(|e| Problem::unprocessable("to", e))?)
             }
             "status" => {
                 filter.status = Some(match value.as_ref() {
                     "ok" => (200, 399),
                     "error" => (400, 999),
                     code => {
-                        let n: i64 = code.parse().ok().filter(|n| (100..=599).contains(n)).ok_or_else(|| {
-                            Problem::unprocessable("status", "status must be ok, error or an HTTP status code")
-                        })?;
+                        let n: i64 = code
+                            .parse()
+                            .ok()
+                            .filter(|n| (100..=599).contains(n))
+                            .ok_or_else(|| {
+                                Problem::unprocessable(
+                                    "status",
+                                    "status must be ok, error or an HTTP status code",
+                                )
+                            })?;
                         (n, n)
                     }
                 })
             }
             "before" => {
                 filter.before_seq = Some(value.parse().map_err(|_| {
-                    Problem::unprocessable("before", "before must be the seq of the previous page's last record")
+                    Problem::unprocessable(
+                        "before",
+                        "before must be the seq of the previous page's last record",
+                    )
                 })?)
             }
             "limit" => {
@@ -112,7 +123,10 @@ pub async fn export(State(state): State<AppState>, session: Session) -> Result<R
     .await?;
     let mut response = out.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"outbound-{}.jsonl\"",
         session.firm()

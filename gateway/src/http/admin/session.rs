@@ -71,10 +71,12 @@ pub async fn login(
         return Err(Problem::too_many_requests(wait));
     }
     let found = match state.registry.firm(body.firm.trim()).await {
-        Ok(_) => state
-            .registry
-            .user_for_login(body.firm.trim(), &body.email)
-            .await?,
+        Ok(_) => {
+            state
+                .registry
+                .user_for_login(body.firm.trim(), &body.email)
+                .await?
+        }
         Err(crate::registry::StoreError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
@@ -106,7 +108,12 @@ pub async fn login(
         .await?;
     tracing::info!(firm = %user.firm_id, user = %user.id, "settings login");
     let firm = state.registry.firm(&user.firm_id).await?;
-    let body = me_body(&state, &user, &firm.name, &crate::accounts::sessions::csrf_token(&id));
+    let body = me_body(
+        &state,
+        &user,
+        &firm.name,
+        &crate::accounts::sessions::csrf_token(&id),
+    );
     let mut response = Json(body).into_response();
     response
         .headers_mut()
@@ -126,7 +133,12 @@ pub async fn logout(State(state): State<AppState>, session: Session) -> Result<R
     Ok(response)
 }
 
-fn me_body(state: &AppState, user: &crate::accounts::users::FirmUser, firm_name: &str, csrf: &str) -> Value {
+fn me_body(
+    state: &AppState,
+    user: &crate::accounts::users::FirmUser,
+    firm_name: &str,
+    csrf: &str,
+) -> Value {
     json!({
         "user": user,
         "firm": { "id": user.firm_id, "name": firm_name },
@@ -141,5 +153,10 @@ fn me_body(state: &AppState, user: &crate::accounts::users::FirmUser, firm_name:
     responses((status = 200, description = "The session's user and firm, and the CSRF token"), (status = 401, description = "No session or it timed out")))]
 pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
     let firm = state.registry.firm(session.firm()).await?;
-    Ok(Json(me_body(&state, &session.user, &firm.name, &session.csrf_token)))
+    Ok(Json(me_body(
+        &state,
+        &session.user,
+        &firm.name,
+        &session.csrf_token,
+    )))
 }

@@ -44,7 +44,9 @@ fn may_touch(session: &Session, role: Role) -> Result<(), Problem> {
     responses((status = 200, description = "Users of the session's firm"), (status = 403, description = "Not an owner or admin")))]
 pub async fn list(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
     session.require_manager()?;
-    Ok(Json(json!({ "data": state.registry.users(session.firm()).await? })))
+    Ok(Json(
+        json!({ "data": state.registry.users(session.firm()).await? }),
+    ))
 }
 
 /// Adds a user to the session's firm with a generated password (shown once).
@@ -74,7 +76,10 @@ pub async fn add(
             password: Some(&password),
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "user": user, "password": password }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": user, "password": password })),
+    ))
 }
 
 /// Sets a new generated password for a user of the session's firm (shown once) and ends their sessions.
@@ -112,5 +117,7 @@ pub async fn disable(
     if target.id == session.user.id {
         return Err(Problem::conflict("you cannot disable your own account"));
     }
-    Ok(Json(json!({ "user": state.registry.disable_user(session.firm(), &target.id).await? })))
+    Ok(Json(
+        json!({ "user": state.registry.disable_user(session.firm(), &target.id).await? }),
+    ))
 }

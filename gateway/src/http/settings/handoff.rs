@@ -38,7 +38,11 @@ pub async fn handoff(
         return Err(refused(HandoffError::Replayed));
     }
     state.registry.firm(&claims.firm).await.map_err(|_| {
-        Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "hand-off refused: unknown firm")
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "hand-off refused: unknown firm",
+        )
     })?;
     let user = state
         .registry
@@ -58,7 +62,11 @@ pub async fn handoff(
         .create_session(&user, state.accounts.max_ms)
         .await?;
     tracing::info!(firm = %user.firm_id, user = %user.id, "settings hand-off");
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/settings"))]).into_response();
+    let mut response = (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_static("/settings"))],
+    )
+        .into_response();
     response
         .headers_mut()
         .insert(header::SET_COOKIE, session_cookie_header(&state, &id));

@@ -19,7 +19,10 @@ const LOGO: &str = include_str!("../../../assets/logo.svg");
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/settings") }))
-        .route("/settings", get(|| async { asset(INDEX, "text/html; charset=utf-8") }))
+        .route(
+            "/settings",
+            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
+        )
         .route(
             "/settings/app.js",
             get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
