@@ -134,7 +134,7 @@ function renderConnector(c) {
     "aria-labelledby": labelId, id: "switch-" + c.id, disabled: !manages() || null,
     onclick: () => toggle(c) });
   const status = c.needs_reconsent
-    ? h("span", { class: "badge warn" }, "Paused: needs re-consent")
+    ? h("span", { class: "badge warn", id: "status-" + c.id }, "Paused: needs re-consent")
     : h("span", { class: c.enabled ? "badge on" : "badge off", id: "status-" + c.id }, c.enabled ? "On" : "Off");
   const consented = !c.consented
     ? h("p", { class: "muted" }, "Never switched on. Current data contract version: " + c.contract_version + ".")
@@ -170,7 +170,7 @@ function renderReconsent(c) {
     h("strong", {}, "The data contract changed from version " + c.consented.contract_version + " to " + c.contract_version + ". "),
     "Nothing is shared until an admin re-consents.",
     items.length ? h("ul", {}, items) : h("p", {}, "The field descriptions or rules changed; review the list below."),
-    manages() ? h("button", { type: "button", onclick: () => act(() => api("POST", "/admin/v1/connectors/" + c.id + "/enable"), "Re-consented to version " + c.contract_version + ".") }, "Re-consent to version " + c.contract_version) : null);
+    manages() ? h("button", { type: "button", id: "reconsent-" + c.id, onclick: () => act(() => api("POST", "/admin/v1/connectors/" + c.id + "/enable"), "Re-consented to version " + c.contract_version + ".") }, "Re-consent to version " + c.contract_version) : null);
 }
 
 async function act(fn, message) {
@@ -271,18 +271,18 @@ async function loadUsers() {
     h("td", {}, u.disabled_at ? h("span", { class: "badge off" }, "Disabled") : h("span", { class: "badge on" }, "Active")),
     h("td", {}, u.disabled_at || u.id === state.me.user.id ? "" : h("div", { class: "row-actions" },
       h("button", { type: "button", class: "ghost", "aria-label": "Reset password of " + u.email,
-        onclick: () => userAction(() => api("POST", "/admin/v1/users/" + u.id + "/reset-password"), "New password for " + u.email) }, "Reset password"),
+        onclick: () => userAction(() => api("POST", "/admin/v1/users/" + u.id + "/reset-password"), "New password for " + u.email, "Password of " + u.email + " reset; their sessions ended.") }, "Reset password"),
       h("button", { type: "button", class: "danger", "aria-label": "Disable " + u.email,
-        onclick: () => userAction(() => api("POST", "/admin/v1/users/" + u.id + "/disable"), null) }, "Disable"))))));
+        onclick: () => userAction(() => api("POST", "/admin/v1/users/" + u.id + "/disable"), null, u.email + " disabled; their sessions ended.") }, "Disable"))))));
 }
 
-async function userAction(fn, title) {
+async function userAction(fn, title, done) {
   try {
     const res = await fn();
     $("user-secret").replaceChildren(res && res.password ? h("div", { class: "secret" },
       h("strong", {}, title + " (shown once)"), h("code", { id: "new-user-password" }, res.password),
       h("button", { type: "button", class: "ghost", onclick: (ev) => copy(res.password, ev.target) }, "Copy password")) : "");
-    flash(title ? "Done." : "User disabled.");
+    flash(done);
     await loadUsers();
   } catch (e) { fail(e); }
 }
@@ -291,7 +291,7 @@ $("user-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const body = { email: $("u-email").value.trim(), name: $("u-name").value.trim(), role: $("u-role").value };
   if ($("u-firm-user").value.trim()) body.firm_user_id = $("u-firm-user").value.trim();
-  userAction(() => api("POST", "/admin/v1/users", body), "Password for " + body.email).then(() => $("user-form").reset());
+  userAction(() => api("POST", "/admin/v1/users", body), "Password for " + body.email, body.email + " added.").then(() => $("user-form").reset());
 });
 
 // ---- Google Calendar (wired by the Google Calendar connector; see http/admin/google.rs) ----

@@ -146,3 +146,92 @@ async fn admin_runs_accounting_from_the_settings_page() {
     browser.quit().await;
     app.stop().await;
 }
+
+/// A newer accounting contract (version 2, matter references gain `opened_at`) in `dir`.
+fn newer_contract(dir: &std::path::Path) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/accounting");
+    let dst = dir.join("accounting");
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    let edit = |file: &str, f: &dyn Fn(&mut serde_json::Value)| {
+        let path = dst.join(file);
+        let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        f(&mut doc);
+        std::fs::write(path, doc.to_string()).unwrap();
+    };
+    edit("manifest.json", &|m| m["contract_version"] = "2".into());
+    edit("matter-ref.json", &|m| {
+        m["properties"]["opened_at"] = serde_json::json!({"type": "string", "format": "date-time",
+            "description": "Date the matter was opened", "x-column": "opened_at", "x-column-type": "unix-ms"})
+    });
+}
+
+async fn log_in(browser: &Browser, base: &str, email: &str) {
+    browser.goto(&format!("{base}/settings")).await;
+    browser.type_into("#login-firm", "harbour-law").await;
+    browser.type_into("#login-email", email).await;
+    browser.type_into("#login-password", PASSWORD).await;
+    browser.click("#login-submit").await;
+    browser.wait_text("#connectors", "Accounting system").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fee_earner_reads_and_admin_reconsents_and_manages_users() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    env.add_seeded_firm("harbour-law", small_seed()).await;
+    add_login(&env.registry, "harbour-law", "admin@harbour.example", Role::Admin).await;
+    add_login(&env.registry, "harbour-law", "thandi@harbour.example", Role::FeeEarner).await;
+    scopegate_e2e::enable_with_credential(&env.registry, "harbour-law", "accounting").await;
+    let schemas = tempfile::tempdir().unwrap();
+    newer_contract(schemas.path());
+    let mut config = env.config();
+    config.schemas_dir = Some(schemas.path().to_path_buf());
+    let app = env.spawn_with(config).await;
+    let browser = Browser::start().await;
+
+    // A fee earner sees what is shared but cannot switch it, nor see the audit tabs.
+    log_in(&browser, &app.base, "thandi@harbour.example").await;
+    let switch = browser.find("#switch-accounting").await;
+    assert!(browser.attribute(&switch, "disabled").await.is_some(), "switch is read-only");
+    browser.wait_text("#status-accounting", "needs re-consent").await;
+    assert!(browser.find_all_visible("[data-tab=users]").await == 0);
+    assert!(browser.find_all_visible("#reconsent-accounting").await == 0);
+    browser.screenshot("settings-07-fee-earner-view").await;
+    browser.click("#logout").await;
+    browser.wait_text("#login-error", "logged out").await;
+
+    // The admin sees exactly what changed, and re-consents.
+    log_in(&browser, &app.base, "admin@harbour.example").await;
+    let notice = browser.wait_text("#connector-accounting .notice", "version 1 to 2").await;
+    assert!(notice.contains("New field opened_at in Matter reference"), "{notice}");
+    browser.wait_text("#connector-accounting", "Date the matter was opened").await;
+    browser.screenshot("settings-08-reconsent-needed").await;
+    browser.click("#reconsent-accounting").await;
+    browser.wait_text("#status-accounting", "On").await;
+    browser.wait_text("#connector-accounting", "Consented to data contract version 2").await;
+
+    // Users: add a bookkeeper; the generated password is shown once.
+    browser.click("[data-tab=users]").await;
+    browser.wait_text("#users-table", "thandi@harbour.example").await;
+    browser.type_into("#u-email", "books@harbour.example").await;
+    browser.type_into("#u-name", "Bongani Books").await;
+    browser.click("#u-role option[value=bookkeeper]").await;
+    browser.click("#user-form button[type=submit]").await;
+    browser.wait_text("#users-table", "books@harbour.example").await;
+    let password = browser.text(&browser.find("#new-user-password").await).await;
+    assert_eq!(password.len(), 20);
+    browser.screenshot("settings-09-users").await;
+    let r = scopegate_e2e::settings::login_response(&app.http, &app.base, "harbour-law", "books@harbour.example", &password, None).await;
+    assert_eq!(r.status(), 200);
+
+    // The narrow (phone) layout.
+    browser.click("[data-tab=integrations]").await;
+    browser.resize(390, 844).await;
+    browser.wait_text("#status-accounting", "On").await;
+    browser.screenshot("settings-10-narrow").await;
+    browser.quit().await;
+    app.stop().await;
+}
