@@ -230,12 +230,17 @@ impl TestApp {
             .expect("get")
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
+    /// Stops the server gracefully and waits for it. This handle's clone of
+    /// the state is dropped first: the log writer ends when the last one goes.
+    pub async fn stop(self) {
+        let TestApp {
+            stop, task, state, ..
+        } = self;
+        drop(state);
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
+        if let Some(task) = task {
             let _ = task.await;
         }
     }

@@ -162,12 +162,24 @@ impl Browser {
     /// How many elements matching `css` are visible now (no waiting).
     pub async fn find_all_visible(&self, css: &str) -> usize {
         let v = self
-            .call(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": css})))
+            .call(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
             .await;
         let mut n = 0;
         for e in v.as_array().cloned().unwrap_or_default() {
             let id = e[ELEMENT_KEY].as_str().unwrap_or_default().to_string();
-            if self.call(reqwest::Method::GET, &format!("/element/{id}/displayed"), None).await == json!(true) {
+            if self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/element/{id}/displayed"),
+                    None,
+                )
+                .await
+                == json!(true)
+            {
                 n += 1;
             }
         }
@@ -273,8 +285,12 @@ impl Browser {
 
     /// Resizes the window (to check the narrow layout).
     pub async fn resize(&self, width: u32, height: u32) {
-        self.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height})))
-            .await;
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
     }
 
     /// Saves a PNG screenshot as `tests/artifacts/<name>.png`; returns the path.

@@ -158,7 +158,8 @@ fn newer_contract(dir: &std::path::Path) {
     }
     let edit = |file: &str, f: &dyn Fn(&mut serde_json::Value)| {
         let path = dst.join(file);
-        let mut doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         f(&mut doc);
         std::fs::write(path, doc.to_string()).unwrap();
     };
@@ -182,8 +183,20 @@ async fn log_in(browser: &Browser, base: &str, email: &str) {
 async fn fee_earner_reads_and_admin_reconsents_and_manages_users() {
     let env = TestEnv::new(Backend::Sqlite).await;
     env.add_seeded_firm("harbour-law", small_seed()).await;
-    add_login(&env.registry, "harbour-law", "admin@harbour.example", Role::Admin).await;
-    add_login(&env.registry, "harbour-law", "thandi@harbour.example", Role::FeeEarner).await;
+    add_login(
+        &env.registry,
+        "harbour-law",
+        "admin@harbour.example",
+        Role::Admin,
+    )
+    .await;
+    add_login(
+        &env.registry,
+        "harbour-law",
+        "thandi@harbour.example",
+        Role::FeeEarner,
+    )
+    .await;
     scopegate_e2e::enable_with_credential(&env.registry, "harbour-law", "accounting").await;
     let schemas = tempfile::tempdir().unwrap();
     newer_contract(schemas.path());
@@ -195,8 +208,13 @@ async fn fee_earner_reads_and_admin_reconsents_and_manages_users() {
     // A fee earner sees what is shared but cannot switch it, nor see the audit tabs.
     log_in(&browser, &app.base, "thandi@harbour.example").await;
     let switch = browser.find("#switch-accounting").await;
-    assert!(browser.attribute(&switch, "disabled").await.is_some(), "switch is read-only");
-    browser.wait_text("#status-accounting", "needs re-consent").await;
+    assert!(
+        browser.attribute(&switch, "disabled").await.is_some(),
+        "switch is read-only"
+    );
+    browser
+        .wait_text("#status-accounting", "needs re-consent")
+        .await;
     assert!(browser.find_all_visible("[data-tab=users]").await == 0);
     assert!(browser.find_all_visible("#reconsent-accounting").await == 0);
     browser.screenshot("settings-07-fee-earner-view").await;
@@ -205,26 +223,52 @@ async fn fee_earner_reads_and_admin_reconsents_and_manages_users() {
 
     // The admin sees exactly what changed, and re-consents.
     log_in(&browser, &app.base, "admin@harbour.example").await;
-    let notice = browser.wait_text("#connector-accounting .notice", "version 1 to 2").await;
-    assert!(notice.contains("New field opened_at in Matter reference"), "{notice}");
-    browser.wait_text("#connector-accounting", "Date the matter was opened").await;
+    let notice = browser
+        .wait_text("#connector-accounting .notice", "version 1 to 2")
+        .await;
+    assert!(
+        notice.contains("New field opened_at in Matter reference"),
+        "{notice}"
+    );
+    browser
+        .wait_text("#connector-accounting", "Date the matter was opened")
+        .await;
     browser.screenshot("settings-08-reconsent-needed").await;
     browser.click("#reconsent-accounting").await;
     browser.wait_text("#status-accounting", "On").await;
-    browser.wait_text("#connector-accounting", "Consented to data contract version 2").await;
+    browser
+        .wait_text(
+            "#connector-accounting",
+            "Consented to data contract version 2",
+        )
+        .await;
 
     // Users: add a bookkeeper; the generated password is shown once.
     browser.click("[data-tab=users]").await;
-    browser.wait_text("#users-table", "thandi@harbour.example").await;
+    browser
+        .wait_text("#users-table", "thandi@harbour.example")
+        .await;
     browser.type_into("#u-email", "books@harbour.example").await;
     browser.type_into("#u-name", "Bongani Books").await;
     browser.click("#u-role option[value=bookkeeper]").await;
     browser.click("#user-form button[type=submit]").await;
-    browser.wait_text("#users-table", "books@harbour.example").await;
-    let password = browser.text(&browser.find("#new-user-password").await).await;
+    browser
+        .wait_text("#users-table", "books@harbour.example")
+        .await;
+    let password = browser
+        .text(&browser.find("#new-user-password").await)
+        .await;
     assert_eq!(password.len(), 20);
     browser.screenshot("settings-09-users").await;
-    let r = scopegate_e2e::settings::login_response(&app.http, &app.base, "harbour-law", "books@harbour.example", &password, None).await;
+    let r = scopegate_e2e::settings::login_response(
+        &app.http,
+        &app.base,
+        "harbour-law",
+        "books@harbour.example",
+        &password,
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
 
     // The narrow (phone) layout.
@@ -234,4 +278,33 @@ async fn fee_earner_reads_and_admin_reconsents_and_manages_users() {
     browser.screenshot("settings-10-narrow").await;
     browser.quit().await;
     app.stop().await;
+}
+
+/// Drives a running `scopegate demo` (not started by the suite): run the demo,
+/// then `SCOPEGATE_DEMO_URL=... SCOPEGATE_DEMO_PASSWORD=... cargo test -p
+/// scopegate-e2e --test browser_settings -- --ignored demo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running `scopegate demo`; see the doc comment"]
+async fn demo_login_works_in_the_browser() {
+    let base = std::env::var("SCOPEGATE_DEMO_URL").expect("SCOPEGATE_DEMO_URL");
+    let password = std::env::var("SCOPEGATE_DEMO_PASSWORD").expect("SCOPEGATE_DEMO_PASSWORD");
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/settings")).await;
+    browser.type_into("#login-firm", "harbour-law").await;
+    browser
+        .type_into("#login-email", "admin@harbour-law.example")
+        .await;
+    browser.type_into("#login-password", &password).await;
+    browser.click("#login-submit").await;
+    browser.wait_text("#status-accounting", "On").await;
+    browser.wait_text("#credentials-accounting", "Active").await;
+    browser.screenshot("demo-01-integrations").await;
+    browser.click("[data-tab=ledger]").await;
+    browser
+        .wait_text("#ledger-table", "admin@harbour-law.example")
+        .await;
+    browser.click("[data-tab=outbound]").await;
+    browser.find("#outbound-table").await;
+    browser.screenshot("demo-02-outbound").await;
+    browser.quit().await;
 }
