@@ -178,7 +178,7 @@ async fn firm_a_cannot_reach_firm_b(env: TestEnv) {
 }
 
 async fn roles_are_enforced_within_a_firm(env: TestEnv) {
-    env.add_seeded_firm("firm-a", small_seed()).await;
+    let db = env.add_seeded_firm("firm-a", small_seed()).await;
     add_login(&env.registry, "firm-a", "owner@a.example", Role::Owner).await;
     add_login(&env.registry, "firm-a", "admin@a.example", Role::Admin).await;
     add_login(&env.registry, "firm-a", "earner@a.example", Role::FeeEarner).await;
@@ -308,6 +308,21 @@ async fn roles_are_enforced_within_a_firm(env: TestEnv) {
         .status(),
         200
     );
+    // A fee earner is linked to a real user of the firm's own database, or refused.
+    let earner_id: String = sqlx::query_scalar("SELECT id FROM users ORDER BY id LIMIT 1")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let linked = admin
+        .post("/admin/v1/users", Some(json!({"email": "fe@a.example", "name": "Fe", "role": "fee_earner", "firm_user_id": earner_id})))
+        .await;
+    assert_eq!(linked.status(), 201);
+    let linked: Value = linked.json().await.unwrap();
+    assert_eq!(linked["user"]["firm_user_id"], json!(earner_id));
+    let bogus = admin
+        .post("/admin/v1/users", Some(json!({"email": "fe2@a.example", "name": "Fe", "role": "fee_earner", "firm_user_id": "no-such-user"})))
+        .await;
+    assert_eq!(bogus.status(), 422);
     // Disabled users cannot log in; nobody disables themselves.
     assert_eq!(
         admin

@@ -64,6 +64,25 @@ pub async fn add(
     let body: AddBody = json_body(&headers, &body)?;
     let role = Role::parse(&body.role).map_err(|e| Problem::unprocessable("role", e))?;
     may_touch(&session, role)?;
+    let firm_user_id = body
+        .firm_user_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if let Some(id) = firm_user_id {
+        let db = state.tenancy.firm_db(&session).await?;
+        let known = sqlx::query("SELECT id FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await
+            .map_err(crate::registry::StoreError::from)?;
+        if known.is_none() {
+            return Err(Problem::unprocessable(
+                "firm_user_id",
+                format!("your practice system has no user {id:?}"),
+            ));
+        }
+    }
     let password = passwords::generate();
     let user = state
         .registry
@@ -72,7 +91,7 @@ pub async fn add(
             email: &body.email,
             name: &body.name,
             role,
-            firm_user_id: body.firm_user_id.as_deref().filter(|s| !s.is_empty()),
+            firm_user_id,
             password: Some(&password),
         })
         .await?;
