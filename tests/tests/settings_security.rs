@@ -256,6 +256,38 @@ async fn idle_sessions_time_out(env: TestEnv) {
     app.stop().await;
 }
 
+async fn sessions_end_at_their_absolute_lifetime(env: TestEnv) {
+    env.add_seeded_firm("f1", small_seed()).await;
+    add_login(&env.registry, "f1", "admin@f1.example", Role::Admin).await;
+    let app = env
+        .spawn_with(config_with(&env, |a| {
+            a.session_idle_secs = Some(2);
+            a.session_max_secs = Some(3);
+        }))
+        .await;
+    let admin = AdminClient::login(&app.base, "f1", "admin@f1.example").await;
+    let started = std::time::Instant::now();
+    let mut last_ok = Duration::ZERO;
+    for _ in 0..16 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        match admin.get("/admin/v1/me").await.status().as_u16() {
+            200 => last_ok = started.elapsed(),
+            401 => break,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        last_ok >= Duration::from_millis(2_000),
+        "ended early, at {last_ok:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(4_600),
+        "still alive past its lifetime"
+    );
+    assert_eq!(admin.get("/admin/v1/me").await.status(), 401);
+    app.stop().await;
+}
+
 async fn state_changes_need_the_csrf_token(env: TestEnv) {
     env.add_seeded_firm("f1", small_seed()).await;
     add_login(&env.registry, "f1", "admin@f1.example", Role::Admin).await;
@@ -452,6 +484,7 @@ on_both_backends!(
     cookie_and_headers_are_hardened,
     login_is_throttled_with_one_generic_error,
     idle_sessions_time_out,
+    sessions_end_at_their_absolute_lifetime,
     state_changes_need_the_csrf_token,
     handoff_assertions_are_single_use_signed_and_short,
 );
