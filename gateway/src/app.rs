@@ -22,6 +22,7 @@ pub struct App {
     pub keyring: Arc<Keyring>,
     pub auth_throttle: AuthThrottle,
     pub api_limiters: ApiLimiters,
+    pub accounts: crate::accounts::Accounts,
 }
 
 /// Axum state: a cheap handle on the `App`.
@@ -59,6 +60,7 @@ impl Application {
             tenancy: Tenancy::new(registry.clone(), config.firm_pool_capacity),
             auth_throttle: AuthThrottle::new(&config.limits),
             api_limiters: ApiLimiters::new(&config.limits, trusted),
+            accounts: crate::accounts::Accounts::new(&config),
             registry,
             log,
             catalogue,
@@ -115,6 +117,10 @@ async fn prune_periodically(state: AppState) {
         tick.tick().await;
         state.auth_throttle.prune();
         state.api_limiters.prune();
+        state.accounts.login_throttle.prune();
+        if let Err(e) = state.registry.prune_sessions(state.accounts.idle_ms).await {
+            tracing::warn!(error = %e, "could not prune settings sessions");
+        }
         if let Err(e) = state.registry.prune_expired_tokens().await {
             tracing::warn!(error = %e, "could not prune expired tokens");
         }

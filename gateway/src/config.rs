@@ -20,6 +20,14 @@
 //! | `--auth-failures-per-ip` | `SCOPEGATE_AUTH_FAILURES_PER_IP` | `auth_failures_per_ip` | `5` |
 //! | `--auth-failures-per-client` | `SCOPEGATE_AUTH_FAILURES_PER_CLIENT` | `auth_failures_per_client` | `50` |
 //! | `--auth-failure-recovery-secs` | `SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS` | `auth_failure_recovery_secs` | `60` |
+//! | `--session-idle-secs` | `SCOPEGATE_SESSION_IDLE_SECS` | `session_idle_secs` | `1800` |
+//! | `--session-max-secs` | `SCOPEGATE_SESSION_MAX_SECS` | `session_max_secs` | `43200` |
+//! | `--handoff-public-key` | `SCOPEGATE_HANDOFF_PUBLIC_KEY` | `handoff_public_key` | none (hand-off off) |
+//!
+//! Settings logins are throttled with the same failure budgets as client
+//! authentication (`auth_failures_per_ip`, and `auth_failures_per_client` per
+//! firm account). The hand-off key is the host application's Ed25519 public
+//! key, base64 (32 bytes).
 
 use crate::keys::{KeyError, Keyring};
 use clap::Args;
@@ -98,6 +106,15 @@ pub struct ConfigArgs {
     /// Seconds for one allowed failure to come back.
     #[arg(long, env = "SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS", global = true)]
     pub auth_failure_recovery_secs: Option<u64>,
+    /// Settings sessions end after this many seconds without a request.
+    #[arg(long, env = "SCOPEGATE_SESSION_IDLE_SECS", global = true)]
+    pub session_idle_secs: Option<u64>,
+    /// Settings sessions end this many seconds after login, used or not.
+    #[arg(long, env = "SCOPEGATE_SESSION_MAX_SECS", global = true)]
+    pub session_max_secs: Option<u64>,
+    /// The host application's Ed25519 public key (base64) for settings hand-off.
+    #[arg(long, env = "SCOPEGATE_HANDOFF_PUBLIC_KEY", global = true)]
+    pub handoff_public_key: Option<String>,
 }
 
 /// The TOML file: the same settings, every key optional, unknown keys refused.
@@ -119,6 +136,9 @@ struct FileConfig {
     auth_failures_per_ip: Option<u32>,
     auth_failures_per_client: Option<u32>,
     auth_failure_recovery_secs: Option<u64>,
+    session_idle_secs: Option<u64>,
+    session_max_secs: Option<u64>,
+    handoff_public_key: Option<String>,
 }
 
 /// Rate limits (see the table above).
@@ -145,6 +165,9 @@ pub struct Config {
     pub firm_pool_capacity: usize,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
+    pub session_idle_secs: u64,
+    pub session_max_secs: u64,
+    pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl Config {
@@ -201,7 +224,24 @@ impl Config {
         {
             return Err("rate limits must be positive numbers".into());
         }
+        let session_idle_secs = args
+            .session_idle_secs
+            .or(file.session_idle_secs)
+            .unwrap_or(1800)
+            .clamp(1, 7 * 86_400);
+        let session_max_secs = args
+            .session_max_secs
+            .or(file.session_max_secs)
+            .unwrap_or(43_200)
+            .clamp(session_idle_secs, 30 * 86_400);
+        let handoff_public_key = match args.handoff_public_key.clone().or(file.handoff_public_key) {
+            Some(text) => Some(crate::accounts::handoff::parse_public_key(&text)?),
+            None => None,
+        };
         Ok(Self {
+            session_idle_secs,
+            session_max_secs,
+            handoff_public_key,
             data_dir,
             database_url,
             listen,

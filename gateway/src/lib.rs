@@ -3,6 +3,7 @@
 //! credentials, schema-driven minimal projections, and a hash-chained
 //! outbound log written before anything leaves.
 
+pub mod accounts;
 pub mod app;
 pub mod catalogue;
 pub mod cli;

@@ -6,6 +6,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable the
 //! PostgreSQL half is skipped with a message, except with `CI=true`, where it fails.
 
+pub mod settings;
+pub mod webdriver;
+
 use scopegate::app::{AppState, Application};
 use scopegate::config::{Config, ConfigArgs};
 use scopegate::keys::Keyring;
@@ -227,12 +230,17 @@ impl TestApp {
             .expect("get")
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
+    /// Stops the server gracefully and waits for it. This handle's clone of
+    /// the state is dropped first: the log writer ends when the last one goes.
+    pub async fn stop(self) {
+        let TestApp {
+            stop, task, state, ..
+        } = self;
+        drop(state);
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        if let Some(task) = self.task.take() {
+        if let Some(task) = task {
             let _ = task.await;
         }
     }

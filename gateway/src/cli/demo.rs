@@ -48,6 +48,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
     let registry = Registry::connect_and_migrate(&config.database_url).await?;
     let catalogue = super::catalogue(&config)?;
     let mut matter_id = String::new();
+    let mut fee_earner: Option<(String, String, String)> = None;
     for (id, name) in FIRMS {
         let url = default_firm_url(&dir, id);
         let db = provision_firm_database(id, &url).await?;
@@ -57,6 +58,12 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
                 .fetch_one(db.pool())
                 .await?
                 .get("id");
+        }
+        if fee_earner.is_none() {
+            let row = sqlx::query("SELECT id, full_name, email FROM users ORDER BY email LIMIT 1")
+                .fetch_one(db.pool())
+                .await?;
+            fee_earner = Some((row.get("id"), row.get("full_name"), row.get("email")));
         }
         db.pool().close().await;
         registry.add_firm(id, name, &url).await?;
@@ -70,6 +77,29 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
         )
         .await?;
     let credential = registry.issue_credential(FIRMS[0].0, "accounting").await?;
+    let admin_password = crate::accounts::passwords::generate();
+    registry
+        .add_user(crate::accounts::users::NewUser {
+            firm_id: FIRMS[0].0,
+            email: "admin@harbour-law.example",
+            name: "Harbour Admin",
+            role: crate::accounts::Role::Admin,
+            firm_user_id: None,
+            password: Some(&admin_password),
+        })
+        .await?;
+    let (earner_id, earner_name, earner_email) = fee_earner.expect("seeded fee earner");
+    let earner_password = crate::accounts::passwords::generate();
+    registry
+        .add_user(crate::accounts::users::NewUser {
+            firm_id: FIRMS[0].0,
+            email: &earner_email,
+            name: &earner_name,
+            role: crate::accounts::Role::FeeEarner,
+            firm_user_id: Some(&earner_id),
+            password: Some(&earner_password),
+        })
+        .await?;
     registry.close().await;
 
     let app = Application::build(config, Arc::new(Keyring::ephemeral())).await?;
@@ -106,6 +136,16 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
         FIRMS[0].0
     );
     println!("  scopegate --data-dir {} audit verify", dir.display());
+    println!();
+    println!("Settings page: {base}/settings");
+    println!(
+        "  firm admin:  firm {}  email admin@harbour-law.example  password {admin_password}",
+        FIRMS[0].0
+    );
+    println!(
+        "  fee earner:  firm {}  email {earner_email}  password {earner_password}",
+        FIRMS[0].0
+    );
     println!("API description: {base}/openapi.json    Stop with Ctrl-C.");
     app.run_until(shutdown_signal()).await?;
     Ok(())

@@ -7,6 +7,7 @@ mod demo;
 mod firm;
 mod grant;
 mod serve;
+mod user;
 
 use crate::config::{Config, ConfigArgs};
 use crate::registry::Registry;
@@ -44,6 +45,9 @@ enum Command {
     /// Verify and export the outbound log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Settings logins of a firm's people.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Master keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -130,6 +134,7 @@ async fn run(command: Command, config: Config) -> CliResult {
                 Command::Grant(cmd) => grant::run(&config, &registry, cmd).await,
                 Command::Credential(cmd) => credential::run(&registry, cmd).await,
                 Command::Audit(cmd) => audit::run(&registry, cmd).await,
+                Command::User(cmd) => user::run(&registry, cmd).await,
                 _ => unreachable!("handled above"),
             };
             registry.close().await;

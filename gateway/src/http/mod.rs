@@ -2,11 +2,14 @@
 //! the OpenAPI document, each in its own module.
 
 pub mod accounting;
+pub mod admin;
 pub mod bearer;
 pub mod client_ip;
 pub mod oauth;
 pub mod openapi;
 pub mod problem;
+pub mod security_headers;
+pub mod settings;
 pub mod throttle;
 
 use crate::app::AppState;
@@ -25,12 +28,18 @@ pub fn router(state: AppState) -> Router {
         .layer(state.api_limiters.credential_layer())
         .layer(state.api_limiters.ip_layer());
     let oauth = oauth::routes().layer(state.api_limiters.ip_layer());
+    let browser = security_headers::apply(
+        settings::routes().merge(admin::routes()),
+        state.accounts.tls,
+    )
+    .layer(state.api_limiters.ip_layer());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::serve))
         .merge(api)
         .merge(oauth)
+        .merge(browser)
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .layer(SetResponseHeaderLayer::if_not_present(

@@ -13,8 +13,14 @@ use utoipa::OpenApi;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "scopegate connector API", description = "Per-firm, opt-in, minimal-projection access to a law firm's practice data. Obtain a token with the OAuth 2.0 client-credentials grant at /oauth/token using the client_id and client_secret the firm issued you."),
-    paths(super::accounting::transactions, super::accounting::matters, super::accounting::post_fee),
-    tags((name = "accounting", description = "What a bookkeeper sees: transactions, matter references, fee posting"))
+    paths(super::accounting::transactions, super::accounting::matters, super::accounting::post_fee,
+        super::admin::session::login, super::admin::session::logout, super::admin::session::me,
+        super::admin::connectors::list, super::admin::connectors::enable, super::admin::connectors::disable,
+        super::admin::credentials::list, super::admin::credentials::issue, super::admin::credentials::rotate, super::admin::credentials::revoke,
+        super::admin::outbound::list, super::admin::outbound::export, super::admin::ledger::list,
+        super::admin::users::list, super::admin::users::add, super::admin::users::reset_password, super::admin::users::disable),
+    tags((name = "accounting", description = "What a bookkeeper sees: transactions, matter references, fee posting"),
+         (name = "admin", description = "The firm's settings (what the settings page calls). Cookie session from POST /admin/v1/session or the host application's hand-off; every request other than GET carries X-CSRF-Token from GET /admin/v1/me; everything is scoped to the session's firm."))
 )]
 struct ApiDoc;
 
@@ -63,6 +69,10 @@ pub fn document(catalogue: &Catalogue, public_url: &str) -> Value {
             }}
         }
     });
+    doc["components"]["securitySchemes"]["session"] = json!({
+        "type": "apiKey", "in": "cookie", "name": crate::accounts::sessions::COOKIE,
+        "description": "Settings session (HttpOnly, SameSite=Strict); state-changing requests also need the X-CSRF-Token header"
+    });
     doc["servers"] = json!([{ "url": public_url }]);
     doc
 }
@@ -103,5 +113,7 @@ mod tests {
         }
         assert!(doc["paths"]["/v1/transactions"]["get"].is_object());
         assert!(!text.contains("x-column"));
+        assert!(doc["paths"]["/admin/v1/connectors/{id}/enable"]["post"].is_object());
+        assert!(doc["paths"]["/admin/v1/outbound"]["get"].is_object());
     }
 }

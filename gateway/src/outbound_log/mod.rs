@@ -42,22 +42,44 @@ pub async fn export(
     Ok(count)
 }
 
+/// Which records the settings viewer asks for. Every filter is optional.
+#[derive(Debug, Clone, Default)]
+pub struct PageFilter {
+    pub connector: Option<String>,
+    /// At or after this time (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Before this time (Unix ms).
+    pub to_ms: Option<i64>,
+    /// Only results whose HTTP status lies in this inclusive range.
+    pub status: Option<(i64, i64)>,
+    /// Only records older than this sequence number (the previous page's last `seq`).
+    pub before_seq: Option<i64>,
+}
+
 /// A page of a firm's records, newest first, with optional filters (settings viewer).
 pub async fn page(
     registry: &Registry,
     firm_id: &str,
-    connector: Option<&str>,
-    before_seq: Option<i64>,
+    filter: &PageFilter,
     limit: i64,
 ) -> StoreResult<Vec<LogRecord>> {
     let sql = format!(
-        "SELECT {} FROM outbound_log WHERE firm_id = $1 AND ($2 = '' OR connector = $2) AND seq < $3 ORDER BY seq DESC LIMIT $4",
+        "SELECT {} FROM outbound_log WHERE firm_id = $1 AND ($2 = '' OR connector = $2) AND at >= $3 AND at < $4 AND seq < $5 AND ($6 = 0 OR (kind = 'result' AND status >= $7 AND status <= $8)) ORDER BY seq DESC LIMIT $9",
         record::COLUMNS
     );
+    let (status_on, lo, hi) = match filter.status {
+        Some((lo, hi)) => (1i64, lo, hi),
+        None => (0, 0, 0),
+    };
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(firm_id)
-        .bind(connector.unwrap_or(""))
-        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(filter.connector.as_deref().unwrap_or(""))
+        .bind(filter.from_ms.unwrap_or(i64::MIN))
+        .bind(filter.to_ms.unwrap_or(i64::MAX))
+        .bind(filter.before_seq.unwrap_or(i64::MAX))
+        .bind(status_on)
+        .bind(lo)
+        .bind(hi)
         .bind(limit.clamp(1, 500))
         .fetch_all(registry.pool())
         .await?;

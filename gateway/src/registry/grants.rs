@@ -82,6 +82,7 @@ impl Registry {
             &mut tx, firm_id, &grant_id, connector, "enable", actor, &hash, version, now,
         )
         .await?;
+        remember_contract_fields(&mut tx, contract, &hash).await?;
         tx.commit().await?;
         self.grant(firm_id, connector).await
     }
@@ -260,5 +261,55 @@ pub(super) fn grant_from_row(row: &sqlx::any::AnyRow) -> Grant {
         schema_hash: row.get("schema_hash"),
         contract_version: row.get("contract_version"),
         updated_at: row.get("updated_at"),
+    }
+}
+
+/// Keeps the field names of a consented contract (per schema) under its hash,
+/// so settings can later say which fields a newer contract adds or drops.
+async fn remember_contract_fields(
+    tx: &mut Transaction<'_, Any>,
+    contract: &ConnectorContract,
+    hash: &str,
+) -> StoreResult<()> {
+    let fields = contract_field_names(contract);
+    sqlx::query("INSERT INTO contract_fields (schema_hash, connector, contract_version, fields) VALUES ($1, $2, $3, $4) ON CONFLICT (schema_hash) DO NOTHING")
+        .bind(hash)
+        .bind(&contract.manifest.id)
+        .bind(&contract.manifest.contract_version)
+        .bind(serde_json::to_string(&fields).expect("json"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Schema name -> its top-level property names.
+pub fn contract_field_names(
+    contract: &ConnectorContract,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    contract
+        .schemas
+        .iter()
+        .map(|(name, doc)| {
+            let props = doc
+                .get("properties")
+                .and_then(|p| p.as_object())
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            (name.clone(), props)
+        })
+        .collect()
+}
+
+impl Registry {
+    /// The field names (per schema) of the contract with this hash, if a firm ever consented to it.
+    pub async fn contract_fields(
+        &self,
+        schema_hash: &str,
+    ) -> StoreResult<Option<std::collections::BTreeMap<String, Vec<String>>>> {
+        let row = sqlx::query("SELECT fields FROM contract_fields WHERE schema_hash = $1")
+            .bind(schema_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.and_then(|r| serde_json::from_str(&r.get::<String, _>("fields")).ok()))
     }
 }

@@ -1,0 +1,86 @@
+//! Firm accounts for the settings page: people who belong to exactly one firm
+//! with a role, their argon2id passwords, server-side cookie sessions, the
+//! signed hand-off from the firm's practice-management app, and the login
+//! throttle. The firm of a request always comes from its session, never from
+//! anything the browser sends.
+
+pub mod handoff;
+pub mod passwords;
+pub mod sessions;
+pub mod users;
+
+use crate::config::Config;
+use crate::http::throttle::AuthThrottle;
+
+/// What a person may do in settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the firm's account; the only role that may make or change owners.
+    Owner,
+    /// Switches connectors, manages credentials and users.
+    Admin,
+    /// Connects their own calendar; sees which connectors are on.
+    FeeEarner,
+    /// Reads the outbound log and the consent ledger; changes nothing.
+    Bookkeeper,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::FeeEarner => "fee_earner",
+            Role::Bookkeeper => "bookkeeper",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "owner" => Ok(Role::Owner),
+            "admin" => Ok(Role::Admin),
+            "fee_earner" => Ok(Role::FeeEarner),
+            "bookkeeper" => Ok(Role::Bookkeeper),
+            other => Err(format!(
+                "role {other:?} must be one of owner, admin, fee_earner, bookkeeper"
+            )),
+        }
+    }
+
+    /// May switch connectors, manage credentials and users.
+    pub fn manages(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+
+    /// May read the outbound log and consent ledger.
+    pub fn audits(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin | Role::Bookkeeper)
+    }
+}
+
+/// Account settings and the login throttle, built once at startup.
+pub struct Accounts {
+    /// Failed logins per IP and per (firm, email).
+    pub login_throttle: AuthThrottle,
+    /// A session unused this long is over.
+    pub idle_ms: i64,
+    /// A session is over this long after login, used or not.
+    pub max_ms: i64,
+    /// The host application's Ed25519 public key for hand-off assertions.
+    pub handoff_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Served over TLS: cookies get `Secure` and responses HSTS.
+    pub tls: bool,
+}
+
+impl Accounts {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            login_throttle: AuthThrottle::new(&config.limits),
+            idle_ms: config.session_idle_secs as i64 * 1000,
+            max_ms: config.session_max_secs as i64 * 1000,
+            handoff_key: config.handoff_public_key,
+            tls: config.public_url.starts_with("https://"),
+        }
+    }
+}

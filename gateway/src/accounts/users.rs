@@ -1,0 +1,220 @@
+//! The people of each firm, kept in the registry (`firm_users`). Every query
+//! is keyed by the firm as well as the user id, so an id of another firm is
+//! simply not found.
+
+use super::{passwords, Role};
+use crate::clock::now_ms;
+use crate::registry::{is_unique_violation, Registry, StoreError, StoreResult};
+use sqlx::Row;
+
+/// A firm's user as settings shows it (never the password hash).
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct FirmUser {
+    pub id: String,
+    pub firm_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    /// The matching `users.id` in the firm's own database, for fee earners.
+    pub firm_user_id: Option<String>,
+    /// False for people who only arrive through the host application's hand-off.
+    pub has_password: bool,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// What is needed to add a user.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub firm_id: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub firm_user_id: Option<&'a str>,
+    /// `None` for a hand-off-only user.
+    pub password: Option<&'a str>,
+}
+
+const COLUMNS: &str =
+    "id, firm_id, email, name, role, firm_user_id, password_hash, created_at, disabled_at";
+
+/// Emails are compared lower-cased and trimmed.
+pub fn normalise_email(email: &str) -> StoreResult<String> {
+    let email = email.trim().to_lowercase();
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.starts_with('.'))
+        && !email.chars().any(char::is_whitespace);
+    if ok {
+        Ok(email)
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{email:?} is not an email address"
+        )))
+    }
+}
+
+impl Registry {
+    /// Adds a user to a firm; the email must be new in that firm.
+    pub async fn add_user(&self, new: NewUser<'_>) -> StoreResult<FirmUser> {
+        self.firm(new.firm_id).await?;
+        let email = normalise_email(new.email)?;
+        let name = new.name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid(
+                "the name must be 1-200 characters".into(),
+            ));
+        }
+        let hash = match new.password {
+            Some(p) => {
+                passwords::check_policy(p).map_err(StoreError::Invalid)?;
+                Some(passwords::hash(p))
+            }
+            None => None,
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO firm_users (id, firm_id, email, name, role, firm_user_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(&id).bind(new.firm_id).bind(&email).bind(name).bind(new.role.as_str())
+            .bind(new.firm_user_id).bind(hash).bind(now_ms())
+            .execute(self.pool()).await
+            .map_err(|e| if is_unique_violation(&e) {
+                StoreError::Conflict(format!("{email} already has an account in firm {}", new.firm_id))
+            } else { e.into() })?;
+        self.user(new.firm_id, &id).await
+    }
+
+    /// One user of one firm; a user of another firm is "not found".
+    pub async fn user(&self, firm_id: &str, user_id: &str) -> StoreResult<FirmUser> {
+        let sql = format!("SELECT {COLUMNS} FROM firm_users WHERE firm_id = $1 AND id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(firm_id)
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no user {user_id} in this firm")))?;
+        Ok(user_from_row(&row))
+    }
+
+    /// The user with this email in this firm, with their password hash.
+    pub async fn user_for_login(
+        &self,
+        firm_id: &str,
+        email: &str,
+    ) -> StoreResult<Option<(FirmUser, Option<String>)>> {
+        let Ok(email) = normalise_email(email) else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT {COLUMNS} FROM firm_users WHERE firm_id = $1 AND email = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(firm_id)
+            .bind(&email)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| (user_from_row(&r), r.get("password_hash"))))
+    }
+
+    /// Users of one firm, by email.
+    pub async fn users(&self, firm_id: &str) -> StoreResult<Vec<FirmUser>> {
+        let sql = format!("SELECT {COLUMNS} FROM firm_users WHERE firm_id = $1 ORDER BY email");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(firm_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(user_from_row).collect())
+    }
+
+    /// Sets a new password for a user of this firm and ends their sessions.
+    pub async fn set_password(
+        &self,
+        firm_id: &str,
+        user_id: &str,
+        password: &str,
+    ) -> StoreResult<()> {
+        passwords::check_policy(password).map_err(StoreError::Invalid)?;
+        let hash = passwords::hash(password);
+        let mut tx = self.pool().begin().await?;
+        let changed =
+            sqlx::query("UPDATE firm_users SET password_hash = $1 WHERE firm_id = $2 AND id = $3")
+                .bind(hash)
+                .bind(firm_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if changed != 1 {
+            return Err(StoreError::NotFound(format!(
+                "no user {user_id} in this firm"
+            )));
+        }
+        sqlx::query("DELETE FROM admin_sessions WHERE firm_id = $1 AND user_id = $2")
+            .bind(firm_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Disables a user of this firm (they can no longer log in) and ends their sessions.
+    pub async fn disable_user(&self, firm_id: &str, user_id: &str) -> StoreResult<FirmUser> {
+        let mut tx = self.pool().begin().await?;
+        let changed = sqlx::query("UPDATE firm_users SET disabled_at = $1 WHERE firm_id = $2 AND id = $3 AND disabled_at IS NULL")
+            .bind(now_ms()).bind(firm_id).bind(user_id)
+            .execute(&mut *tx).await?.rows_affected();
+        if changed != 1 {
+            return Err(StoreError::NotFound(format!(
+                "no active user {user_id} in this firm"
+            )));
+        }
+        sqlx::query("DELETE FROM admin_sessions WHERE firm_id = $1 AND user_id = $2")
+            .bind(firm_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.user(firm_id, user_id).await
+    }
+
+    /// The user a hand-off names: created on first arrival (no password), the
+    /// role kept in step with the host application's.
+    pub async fn handoff_user(
+        &self,
+        firm_id: &str,
+        email: &str,
+        name: &str,
+        role: Role,
+        firm_user_id: Option<&str>,
+    ) -> StoreResult<FirmUser> {
+        if let Some((user, _)) = self.user_for_login(firm_id, email).await? {
+            sqlx::query("UPDATE firm_users SET role = $1, firm_user_id = COALESCE($2, firm_user_id) WHERE firm_id = $3 AND id = $4")
+                .bind(role.as_str()).bind(firm_user_id).bind(firm_id).bind(&user.id)
+                .execute(self.pool()).await?;
+            return self.user(firm_id, &user.id).await;
+        }
+        self.add_user(NewUser {
+            firm_id,
+            email,
+            name,
+            role,
+            firm_user_id,
+            password: None,
+        })
+        .await
+    }
+}
+
+fn user_from_row(row: &sqlx::any::AnyRow) -> FirmUser {
+    let role: String = row.get("role");
+    FirmUser {
+        id: row.get("id"),
+        firm_id: row.get("firm_id"),
+        email: row.get("email"),
+        name: row.get("name"),
+        role: Role::parse(&role).unwrap_or(Role::FeeEarner),
+        firm_user_id: row.get("firm_user_id"),
+        has_password: row.get::<Option<String>, _>("password_hash").is_some(),
+        created_at: row.get("created_at"),
+        disabled_at: row.get("disabled_at"),
+    }
+}

@@ -1,0 +1,154 @@
+//! The integrations list and its switches. What each connector receives is
+//! generated from its schemas (`Projection.fields[].description`), never
+//! written by hand; when the firm consented to an older contract, the fields
+//! the current one adds or drops are listed for re-consent.
+
+use super::Session;
+use crate::app::AppState;
+use crate::catalogue::Connector;
+use crate::http::problem::Problem;
+use crate::registry::grants::{contract_field_names, Grant};
+use crate::registry::StoreError;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/connectors", get(list))
+        .route("/admin/v1/connectors/{id}/enable", post(enable))
+        .route("/admin/v1/connectors/{id}/disable", post(disable))
+}
+
+/// The catalogue connector with this id, or 404.
+pub fn connector(state: &AppState, id: &str) -> Result<Arc<Connector>, Problem> {
+    state
+        .catalogue
+        .get(id)
+        .ok_or_else(|| Problem::not_found(format!("no connector {id:?}")))
+}
+
+/// The firm's grant of a connector, if it ever switched it on.
+async fn grant_of(state: &AppState, firm: &str, id: &str) -> Result<Option<Grant>, Problem> {
+    match state.registry.grant(firm, id).await {
+        Ok(g) => Ok(Some(g)),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One connector as the integrations page shows it.
+pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Value, Problem> {
+    let receives: Vec<Value> = c
+        .projections
+        .values()
+        .filter(|p| p.source_table.is_some())
+        .map(|p| {
+            json!({
+                "schema": p.name,
+                "title": p.title,
+                "description": p.document.get("description").cloned().unwrap_or(Value::Null),
+                "fields": p.fields.iter().map(|f| json!({"name": f.name, "description": f.description})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let grant = grant_of(state, firm, c.id()).await?;
+    let needs_reconsent = grant
+        .as_ref()
+        .is_some_and(|g| g.schema_hash != c.schema_hash);
+    let changes = match &grant {
+        Some(g) if needs_reconsent => Some(changes_since(state, g, c).await?),
+        _ => None,
+    };
+    Ok(json!({
+        "id": c.id(),
+        "name": c.contract.manifest.name,
+        "description": c.contract.manifest.description,
+        "contract_version": c.contract.manifest.contract_version,
+        "scopes": c.contract.manifest.scopes,
+        "receives": receives,
+        "enabled": grant.as_ref().is_some_and(|g| g.enabled),
+        "consented": grant.as_ref().map(|g| json!({
+            "contract_version": g.contract_version,
+            "schema_hash": g.schema_hash,
+            "at": g.updated_at,
+        })),
+        "needs_reconsent": needs_reconsent,
+        "changes": changes,
+    }))
+}
+
+/// Per schema: fields the current contract adds and drops compared with the consented one.
+async fn changes_since(state: &AppState, grant: &Grant, c: &Connector) -> Result<Value, Problem> {
+    let Some(old) = state.registry.contract_fields(&grant.schema_hash).await? else {
+        return Ok(json!({ "known": false }));
+    };
+    let new = contract_field_names(&c.contract);
+    let mut schemas = Vec::new();
+    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for name in names {
+        let before: BTreeSet<&String> = old.get(name).into_iter().flatten().collect();
+        let after: BTreeSet<&String> = new.get(name).into_iter().flatten().collect();
+        let added: Vec<&&String> = after.difference(&before).collect();
+        let removed: Vec<&&String> = before.difference(&after).collect();
+        if !added.is_empty() || !removed.is_empty() || !old.contains_key(name) {
+            let title = c.projections.get(name.as_str()).map(|p| p.title.clone());
+            schemas
+                .push(json!({"schema": name, "title": title, "added": added, "removed": removed}));
+        }
+    }
+    Ok(json!({ "known": true, "from_version": grant.contract_version, "schemas": schemas }))
+}
+
+/// Every connector: what it receives, whether it is on, and the consent state.
+#[utoipa::path(get, path = "/admin/v1/connectors", tag = "admin",
+    responses((status = 200, description = "Connectors with their fields (from their schemas), switch and consent state, and the re-consent diff"),
+              (status = 401, description = "No session")))]
+pub async fn list(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
+    let mut out = Vec::new();
+    for c in state.catalogue.all() {
+        out.push(describe(&state, session.firm(), c).await?);
+    }
+    Ok(Json(json!({ "data": out })))
+}
+
+/// Switches a connector on for the session's firm (or re-consents to its current contract).
+#[utoipa::path(post, path = "/admin/v1/connectors/{id}/enable", tag = "admin",
+    params(("id" = String, Path, description = "connector id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
+    responses((status = 200, description = "The connector, now on"), (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+              (status = 404, description = "No such connector"), (status = 409, description = "Already on")))]
+pub async fn enable(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    session.require_manager()?;
+    let c = connector(&state, &id)?;
+    state
+        .registry
+        .enable_grant(session.firm(), &c.contract, &session.actor())
+        .await?;
+    Ok(Json(describe(&state, session.firm(), &c).await?))
+}
+
+/// Switches a connector off: its credentials and tokens are revoked at once.
+#[utoipa::path(post, path = "/admin/v1/connectors/{id}/disable", tag = "admin",
+    params(("id" = String, Path, description = "connector id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
+    responses((status = 200, description = "The connector, now off"), (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+              (status = 404, description = "No such connector"), (status = 409, description = "Not on")))]
+pub async fn disable(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    session.require_manager()?;
+    let c = connector(&state, &id)?;
+    state
+        .registry
+        .disable_grant(session.firm(), c.id(), &session.actor())
+        .await?;
+    Ok(Json(describe(&state, session.firm(), &c).await?))
+}

@@ -1,0 +1,162 @@
+//! Logging in and out, and `me`: who the session belongs to and its CSRF token.
+//! Login is throttled per IP and per (firm, email), and every failure gets
+//! the same answer whether the account exists or not.
+
+use super::{json_body, Session};
+use crate::accounts::{passwords, sessions::COOKIE};
+use crate::app::AppState;
+use crate::http::client_ip::client_ip;
+use crate::http::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/session", post(login).delete(logout))
+        .route("/admin/v1/me", get(me))
+}
+
+/// The generic refusal for any failed login.
+pub const LOGIN_REFUSED: &str = "the firm, email or password is not right";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    firm: String,
+    email: String,
+    password: String,
+}
+
+/// The `Set-Cookie` value for a new session.
+pub fn session_cookie_header(state: &AppState, session_id: &str) -> HeaderValue {
+    let secure = if state.accounts.tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        state.accounts.max_ms / 1000
+    ))
+    .expect("cookie header")
+}
+
+fn clear_cookie_header(state: &AppState) -> HeaderValue {
+    let secure = if state.accounts.tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+    ))
+    .expect("cookie header")
+}
+
+/// Logs in with firm, email and password; sets the session cookie.
+#[utoipa::path(post, path = "/admin/v1/session", tag = "admin",
+    request_body(content = Object, description = "{\"firm\", \"email\", \"password\"}", content_type = "application/json"),
+    responses((status = 200, description = "Logged in; the session cookie is set; body as GET /admin/v1/me"),
+              (status = 401, description = "The firm, email or password is not right (one answer for all)"),
+              (status = 429, description = "Too many failed logins from this address or for this account; see Retry-After")))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let body: LoginBody = json_body(&headers, &body)?;
+    let ip = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let account = format!("{}\n{}", body.firm.trim(), body.email.trim().to_lowercase());
+    let throttle = &state.accounts.login_throttle;
+    if let Some(wait) = throttle.blocked_for(ip, Some(&account)) {
+        return Err(Problem::too_many_requests(wait));
+    }
+    let found = match state.registry.firm(body.firm.trim()).await {
+        Ok(_) => {
+            state
+                .registry
+                .user_for_login(body.firm.trim(), &body.email)
+                .await?
+        }
+        Err(crate::registry::StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let password = body.password;
+    let ok_user = tokio::task::spawn_blocking(move || match found {
+        Some((user, Some(hash))) if user.disabled_at.is_none() => {
+            passwords::verify(&hash, &password).then_some(user)
+        }
+        _ => {
+            passwords::verify_dummy(&password);
+            None
+        }
+    })
+    .await
+    .map_err(Problem::internal)?;
+    let Some(user) = ok_user else {
+        if let Some(wait) = throttle.record_failure(ip, Some(&account)) {
+            return Err(Problem::too_many_requests(wait));
+        }
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            LOGIN_REFUSED,
+        ));
+    };
+    let id = state
+        .registry
+        .create_session(&user, state.accounts.max_ms)
+        .await?;
+    tracing::info!(firm = %user.firm_id, user = %user.id, "settings login");
+    let firm = state.registry.firm(&user.firm_id).await?;
+    let body = me_body(
+        &state,
+        &user,
+        &firm.name,
+        &crate::accounts::sessions::csrf_token(&id),
+    );
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie_header(&state, &id));
+    Ok(response)
+}
+
+/// Logs out: the session is deleted and the cookie cleared.
+#[utoipa::path(delete, path = "/admin/v1/session", tag = "admin",
+    responses((status = 204, description = "Logged out"), (status = 401, description = "No session"), (status = 403, description = "Missing or wrong X-CSRF-Token")))]
+pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, Problem> {
+    state.registry.end_session(&session.id_sha256).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie_header(&state));
+    Ok(response)
+}
+
+fn me_body(
+    state: &AppState,
+    user: &crate::accounts::users::FirmUser,
+    firm_name: &str,
+    csrf: &str,
+) -> Value {
+    json!({
+        "user": user,
+        "firm": { "id": user.firm_id, "name": firm_name },
+        "csrf_token": csrf,
+        "session": { "idle_timeout_secs": state.accounts.idle_ms / 1000 },
+        "features": { "google_calendar": super::google::available(state) },
+    })
+}
+
+/// Who is logged in, their firm, and the CSRF token for state-changing requests.
+#[utoipa::path(get, path = "/admin/v1/me", tag = "admin",
+    responses((status = 200, description = "The session's user and firm, and the CSRF token"), (status = 401, description = "No session or it timed out")))]
+pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
+    let firm = state.registry.firm(session.firm()).await?;
+    Ok(Json(me_body(
+        &state,
+        &session.user,
+        &firm.name,
+        &session.csrf_token,
+    )))
+}

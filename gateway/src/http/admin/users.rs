@@ -1,0 +1,142 @@
+//! The firm's users, managed by its owners and admins. Only owners may make,
+//! reset or disable owners; nobody disables themselves. A new or reset
+//! password is generated here and returned once.
+
+use super::{json_body, Session};
+use crate::accounts::users::NewUser;
+use crate::accounts::{passwords, Role};
+use crate::app::AppState;
+use crate::http::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/users", get(list).post(add))
+        .route("/admin/v1/users/{id}/reset-password", post(reset_password))
+        .route("/admin/v1/users/{id}/disable", post(disable))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBody {
+    email: String,
+    name: String,
+    role: String,
+    #[serde(default)]
+    firm_user_id: Option<String>,
+}
+
+fn may_touch(session: &Session, role: Role) -> Result<(), Problem> {
+    session.require_manager()?;
+    if role == Role::Owner && session.user.role != Role::Owner {
+        return Err(Problem::forbidden("only owners may manage owners"));
+    }
+    Ok(())
+}
+
+/// The firm's users.
+#[utoipa::path(get, path = "/admin/v1/users", tag = "admin",
+    responses((status = 200, description = "Users of the session's firm"), (status = 403, description = "Not an owner or admin")))]
+pub async fn list(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
+    session.require_manager()?;
+    Ok(Json(
+        json!({ "data": state.registry.users(session.firm()).await? }),
+    ))
+}
+
+/// Adds a user to the session's firm with a generated password (shown once).
+#[utoipa::path(post, path = "/admin/v1/users", tag = "admin",
+    request_body(content = Object, description = "{\"email\", \"name\", \"role\": owner|admin|fee_earner|bookkeeper, \"firm_user_id\"?}", content_type = "application/json"),
+    params(("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
+    responses((status = 201, description = "The user and their initial password (shown once)"), (status = 403, description = "Not allowed"),
+              (status = 409, description = "Email already has an account in this firm"), (status = 422, description = "Invalid field")))]
+pub async fn add(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let body: AddBody = json_body(&headers, &body)?;
+    let role = Role::parse(&body.role).map_err(|e| Problem::unprocessable("role", e))?;
+    may_touch(&session, role)?;
+    let firm_user_id = body
+        .firm_user_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if let Some(id) = firm_user_id {
+        let db = state.tenancy.firm_db(&session).await?;
+        let known = sqlx::query("SELECT id FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db.pool())
+            .await
+            .map_err(crate::registry::StoreError::from)?;
+        if known.is_none() {
+            return Err(Problem::unprocessable(
+                "firm_user_id",
+                format!("your practice system has no user {id:?}"),
+            ));
+        }
+    }
+    let password = passwords::generate();
+    let user = state
+        .registry
+        .add_user(NewUser {
+            firm_id: session.firm(),
+            email: &body.email,
+            name: &body.name,
+            role,
+            firm_user_id,
+            password: Some(&password),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": user, "password": password })),
+    ))
+}
+
+/// Sets a new generated password for a user of the session's firm (shown once) and ends their sessions.
+#[utoipa::path(post, path = "/admin/v1/users/{id}/reset-password", tag = "admin",
+    params(("id" = String, Path, description = "user id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
+    responses((status = 200, description = "The new password (shown once)"), (status = 403, description = "Not allowed"), (status = 404, description = "No such user in this firm")))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    session.require_manager()?;
+    let target = state.registry.user(session.firm(), &id).await?;
+    may_touch(&session, target.role)?;
+    let password = passwords::generate();
+    state
+        .registry
+        .set_password(session.firm(), &target.id, &password)
+        .await?;
+    Ok(Json(json!({ "user": target, "password": password })))
+}
+
+/// Disables a user of the session's firm and ends their sessions.
+#[utoipa::path(post, path = "/admin/v1/users/{id}/disable", tag = "admin",
+    params(("id" = String, Path, description = "user id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
+    responses((status = 200, description = "The disabled user"), (status = 403, description = "Not allowed"), (status = 404, description = "No such active user in this firm")))]
+pub async fn disable(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    session.require_manager()?;
+    let target = state.registry.user(session.firm(), &id).await?;
+    may_touch(&session, target.role)?;
+    if target.id == session.user.id {
+        return Err(Problem::conflict("you cannot disable your own account"));
+    }
+    Ok(Json(
+        json!({ "user": state.registry.disable_user(session.firm(), &target.id).await? }),
+    ))
+}

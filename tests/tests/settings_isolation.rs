@@ -1,0 +1,372 @@
+//! Cross-firm isolation of settings: an admin of firm A, using firm B's ids in
+//! paths, bodies and query strings, reads nothing of B and changes nothing of
+//! B; roles inside a firm are enforced too.
+
+use scopegate::accounts::Role;
+use scopegate_e2e::settings::{add_login, login_response, AdminClient, PASSWORD};
+use scopegate_e2e::{enable_with_credential, on_both_backends, small_seed, TestEnv};
+use serde_json::{json, Value};
+
+async fn firm_a_cannot_reach_firm_b(env: TestEnv) {
+    env.add_seeded_firm("firm-a", small_seed()).await;
+    env.add_seeded_firm("firm-b", small_seed()).await;
+    add_login(&env.registry, "firm-a", "admin@a.example", Role::Admin).await;
+    let b_admin = add_login(&env.registry, "firm-b", "admin@b.example", Role::Admin).await;
+    let b_earner = add_login(&env.registry, "firm-b", "earner@b.example", Role::FeeEarner).await;
+    let (b_client, b_secret) = enable_with_credential(&env.registry, "firm-b", "accounting").await;
+    let app = env.spawn().await;
+    // Firm B's vendor polls, so B has outbound records and a ledger entry.
+    let b_token = app.token(&b_client, &b_secret).await;
+    assert_eq!(
+        app.get("/v1/transactions?limit=2", &b_token).await.status(),
+        200
+    );
+
+    let a = AdminClient::login(&app.base, "firm-a", "admin@a.example").await;
+    let me = a.get_json("/admin/v1/me").await;
+    assert_eq!(me["firm"]["id"], "firm-a");
+
+    // Reads: A's own state only.
+    let connectors = a.get_json("/admin/v1/connectors").await;
+    assert_eq!(
+        connectors["data"][0]["enabled"], false,
+        "B's switch shows through"
+    );
+    assert!(connectors["data"][0]["consented"].is_null());
+    let creds = a
+        .get_json("/admin/v1/connectors/accounting/credentials")
+        .await;
+    assert_eq!(creds["data"], json!([]));
+    let outbound = a.get_json("/admin/v1/outbound").await;
+    assert_eq!(outbound["data"], json!([]));
+    let export = a.get("/admin/v1/outbound/export").await;
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.text().await.unwrap(), "");
+    assert_eq!(
+        a.get_json("/admin/v1/consent-ledger").await["data"],
+        json!([])
+    );
+    let users = a.get_json("/admin/v1/users").await;
+    let emails: Vec<&str> = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, vec!["admin@a.example"]);
+    // Trying to name firm B in a query string is refused outright.
+    assert_eq!(a.get("/admin/v1/outbound?firm=firm-b").await.status(), 400);
+    assert_eq!(
+        a.get("/admin/v1/outbound?firm_id=firm-b").await.status(),
+        400
+    );
+
+    // Writes with B's ids: 404 like an unknown id, nothing changes.
+    let path = format!("/admin/v1/connectors/accounting/credentials/{b_client}");
+    assert_eq!(
+        a.send(reqwest::Method::DELETE, &path, None).await.status(),
+        404
+    );
+    assert_eq!(a.post(&format!("{path}/rotate"), None).await.status(), 404);
+    let unknown = a
+        .send(
+            reqwest::Method::DELETE,
+            "/admin/v1/connectors/accounting/credentials/sgc_unknown",
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    for user in [&b_admin.id, &b_earner.id] {
+        assert_eq!(
+            a.post(&format!("/admin/v1/users/{user}/reset-password"), None)
+                .await
+                .status(),
+            404
+        );
+        assert_eq!(
+            a.post(&format!("/admin/v1/users/{user}/disable"), None)
+                .await
+                .status(),
+            404
+        );
+    }
+    // Firm ids in bodies are not accepted at all.
+    let smuggled = a
+        .post("/admin/v1/users", Some(json!({"email": "mole@b.example", "name": "Mole", "role": "admin", "firm_id": "firm-b"})))
+        .await;
+    assert_eq!(smuggled.status(), 400);
+    // Switching off a connector A never had is a conflict in A, not a switch in B.
+    assert_eq!(
+        a.post("/admin/v1/connectors/accounting/disable", None)
+            .await
+            .status(),
+        409
+    );
+    // A switching on its own accounting leaves B's alone, and B's ledger untouched.
+    assert_eq!(
+        a.post("/admin/v1/connectors/accounting/enable", None)
+            .await
+            .status(),
+        200
+    );
+    let issued: Value = a
+        .post("/admin/v1/connectors/accounting/credentials", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(issued["client_id"], json!(b_client));
+
+    // Firm B is exactly as it was.
+    assert!(
+        env.registry
+            .grant("firm-b", "accounting")
+            .await
+            .unwrap()
+            .enabled
+    );
+    assert_eq!(
+        env.registry.consent_ledger("firm-b").await.unwrap().len(),
+        1
+    );
+    assert_eq!(env.registry.users("firm-b").await.unwrap().len(), 2);
+    assert!(env
+        .registry
+        .users("firm-b")
+        .await
+        .unwrap()
+        .iter()
+        .all(|u| u.disabled_at.is_none()));
+    assert_eq!(
+        app.get("/v1/transactions?limit=1", &b_token).await.status(),
+        200,
+        "B's vendor still works"
+    );
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-b",
+            "admin@b.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        200,
+        "B's admin password unchanged"
+    );
+    // B's people cannot log in through firm A.
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "admin@b.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        401
+    );
+    // And A's admin sees only A's new ledger entry and credential.
+    let ledger = a.get_json("/admin/v1/consent-ledger").await;
+    assert_eq!(ledger["data"].as_array().unwrap().len(), 1);
+    assert_eq!(ledger["data"][0]["firm_id"], "firm-a");
+    app.stop().await;
+}
+
+async fn roles_are_enforced_within_a_firm(env: TestEnv) {
+    let db = env.add_seeded_firm("firm-a", small_seed()).await;
+    add_login(&env.registry, "firm-a", "owner@a.example", Role::Owner).await;
+    add_login(&env.registry, "firm-a", "admin@a.example", Role::Admin).await;
+    add_login(&env.registry, "firm-a", "earner@a.example", Role::FeeEarner).await;
+    add_login(&env.registry, "firm-a", "books@a.example", Role::Bookkeeper).await;
+    let app = env.spawn().await;
+    let earner = AdminClient::login(&app.base, "firm-a", "earner@a.example").await;
+    assert_eq!(earner.get("/admin/v1/connectors").await.status(), 200);
+    assert_eq!(
+        earner
+            .post("/admin/v1/connectors/accounting/enable", None)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(earner.get("/admin/v1/outbound").await.status(), 403);
+    assert_eq!(earner.get("/admin/v1/users").await.status(), 403);
+    let books = AdminClient::login(&app.base, "firm-a", "books@a.example").await;
+    assert_eq!(books.get("/admin/v1/outbound").await.status(), 200);
+    assert_eq!(books.get("/admin/v1/consent-ledger").await.status(), 200);
+    assert_eq!(
+        books
+            .post("/admin/v1/connectors/accounting/enable", None)
+            .await
+            .status(),
+        403
+    );
+    let admin = AdminClient::login(&app.base, "firm-a", "admin@a.example").await;
+    // Admins cannot make owners or touch them; owners can.
+    let owner_body = json!({"email": "boss@a.example", "name": "Boss", "role": "owner"});
+    assert_eq!(
+        admin
+            .post("/admin/v1/users", Some(owner_body.clone()))
+            .await
+            .status(),
+        403
+    );
+    let users = admin.get_json("/admin/v1/users").await;
+    let id_of = |email: &str| {
+        users["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        admin
+            .post(
+                &format!(
+                    "/admin/v1/users/{}/reset-password",
+                    id_of("owner@a.example")
+                ),
+                None
+            )
+            .await
+            .status(),
+        403
+    );
+    // An admin resets a fee earner's password: the new one works once shown, the old one not.
+    let reset: Value = admin
+        .post(
+            &format!(
+                "/admin/v1/users/{}/reset-password",
+                id_of("earner@a.example")
+            ),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_password = reset["password"].as_str().unwrap();
+    assert_eq!(
+        earner.get("/admin/v1/me").await.status(),
+        401,
+        "a reset ends the user's sessions"
+    );
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "earner@a.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "earner@a.example",
+            new_password,
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+    // Adding a user returns a password that works.
+    let added: Value = admin
+        .post(
+            "/admin/v1/users",
+            Some(json!({"email": "new@a.example", "name": "New", "role": "bookkeeper"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "new@a.example",
+            added["password"].as_str().unwrap(),
+            None
+        )
+        .await
+        .status(),
+        200
+    );
+    // A fee earner is linked to a real user of the firm's own database, or refused.
+    let earner_id: String = sqlx::query_scalar("SELECT id FROM users ORDER BY id LIMIT 1")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    let linked = admin
+        .post("/admin/v1/users", Some(json!({"email": "fe@a.example", "name": "Fe", "role": "fee_earner", "firm_user_id": earner_id})))
+        .await;
+    assert_eq!(linked.status(), 201);
+    let linked: Value = linked.json().await.unwrap();
+    assert_eq!(linked["user"]["firm_user_id"], json!(earner_id));
+    let bogus = admin
+        .post("/admin/v1/users", Some(json!({"email": "fe2@a.example", "name": "Fe", "role": "fee_earner", "firm_user_id": "no-such-user"})))
+        .await;
+    assert_eq!(bogus.status(), 422);
+    // Disabled users cannot log in; nobody disables themselves.
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/v1/users/{}/disable", id_of("books@a.example")),
+                None
+            )
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(books.get("/admin/v1/me").await.status(), 401);
+    assert_eq!(
+        login_response(
+            &app.http,
+            &app.base,
+            "firm-a",
+            "books@a.example",
+            PASSWORD,
+            None
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/v1/users/{}/disable", id_of("admin@a.example")),
+                None
+            )
+            .await
+            .status(),
+        409
+    );
+    let owner = AdminClient::login(&app.base, "firm-a", "owner@a.example").await;
+    assert_eq!(
+        owner
+            .post("/admin/v1/users", Some(owner_body))
+            .await
+            .status(),
+        201
+    );
+    app.stop().await;
+}
+
+on_both_backends!(firm_a_cannot_reach_firm_b, roles_are_enforced_within_a_firm);
