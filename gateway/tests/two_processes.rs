@@ -113,17 +113,64 @@ fn a_token_from_one_instance_works_on_the_other_until_the_grant_is_off() {
         curl(&["-H", &bearer, &format!("{}/v1/matters", a.base)]).0,
         200
     );
-    // Switched off (through instance A's registry); B refuses at once.
-    with_db(&[
-        "grant",
-        "disable",
-        "--firm",
-        "alpha-law",
-        "--connector",
-        "accounting",
-        "--actor",
-        "amy",
+    // A firm admin switches the connector off in settings served by instance A...
+    let mut add = std::process::Command::new(BIN)
+        .args(["--data-dir"])
+        .arg(d)
+        .args([
+            "--database-url",
+            &url,
+            "user",
+            "add",
+            "--firm",
+            "alpha-law",
+            "--email",
+            "amy@alpha.example",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        add.stdin
+            .take()
+            .unwrap()
+            .write_all(b"correct horse battery staple\n")
+            .unwrap();
+    }
+    assert!(add.wait().unwrap().success());
+    let jar = d.join("cookies.txt");
+    let jar = jar.to_str().unwrap();
+    let (status, body) = curl(&[
+        "-c",
+        jar,
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"firm":"alpha-law","email":"amy@alpha.example","password":"correct horse battery staple"}"#,
+        &format!("{}/admin/v1/session", a.base),
     ]);
+    assert_eq!(status, 200, "{body}");
+    let (_, me) = curl(&["-b", jar, &format!("{}/admin/v1/me", a.base)]);
+    let csrf = serde_json::from_str::<serde_json::Value>(&me).unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = curl(&[
+        "-b",
+        jar,
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-csrf-token: {csrf}"),
+        &format!("{}/admin/v1/connectors/accounting/disable", a.base),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    // ...and instance B refuses the token on its very next request.
     let (status, _) = curl(&[
         "-H",
         &bearer,
