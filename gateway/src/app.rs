@@ -22,6 +22,7 @@ pub struct App {
     pub keyring: Arc<Keyring>,
     pub auth_throttle: AuthThrottle,
     pub api_limiters: ApiLimiters,
+    pub google: Arc<crate::google::GoogleRuntime>,
 }
 
 /// Axum state: a cheap handle on the `App`.
@@ -59,6 +60,9 @@ impl Application {
             tenancy: Tenancy::new(registry.clone(), config.firm_pool_capacity),
             auth_throttle: AuthThrottle::new(&config.limits),
             api_limiters: ApiLimiters::new(&config.limits, trusted),
+            google: Arc::new(crate::google::GoogleRuntime::new(
+                config.google.user_rate_per_second,
+            )),
             registry,
             log,
             catalogue,
@@ -91,6 +95,7 @@ impl Application {
             log_writer,
         } = self;
         let pruner = tokio::spawn(prune_periodically(state.clone()));
+        let calendar_sync = crate::google::worker::spawn(state.clone());
         let router = crate::http::router(state.clone());
         axum::serve(
             listener,
@@ -99,6 +104,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await?;
         pruner.abort();
+        state.google.stop();
+        let _ = tokio::time::timeout(Duration::from_secs(30), calendar_sync).await;
         let registry = state.registry.clone();
         drop(state);
         // The writer ends once the last log handle is gone, after committing its queue.
@@ -106,6 +113,20 @@ impl Application {
         registry.close().await;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+impl Application {
+    /// Ends an application that never served (a CLI task): commits the log's queue.
+    pub async fn close(self) {
+        let Application {
+            state, log_writer, ..
+        } = self;
+        state.google.stop();
+        let registry = state.registry.clone();
+        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(10), log_writer).await;
+        registry.close().await;
     }
 }
 

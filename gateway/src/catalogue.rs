@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Connector folders built into the binary: (id, manifest, [(file, text)]).
-const BUILT_IN: &[(&str, &str, &[(&str, &str)])] = &[(
+const BUILT_IN: &[(&str, &str, &[(&str, &str)])] = &[
+    (
     "accounting",
     include_str!("../../schemas/accounting/manifest.json"),
     &[
@@ -38,7 +39,26 @@ const BUILT_IN: &[(&str, &str, &[(&str, &str)])] = &[(
             include_str!("../../schemas/accounting/matters-page.json"),
         ),
     ],
-)];
+    ),
+    (
+        "google-calendar",
+        include_str!("../../schemas/google-calendar/manifest.json"),
+        &[
+            (
+                "diary-entry.json",
+                include_str!("../../schemas/google-calendar/diary-entry.json"),
+            ),
+            (
+                "event.json",
+                include_str!("../../schemas/google-calendar/event.json"),
+            ),
+            (
+                "event-time.json",
+                include_str!("../../schemas/google-calendar/event-time.json"),
+            ),
+        ],
+    ),
+];
 
 /// One connector: its contract, the hash a grant must match, compiled projections.
 #[derive(Debug)]

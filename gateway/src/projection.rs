@@ -37,6 +37,8 @@ pub struct Projection {
     pub name: String,
     pub title: String,
     pub source_table: Option<String>,
+    /// A declared join (`x-join`): `(table, its column, source column it matches)`.
+    pub join: Option<(String, String, String)>,
     pub fields: Vec<ProjectedField>,
     /// The schema with sibling `$ref`s inlined (what the OpenAPI document embeds).
     pub document: Value,
@@ -85,7 +87,8 @@ impl Projection {
             .get("x-source-table")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let fields = fields_of(&document, source_table.as_deref())?;
+        let join = join_of(&document, source_table.as_deref())?;
+        let fields = fields_of(&document, source_table.as_deref(), join.as_ref())?;
         Ok(Self {
             name: name.to_string(),
             title: document
@@ -94,6 +97,7 @@ impl Projection {
                 .unwrap_or(name)
                 .to_string(),
             source_table,
+            join,
             fields,
             document,
             validator: Arc::new(validator),
@@ -118,12 +122,48 @@ impl Projection {
     }
 
     /// The column list for a `SELECT` (identifiers checked against the firm-data contract).
+    /// With a join, columns are qualified and named after their property.
     pub fn select_list(&self) -> String {
-        self.fields
-            .iter()
-            .filter_map(|f| f.column.as_deref())
-            .collect::<Vec<_>>()
-            .join(", ")
+        match &self.join {
+            None => self
+                .fields
+                .iter()
+                .filter_map(|f| f.column.as_deref())
+                .collect::<Vec<_>>()
+                .join(", "),
+            Some(_) => self
+                .fields
+                .iter()
+                .filter_map(|f| f.column.as_deref().map(|c| (c, &f.name)))
+                .map(|(c, name)| {
+                    if c.contains('.') {
+                        format!("{c} AS {name}")
+                    } else {
+                        format!("{}.{c} AS {name}", self.table())
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// The `FROM` clause: the source table and its declared join, if any.
+    pub fn from_clause(&self) -> String {
+        match &self.join {
+            None => self.table().to_string(),
+            Some((table, column, on)) => format!(
+                "{source} JOIN {table} ON {table}.{column} = {source}.{on}",
+                source = self.table()
+            ),
+        }
+    }
+
+    /// Name under which a field's column comes back from `select_list`.
+    fn result_name<'a>(&self, field: &'a ProjectedField) -> Option<&'a str> {
+        match &self.join {
+            None => field.column.as_deref(),
+            Some(_) => field.column.as_ref().map(|_| field.name.as_str()),
+        }
     }
 
     /// The table this projection reads, if it is bound to one.
@@ -137,7 +177,7 @@ impl Projection {
     pub fn row_to_json(&self, row: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
         let mut object = Map::new();
         for field in &self.fields {
-            let Some(column) = field.column.as_deref() else {
+            let Some(column) = self.result_name(field) else {
                 continue;
             };
             let value = match field.kind {
@@ -205,7 +245,37 @@ fn inline_refs(
     })
 }
 
-fn fields_of(document: &Value, table: Option<&str>) -> Result<Vec<ProjectedField>, String> {
+/// Reads `x-join: {"table", "column", "on"}`, checking both columns exist.
+fn join_of(
+    document: &Value,
+    table: Option<&str>,
+) -> Result<Option<(String, String, String)>, String> {
+    let Some(join) = document.get("x-join") else {
+        return Ok(None);
+    };
+    let source = table.ok_or("x-join needs x-source-table")?;
+    let text = |key: &str| {
+        join.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("x-join needs {key}"))
+    };
+    let (joined, column, on) = (text("table")?, text("column")?, text("on")?);
+    let tables = firm_data_columns();
+    let has = |t: &str, c: &str| tables.get(t).is_some_and(|cols| cols.contains(c));
+    if !has(&joined, &column) || !has(source, &on) {
+        return Err(format!(
+            "x-join {joined}.{column} = {source}.{on} names a column that does not exist"
+        ));
+    }
+    Ok(Some((joined, column, on)))
+}
+
+fn fields_of(
+    document: &Value,
+    table: Option<&str>,
+    join: Option<&(String, String, String)>,
+) -> Result<Vec<ProjectedField>, String> {
     let properties = document
         .get("properties")
         .and_then(Value::as_object)
@@ -228,7 +298,16 @@ fn fields_of(document: &Value, table: Option<&str>) -> Result<Vec<ProjectedField
             let c = column
                 .as_deref()
                 .ok_or_else(|| format!("property {name} has no x-column"))?;
-            if !known.contains(c) {
+            let known_here = match c.split_once('.') {
+                Some((t, col)) => {
+                    join.is_some_and(|(j, _, _)| j == t)
+                        && firm_data_columns()
+                            .get(t)
+                            .is_some_and(|cols| cols.contains(col))
+                }
+                None => known.contains(c),
+            };
+            if !known_here {
                 return Err(format!(
                     "x-column {c} of property {name} is not a column of {}",
                     table.unwrap_or_default()

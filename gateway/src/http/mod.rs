@@ -4,6 +4,7 @@
 pub mod accounting;
 pub mod bearer;
 pub mod client_ip;
+pub mod google;
 pub mod oauth;
 pub mod openapi;
 pub mod problem;
@@ -24,7 +25,9 @@ pub fn router(state: AppState) -> Router {
     let api = accounting::routes()
         .layer(state.api_limiters.credential_layer())
         .layer(state.api_limiters.ip_layer());
-    let oauth = oauth::routes().layer(state.api_limiters.ip_layer());
+    let oauth = oauth::routes()
+        .merge(google::routes())
+        .layer(state.api_limiters.ip_layer());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
