@@ -6,6 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable the
 //! PostgreSQL half is skipped with a message, except with `CI=true`, where it fails.
 
+pub mod google;
+
 use scopegate::app::{AppState, Application};
 use scopegate::config::{Config, ConfigArgs};
 use scopegate::keys::Keyring;

@@ -6,7 +6,7 @@ use crate::{now_ms, Access, Code, Emulator, Refresh};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use rand::RngCore;
@@ -101,7 +101,7 @@ pub async fn authorize(State(emulator): State<Emulator>, RawQuery(query): RawQue
         ));
     }
     target.pop();
-    Redirect::to(&target).into_response()
+    (StatusCode::FOUND, [(header::LOCATION, target)]).into_response()
 }
 
 fn url_with_query(base: &str) -> String {

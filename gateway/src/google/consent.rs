@@ -17,10 +17,7 @@ use crate::registry::grants::Grant;
 use crate::registry::StoreError;
 use axum::http::StatusCode;
 use oauth2::url::Url;
-use oauth2::{
-    AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, Scope,
-    StandardRevocableToken, TokenResponse,
-};
+use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, Scope, TokenResponse};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -253,10 +250,9 @@ pub async fn disconnect(
 }
 
 /// Revokes the refresh token at Google (logged); true when Google confirmed.
+/// A plain form POST as Google documents it: the `oauth2` crate refuses a
+/// non-HTTPS revocation URL, which would rule out the local emulator.
 async fn revoke(app: &App, connection: &Connection) -> bool {
-    let Ok(client) = oauth_client(&app.config.google) else {
-        return false;
-    };
     let source = match super::sync::token_source(app, connection) {
         Ok(s) => s,
         Err(_) => return false,
@@ -273,29 +269,23 @@ async fn revoke(app: &App, connection: &Connection) -> bool {
                 "{} (revoke the token of connection {})",
                 app.config.google.revoke_url, connection.id
             ),
-            fields: vec!["token".into(), "token_type_hint".into()],
+            fields: vec!["token".into()],
             record_ids: vec![connection.id.clone()],
-            payload: b"token=<refresh token>&token_type_hint=refresh_token".to_vec(),
+            payload: b"token=<refresh token>".to_vec(),
         })
         .await
     else {
         return false;
     };
-    let seen = Arc::new(AtomicU16::new(0));
-    let http = status_capturing(&app.google.oauth_http, &seen);
-    let token = StandardRevocableToken::RefreshToken(oauth2::RefreshToken::new(
-        source.refresh_token().expose_secret().to_string(),
-    ));
-    let outcome = match client.revoke_token(token) {
-        Ok(request) => tokio::time::timeout(Duration::from_secs(30), request.request_async(&http))
-            .await
-            .map(|r| r.is_ok())
-            .unwrap_or(false),
-        Err(_) => false,
-    };
-    let _ = app
-        .log
-        .record_result(&receipt, seen.load(Ordering::SeqCst))
+    let response = app
+        .google
+        .oauth_http
+        .post(&app.config.google.revoke_url)
+        .form(&[("token", source.refresh_token().expose_secret())])
+        .timeout(Duration::from_secs(30))
+        .send()
         .await;
-    outcome
+    let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+    let _ = app.log.record_result(&receipt, status).await;
+    status == 200
 }
