@@ -52,9 +52,13 @@ fn problem_line(p: crate::http::problem::Problem) -> CliError {
 
 pub async fn run(mut config: Config, command: GoogleCommand) -> CliResult {
     crate::telemetry::init(config.log_format, "warn");
-    let keyring = config
-        .keyring()
-        .map_err(|e| CliError(format!("cannot use the master key: {e}")))?;
+    // Listing statuses opens nothing sealed; everything else needs the master key.
+    let keyring = match command {
+        GoogleCommand::Status { .. } => std::sync::Arc::new(crate::keys::Keyring::ephemeral()),
+        _ => config
+            .keyring()
+            .map_err(|e| CliError(format!("cannot use the master key: {e}")))?,
+    };
     config.listen = "127.0.0.1:0".parse().expect("addr");
     let app = Application::build(config, keyring).await?;
     let state = app.state();
