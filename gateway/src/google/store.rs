@@ -324,6 +324,77 @@ pub async fn mapping(
     }))
 }
 
+/// The mappings of a batch of diary entries, by diary id.
+pub async fn mappings_for(
+    registry: &Registry,
+    connection_id: &str,
+    diary_ids: &[&str],
+) -> StoreResult<std::collections::HashMap<String, Mapping>> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in diary_ids.chunks(400) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT diary_id, event_id, content_sha256 FROM google_events WHERE connection_id = $1 AND diary_id IN ({placeholders})");
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(connection_id);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(registry.pool()).await? {
+            found.insert(
+                row.get::<String, _>("diary_id"),
+                Mapping {
+                    event_id: row.get("event_id"),
+                    content_sha256: row.get("content_sha256"),
+                },
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// What a batch changed, written in one transaction: intents (event id, no hash yet),
+/// completed writes (with the hash sent), removed mappings, and the new cursor.
+#[derive(Debug, Default)]
+pub struct BatchWrites {
+    pub intents: Vec<(String, String)>,
+    pub done: Vec<(String, String, String)>,
+    pub removed: Vec<String>,
+    pub cursor: Option<i64>,
+}
+
+pub async fn write_batch(registry: &Registry, connection_id: &str, writes: &BatchWrites) -> StoreResult<()> {
+    let mut tx = registry.pool().begin().await?;
+    for (diary_id, event_id) in &writes.intents {
+        sqlx::query("INSERT INTO google_events (connection_id, diary_id, event_id, content_sha256) VALUES ($1, $2, $3, NULL) ON CONFLICT (connection_id, diary_id) DO NOTHING")
+            .bind(connection_id).bind(diary_id).bind(event_id)
+            .execute(&mut *tx).await?;
+    }
+    for (diary_id, event_id, hash) in &writes.done {
+        sqlx::query("INSERT INTO google_events (connection_id, diary_id, event_id, content_sha256) VALUES ($1, $2, $3, $4) ON CONFLICT (connection_id, diary_id) DO UPDATE SET event_id = excluded.event_id, content_sha256 = excluded.content_sha256")
+            .bind(connection_id).bind(diary_id).bind(event_id).bind(hash)
+            .execute(&mut *tx).await?;
+    }
+    for diary_id in &writes.removed {
+        sqlx::query("DELETE FROM google_events WHERE connection_id = $1 AND diary_id = $2")
+            .bind(connection_id)
+            .bind(diary_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let Some(cursor) = writes.cursor {
+        sqlx::query("UPDATE google_connections SET cursor = $1, updated_at = $2 WHERE id = $3 AND cursor < $1")
+            .bind(cursor)
+            .bind(now_ms())
+            .bind(connection_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Records the intent (hash NULL) or the success (hash set) of a write.
 pub async fn put_mapping(
     registry: &Registry,

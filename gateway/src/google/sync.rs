@@ -2,11 +2,12 @@
 //! changed since the connection's cursor, and make Google match them, entry
 //! by entry, with at most `user_concurrency` calls in flight.
 //!
-//! Idempotent by construction: the event id is derived from the diary id, an
-//! insert's intent is written before the insert (so a crash leaves a mapping
-//! to retry, and a retried insert answering 409 `duplicate` becomes an
-//! update), and each entry's last-sent content hash means an unchanged entry
-//! costs no call. The cursor only advances past a batch once all of it is done.
+//! Idempotent by construction: the event id is derived from the diary id, the
+//! intents of a batch's inserts are committed before any insert (so a crash
+//! leaves mappings to retry, and a retried insert answering 409 `duplicate`
+//! becomes an update; a later deletion still finds the event), and each
+//! entry's last-sent content hash means an unchanged entry costs no call.
+//! A batch's results and the cursor past it are committed together.
 
 use super::calls::{Answer, CallError, Caller, Op, Purpose};
 use super::event_id;
@@ -22,7 +23,7 @@ use google_calendar3::api::{Event, EventDateTime};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-const BATCH: i64 = 500;
+const BATCH: i64 = 100;
 
 /// What a pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -35,6 +36,13 @@ pub struct PassReport {
     /// Entries Google refused for good (skipped; the first reason becomes the connection's last error).
     pub refused: u64,
     pub first_refusal: Option<String>,
+}
+
+/// The registry change an entry's sync calls for (written with its batch).
+enum Effect {
+    Sent(String, String, String),
+    Removed(String),
+    None,
 }
 
 enum Outcome {
@@ -102,41 +110,80 @@ pub async fn run_pass(app: &App, connection_id: &str) -> Result<PassReport, Call
         let Some(last) = rows.last().map(|r| r.change_seq) else {
             break;
         };
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let mut known = store::mappings_for(&app.registry, connection_id, &ids)
+            .await
+            .map_err(failed)?;
+        // Intents first, in one transaction: a crash after an insert leaves a mapping to retry.
+        let intents = store::BatchWrites {
+            intents: rows
+                .iter()
+                .filter(|r| !r.deleted && !known.contains_key(&r.id))
+                .map(|r| (r.id.clone(), event_id::derive(&secret, &r.id)))
+                .collect(),
+            ..Default::default()
+        };
+        if !intents.intents.is_empty() {
+            store::write_batch(&app.registry, connection_id, &intents)
+                .await
+                .map_err(failed)?;
+        }
+        let work: Vec<(DiaryRow, Option<store::Mapping>)> = rows
+            .into_iter()
+            .map(|r| {
+                let m = known.remove(&r.id);
+                (r, m)
+            })
+            .collect();
         let (caller_ref, secret_ref) = (&caller, secret.as_slice());
-        let outcomes: Vec<Result<Outcome, CallError>> = futures::stream::iter(rows)
+        let outcomes: Vec<Result<(Outcome, Effect), CallError>> = futures::stream::iter(work)
             .map(
-                |row| -> futures::future::BoxFuture<'_, Result<Outcome, CallError>> {
-                    Box::pin(
-                        async move { sync_entry(caller_ref, event_schema, secret_ref, &row).await },
-                    )
+                |(row, mapping)| -> futures::future::BoxFuture<'_, Result<(Outcome, Effect), CallError>> {
+                    Box::pin(async move {
+                        sync_entry(caller_ref, event_schema, secret_ref, &row, mapping).await
+                    })
                 },
             )
             .buffer_unordered(app.config.google.user_concurrency)
             .collect()
             .await;
         let mut first_error = None;
+        let mut writes = store::BatchWrites::default();
         for outcome in outcomes {
             report.entries += 1;
             match outcome {
-                Ok(Outcome::Inserted) => report.inserted += 1,
-                Ok(Outcome::Updated) => report.updated += 1,
-                Ok(Outcome::Deleted) => report.deleted += 1,
-                Ok(Outcome::Unchanged) => report.unchanged += 1,
-                Ok(Outcome::Refused(why)) => {
-                    report.refused += 1;
-                    refusals.push(why);
+                Ok((outcome, effect)) => {
+                    match outcome {
+                        Outcome::Inserted => report.inserted += 1,
+                        Outcome::Updated => report.updated += 1,
+                        Outcome::Deleted => report.deleted += 1,
+                        Outcome::Unchanged => report.unchanged += 1,
+                        Outcome::Refused(why) => {
+                            report.refused += 1;
+                            refusals.push(why);
+                        }
+                    }
+                    match effect {
+                        Effect::Sent(diary_id, event_id, hash) => {
+                            writes.done.push((diary_id, event_id, hash))
+                        }
+                        Effect::Removed(diary_id) => writes.removed.push(diary_id),
+                        Effect::None => {}
+                    }
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
+        // What succeeded is kept even when the batch must be retried; the cursor moves only past a whole batch.
+        writes.cursor = first_error.is_none().then_some(last);
+        store::write_batch(&app.registry, connection_id, &writes)
+            .await
+            .map_err(failed)?;
         if let Some(e) = first_error {
             return Err(e);
         }
-        store::advance_cursor(&app.registry, connection_id, last)
-            .await
-            .map_err(failed)?;
         cursor = last;
     }
     if let Some(why) = refusals.first() {
@@ -198,37 +245,28 @@ async fn sync_entry(
     event_schema: &Projection,
     secret: &[u8],
     row: &DiaryRow,
-) -> Result<Outcome, CallError> {
-    let registry = &caller.app.registry;
-    let connection_id = caller.connection.id.as_str();
-    let failed = |e: crate::registry::StoreError| CallError::Failed(e.to_string());
-    let mapping = store::mapping(registry, connection_id, &row.id)
-        .await
-        .map_err(failed)?;
+    mapping: Option<store::Mapping>,
+) -> Result<(Outcome, Effect), CallError> {
     if row.deleted {
         let Some(mapping) = mapping else {
-            return Ok(Outcome::Unchanged);
+            return Ok((Outcome::Unchanged, Effect::None));
         };
         let answer = caller
             .call(&Op::Delete(mapping.event_id.clone()), &row.id)
             .await?;
-        return match answer.status {
-            200..=299 | 404 | 410 => {
-                store::delete_mapping(registry, connection_id, &row.id)
-                    .await
-                    .map_err(failed)?;
-                Ok(Outcome::Deleted)
-            }
-            _ => Ok(refused(&answer)),
-        };
+        return Ok(match answer.status {
+            200..=299 | 404 | 410 => (Outcome::Deleted, Effect::Removed(row.id.clone())),
+            _ => (refused(&answer), Effect::None),
+        });
     }
     let event_id = event_id::derive(secret, &row.id);
     let (event, body) = event_for(row, &event_id);
     let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
     if let Err(v) = event_schema.check(&json) {
-        return Ok(Outcome::Refused(format!(
-            "the event failed its schema at {v}; not sent"
-        )));
+        return Ok((
+            Outcome::Refused(format!("the event failed its schema at {v}; not sent")),
+            Effect::None,
+        ));
     }
     let hash = hex::encode(Sha256::digest(&body));
     if mapping
@@ -236,7 +274,7 @@ async fn sync_entry(
         .and_then(|m| m.content_sha256.as_deref())
         == Some(hash.as_str())
     {
-        return Ok(Outcome::Unchanged);
+        return Ok((Outcome::Unchanged, Effect::None));
     }
     let known = mapping.as_ref().is_some_and(|m| m.content_sha256.is_some());
     let outcome = if known {
@@ -245,21 +283,25 @@ async fn sync_entry(
             .await?;
         match answer.status {
             200..=299 => Outcome::Updated,
-            404 | 410 => insert(caller, row, &event_id, &event, &body).await?,
+            404 | 410 => {
+                store::put_mapping(&caller.app.registry, &caller.connection.id, &row.id, &event_id, None)
+                    .await
+                    .map_err(|e| CallError::Failed(e.to_string()))?;
+                insert(caller, row, &event_id, &event, &body).await?
+            }
             _ => refused(&answer),
         }
     } else {
         insert(caller, row, &event_id, &event, &body).await?
     };
-    if matches!(outcome, Outcome::Inserted | Outcome::Updated) {
-        store::put_mapping(registry, connection_id, &row.id, &event_id, Some(&hash))
-            .await
-            .map_err(failed)?;
-    }
-    Ok(outcome)
+    let effect = match outcome {
+        Outcome::Inserted | Outcome::Updated => Effect::Sent(row.id.clone(), event_id, hash),
+        _ => Effect::None,
+    };
+    Ok((outcome, effect))
 }
 
-/// Writes the intent, inserts; a 409 `duplicate` (an earlier attempt landed) becomes an update.
+/// Inserts (its intent is already written); a 409 `duplicate` (an earlier attempt landed) becomes an update.
 async fn insert(
     caller: &Caller<'_>,
     row: &DiaryRow,
@@ -267,15 +309,6 @@ async fn insert(
     event: &Event,
     body: &[u8],
 ) -> Result<Outcome, CallError> {
-    store::put_mapping(
-        &caller.app.registry,
-        &caller.connection.id,
-        &row.id,
-        event_id,
-        None,
-    )
-    .await
-    .map_err(|e| CallError::Failed(e.to_string()))?;
     let answer = caller
         .call(&Op::Insert(event.clone(), body.to_vec()), &row.id)
         .await?;
