@@ -403,6 +403,45 @@ mod tests {
     }
 
     #[test]
+    fn diary_projection_selects_only_its_columns_through_its_join() {
+        let calendar = Catalogue::built_in().require("google-calendar").unwrap();
+        let p = calendar.projection("diary_entry");
+        assert_eq!(
+            p.from_clause(),
+            "diary_entries JOIN matters ON matters.id = diary_entries.matter_id"
+        );
+        let select = p.select_list();
+        assert!(select.contains("matters.name AS summary"), "{select}");
+        for secret in ["location", "private_notes", "client_id", "matters.description", "number"] {
+            assert!(!select.contains(secret), "{secret} in {select}");
+        }
+        let event = calendar.projection("event");
+        let ok = json!({"id": "abcde12345", "summary": "Estate late Botha", "description": "Court appearance",
+            "start": {"dateTime": "2026-01-02T09:00:00Z", "timeZone": "UTC"}, "end": {"dateTime": "2026-01-02T10:00:00Z", "timeZone": "UTC"}});
+        assert!(event.check(&ok).is_ok());
+        let mut leak = ok.clone();
+        leak["location"] = json!("Boardroom 2");
+        assert_eq!(event.check(&leak).unwrap_err().field, "/location");
+        let mut attendee = ok.clone();
+        attendee["start"]["attendees"] = json!([]);
+        assert!(event.check(&attendee).is_err());
+        let mut bad_id = ok;
+        bad_id["id"] = json!("5b0f0c4e-uuid");
+        assert!(event.check(&bad_id).is_err());
+    }
+
+    #[test]
+    fn joins_naming_unknown_columns_are_refused() {
+        let manifest = r#"{"id":"x","name":"X","contract_version":"1","description":"d","schemas":{"item":"item.json"}}"#;
+        let contract = scopegate_contract::ConnectorContract::load(manifest, |_| {
+            Some(r#"{"type":"object","additionalProperties":false,"x-source-table":"diary_entries","x-join":{"table":"clients","column":"id","on":"matter_id"},"properties":{"n":{"type":"string","x-column":"clients.secret_column"}}}"#.into())
+        })
+        .unwrap();
+        let err = super::Projection::compile(&contract, "item").unwrap_err();
+        assert!(err.contains("clients.secret_column"), "{err}");
+    }
+
+    #[test]
     fn page_schemas_inline_their_items() {
         let accounting = Catalogue::built_in().require("accounting").unwrap();
         let page = accounting.projection("transactions_page");
