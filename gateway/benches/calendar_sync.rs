@@ -11,7 +11,7 @@ use scopegate::app::Application;
 use scopegate::catalogue::Catalogue;
 use scopegate::config::{Config, ConfigArgs};
 use scopegate::keys::Keyring;
-use scopegate::tenancy::{default_firm_url, provision_firm_database, seed, next_change_seqs};
+use scopegate::tenancy::{default_firm_url, next_change_seqs, provision_firm_database, seed};
 use scopegate_google_emulator::{Emulator, EmulatorConfig};
 use sqlx::Row;
 use std::sync::Arc;
@@ -35,11 +35,19 @@ fn cpu_seconds() -> (f64, f64) {
             let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
                 continue;
             };
-            let Some(close) = stat.rfind(')') else { continue };
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
             let name = &stat[stat.find('(').unwrap_or(0) + 1..close];
             let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-            let used = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-                + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+            let used = fields
+                .get(11)
+                .and_then(|u| u.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                + fields
+                    .get(12)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0);
             if name.starts_with("emulator") {
                 emulator += used / ticks;
             } else {

@@ -9,36 +9,41 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Connector folders built into the binary: (id, manifest, [(file, text)]).
-const BUILT_IN: &[(&str, &str, &[(&str, &str)])] = &[
+type BuiltIn = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+const BUILT_IN: &[BuiltIn] = &[
     (
-    "accounting",
-    include_str!("../../schemas/accounting/manifest.json"),
-    &[
-        (
-            "transaction.json",
-            include_str!("../../schemas/accounting/transaction.json"),
-        ),
-        (
-            "matter-ref.json",
-            include_str!("../../schemas/accounting/matter-ref.json"),
-        ),
-        (
-            "fee.json",
-            include_str!("../../schemas/accounting/fee.json"),
-        ),
-        (
-            "fee-result.json",
-            include_str!("../../schemas/accounting/fee-result.json"),
-        ),
-        (
-            "transactions-page.json",
-            include_str!("../../schemas/accounting/transactions-page.json"),
-        ),
-        (
-            "matters-page.json",
-            include_str!("../../schemas/accounting/matters-page.json"),
-        ),
-    ],
+        "accounting",
+        include_str!("../../schemas/accounting/manifest.json"),
+        &[
+            (
+                "transaction.json",
+                include_str!("../../schemas/accounting/transaction.json"),
+            ),
+            (
+                "matter-ref.json",
+                include_str!("../../schemas/accounting/matter-ref.json"),
+            ),
+            (
+                "fee.json",
+                include_str!("../../schemas/accounting/fee.json"),
+            ),
+            (
+                "fee-result.json",
+                include_str!("../../schemas/accounting/fee-result.json"),
+            ),
+            (
+                "transactions-page.json",
+                include_str!("../../schemas/accounting/transactions-page.json"),
+            ),
+            (
+                "matters-page.json",
+                include_str!("../../schemas/accounting/matters-page.json"),
+            ),
+        ],
     ),
     (
         "google-calendar",

@@ -412,7 +412,13 @@ mod tests {
         );
         let select = p.select_list();
         assert!(select.contains("matters.name AS summary"), "{select}");
-        for secret in ["location", "private_notes", "client_id", "matters.description", "number"] {
+        for secret in [
+            "location",
+            "private_notes",
+            "client_id",
+            "matters.description",
+            "number",
+        ] {
             assert!(!select.contains(secret), "{secret} in {select}");
         }
         let event = calendar.projection("event");

@@ -24,7 +24,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn gateway_command(dir: &std::path::Path, port: u16, emulator: &RunningEmulator, key: &str) -> Command {
+fn gateway_command(
+    dir: &std::path::Path,
+    port: u16,
+    emulator: &RunningEmulator,
+    key: &str,
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_scopegate"));
     command
         .env("SCOPEGATE_DATA_DIR", dir)
@@ -38,7 +43,10 @@ fn gateway_command(dir: &std::path::Path, port: u16, emulator: &RunningEmulator,
         .env("SCOPEGATE_GOOGLE_TOKEN_URL", emulator.token_url())
         .env("SCOPEGATE_GOOGLE_REVOKE_URL", emulator.revoke_url())
         .env("SCOPEGATE_GOOGLE_API_BASE", emulator.api_base())
-        .env("SCOPEGATE_GOOGLE_CLIENT_ID", emulator.emulator.config().client_id)
+        .env(
+            "SCOPEGATE_GOOGLE_CLIENT_ID",
+            emulator.emulator.config().client_id,
+        )
         .env(
             "SCOPEGATE_GOOGLE_CLIENT_SECRET",
             emulator.emulator.config().client_secret,
@@ -64,7 +72,11 @@ fn serve(dir: &std::path::Path, port: u16, emulator: &RunningEmulator, key: &str
 async fn wait_healthy(port: u16) {
     let http = reqwest::Client::new();
     for _ in 0..300 {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
             if r.status() == 200 {
                 return;
             }
@@ -140,9 +152,16 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
         .args(["google", "connect", "--firm", FIRM, "--user", &user])
         .output()
         .expect("scopegate google connect");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let link = stdout.lines().find(|l| l.starts_with("http")).expect("link");
+    let link = stdout
+        .lines()
+        .find(|l| l.starts_with("http"))
+        .expect("link");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -153,7 +172,10 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
         .await
         .unwrap();
     assert_eq!(to_google.status(), 302);
-    let back = to_google.headers()["location"].to_str().unwrap().to_string();
+    let back = to_google.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(back.starts_with(&format!("http://127.0.0.1:{port}/oauth/google/callback?")));
     assert_eq!(http.get(&back).send().await.unwrap().status(), 200);
 
@@ -188,7 +210,10 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
     }
     second.kill().unwrap();
     second.wait().unwrap();
-    assert!(converged, "the restarted sync converged to {ENTRIES} events");
+    assert!(
+        converged,
+        "the restarted sync converged to {ENTRIES} events"
+    );
 
     let events = emulator.live_events();
     let ids: BTreeSet<String> = events
@@ -197,13 +222,14 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
         .collect();
     assert_eq!(events.len(), ENTRIES, "no duplicate and no missing event");
     assert_eq!(ids.len(), ENTRIES);
-    let descriptions: Vec<String> = sqlx::query("SELECT description FROM diary_entries ORDER BY id")
-        .fetch_all(db.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get("description"))
-        .collect();
+    let descriptions: Vec<String> =
+        sqlx::query("SELECT description FROM diary_entries ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get("description"))
+            .collect();
     let mut sent: Vec<String> = events
         .iter()
         .map(|e| e.event["description"].as_str().unwrap().to_string())
@@ -217,7 +243,10 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
         .iter()
         .filter(|r| r.status == 429 || r.status == 503)
         .count();
-    assert!(faults > 100, "faults were injected after the restart ({faults})");
+    assert!(
+        faults > 100,
+        "faults were injected after the restart ({faults})"
+    );
     eprintln!(
         "killed with {at_kill} of {ENTRIES} events synced; after restart: {} events, {faults} injected faults, {} insert(s) answered 409 duplicate",
         events.len(),

@@ -60,8 +60,15 @@ pub async fn connect_user(app: &TestApp, firm_id: &str, user: &str, account: &st
         .expect("consent start");
     url.query_pairs_mut().append_pair("login_hint", account);
     let to_google = app.http.get(url.as_str()).send().await.expect("authorize");
-    assert_eq!(to_google.status(), 302, "the emulator approves with a redirect");
-    let location = to_google.headers()["location"].to_str().expect("location").to_string();
+    assert_eq!(
+        to_google.status(),
+        302,
+        "the emulator approves with a redirect"
+    );
+    let location = to_google.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     let query = location.split_once('?').expect("query").1;
     let back = app
         .http
@@ -82,7 +89,10 @@ pub async fn busiest_user(db: &FirmDb) -> String {
 }
 
 /// (diary id, matter name, description, starts_at, ends_at, all_day) of a user's live entries.
-pub async fn live_entries(db: &FirmDb, user: &str) -> Vec<(String, String, String, i64, i64, bool)> {
+pub async fn live_entries(
+    db: &FirmDb,
+    user: &str,
+) -> Vec<(String, String, String, i64, i64, bool)> {
     sqlx::query("SELECT d.id, m.name, d.description, d.starts_at, d.ends_at, d.all_day FROM diary_entries d JOIN matters m ON m.id = d.matter_id WHERE d.owner_user_id = $1 AND d.deleted = 0 ORDER BY d.id")
         .bind(user)
         .fetch_all(db.pool())
@@ -105,7 +115,9 @@ pub async fn live_entries(db: &FirmDb, user: &str) -> Vec<(String, String, Strin
 /// Runs `sql` (binding `$1` = value, `$2` = diary id, `$3` = new change_seq) as the practice system would.
 pub async fn edit_diary(db: &FirmDb, sql: &str, value: &str, diary_id: &str) {
     let mut tx = db.pool().begin().await.expect("tx");
-    let seq = scopegate::tenancy::next_change_seqs(&mut tx, 1).await.expect("seq");
+    let seq = scopegate::tenancy::next_change_seqs(&mut tx, 1)
+        .await
+        .expect("seq");
     sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
         .bind(value)
         .bind(diary_id)
@@ -117,10 +129,18 @@ pub async fn edit_diary(db: &FirmDb, sql: &str, value: &str, diary_id: &str) {
 }
 
 /// Adds a diary entry for `user` on `matter_id`; returns its id.
-pub async fn add_diary_entry(db: &FirmDb, user: &str, matter_id: &str, description: &str, starts_at: i64) -> String {
+pub async fn add_diary_entry(
+    db: &FirmDb,
+    user: &str,
+    matter_id: &str,
+    description: &str,
+    starts_at: i64,
+) -> String {
     let id = uuid::Uuid::new_v4().to_string();
     let mut tx = db.pool().begin().await.expect("tx");
-    let seq = scopegate::tenancy::next_change_seqs(&mut tx, 1).await.expect("seq");
+    let seq = scopegate::tenancy::next_change_seqs(&mut tx, 1)
+        .await
+        .expect("seq");
     sqlx::query("INSERT INTO diary_entries (id, matter_id, owner_user_id, starts_at, ends_at, all_day, description, location, private_notes, deleted, change_seq) VALUES ($1, $2, $3, $4, $5, 0, $6, 'Secret boardroom 9, Cape Town', 'Private: client is in financial trouble', 0, $7)")
         .bind(&id).bind(matter_id).bind(user).bind(starts_at).bind(starts_at + 3_600_000).bind(description).bind(seq)
         .execute(&mut *tx).await.expect("insert");
@@ -172,7 +192,11 @@ pub async fn sensitive_values(db: &FirmDb, firm_id: &str) -> Vec<String> {
         "SELECT full_name AS v FROM users",
         "SELECT email AS v FROM users",
     ] {
-        for row in sqlx::query(sql).fetch_all(db.pool()).await.expect("sensitive") {
+        for row in sqlx::query(sql)
+            .fetch_all(db.pool())
+            .await
+            .expect("sensitive")
+        {
             values.push(row.get("v"));
         }
     }
@@ -200,10 +224,17 @@ pub fn assert_only_allowed_fields(emulator: &Emulator, sensitive: &[String]) -> 
             let body: serde_json::Value = serde_json::from_str(&received.body).expect("json body");
             let object = body.as_object().expect("object body");
             for (key, value) in object {
-                assert!(allowed_top.contains(&key.as_str()), "unexpected field {key} in {}", received.body);
+                assert!(
+                    allowed_top.contains(&key.as_str()),
+                    "unexpected field {key} in {}",
+                    received.body
+                );
                 if key == "start" || key == "end" {
                     for time_key in value.as_object().expect("time object").keys() {
-                        assert!(allowed_time.contains(&time_key.as_str()), "unexpected {key}.{time_key}");
+                        assert!(
+                            allowed_time.contains(&time_key.as_str()),
+                            "unexpected {key}.{time_key}"
+                        );
                     }
                 }
             }

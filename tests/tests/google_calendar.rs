@@ -40,7 +40,11 @@ fn gateway_calls(emulator: &Emulator) -> i64 {
 async fn assert_calendar_matches(emulator: &Emulator, db: &FirmDb, user: &str) {
     let entries = live_entries(db, user).await;
     let events = emulator.live_events();
-    assert_eq!(events.len(), entries.len(), "one event per live diary entry");
+    assert_eq!(
+        events.len(),
+        entries.len(),
+        "one event per live diary entry"
+    );
     let mut got: Vec<(String, String, String, String)> = events
         .iter()
         .map(|e| {
@@ -109,7 +113,10 @@ async fn connect_sync_edit_delete_and_switch_off(env: TestEnv) {
     let app = env.spawn_with(google_config(&env, &running, 50)).await;
     let user = busiest_user(&db).await;
 
-    assert_eq!(connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await, 200);
+    assert_eq!(
+        connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await,
+        200
+    );
     let live = live_entries(&db, &user).await.len() as i64;
     assert!(live > 0);
     eventually("the first sync completes", || async {
@@ -276,7 +283,10 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     );
     assert!(query["state"].len() >= 16);
 
-    assert_eq!(connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await, 200);
+    assert_eq!(
+        connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await,
+        200
+    );
     let live = live_entries(&db, &user).await.len() as i64;
     eventually("the first sync completes", || async {
         connection_of(&env, &user).await.events_count == live
@@ -304,7 +314,10 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     assert_eq!(statuses[0].status, "needs_reconsent");
 
     // Connecting again resumes; the edit arrives and nothing is duplicated.
-    assert_eq!(connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await, 200);
+    assert_eq!(
+        connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await,
+        200
+    );
     eventually("the re-consented connection syncs", || async {
         emulator
             .live_events()
@@ -320,10 +333,9 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     assert_calendar_matches(&emulator, &db, &user).await;
 
     // The admin switches off and asks for the created events to be deleted.
-    let report =
-        scopegate::google::switch_off::switch_off(&app.state, FIRM, "admin@harbour", true)
-            .await
-            .unwrap();
+    let report = scopegate::google::switch_off::switch_off(&app.state, FIRM, "admin@harbour", true)
+        .await
+        .unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.events_deleted as i64, live);
     assert_eq!(emulator.live_events().len(), 0);
@@ -351,7 +363,10 @@ async fn converges_with_thirty_percent_faults(env: TestEnv) {
     config.fault_rate = 0.3;
     config.retry_after_secs = 0;
     emulator.set_config(config);
-    assert_eq!(connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await, 200);
+    assert_eq!(
+        connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await,
+        200
+    );
     eventually("the sync converges despite faults", || async {
         connection_of(&env, &user).await.events_count == 300
     })

@@ -3,6 +3,9 @@
 //! answers 409 `duplicate`), deleted events kept as `cancelled` (a second
 //! delete answers 410 `deleted`), and injected latency and 429/503 faults.
 
+// Checks return the finished error response Google would send; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 use crate::{now_ms, Emulator, StoredEvent};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -412,11 +415,12 @@ fn replace(
     } else {
         patch
     };
-    if fields
-        .get("id")
-        .is_some_and(|v| v.as_str() != Some(id))
-    {
-        return google_error(StatusCode::BAD_REQUEST, "invalid", "Invalid resource id value.");
+    if fields.get("id").is_some_and(|v| v.as_str() != Some(id)) {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "Invalid resource id value.",
+        );
     }
     fields.remove("id");
     fields.remove("status");

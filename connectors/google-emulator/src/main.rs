@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8990".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8990".into());
     let Ok(addr) = addr.parse() else {
         eprintln!("error: {addr:?} is not a socket address such as 127.0.0.1:8990");
         return ExitCode::FAILURE;
@@ -20,10 +22,16 @@ async fn main() -> ExitCode {
     if let Ok(secret) = std::env::var("GOOGLE_EMULATOR_CLIENT_SECRET") {
         config.client_secret = secret;
     }
-    if let Some(ms) = std::env::var("GOOGLE_EMULATOR_LATENCY_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var("GOOGLE_EMULATOR_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         config.latency_ms = ms;
     }
-    if let Some(rate) = std::env::var("GOOGLE_EMULATOR_FAULT_RATE").ok().and_then(|v| v.parse().ok()) {
+    if let Some(rate) = std::env::var("GOOGLE_EMULATOR_FAULT_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         config.fault_rate = rate;
     }
     let running = match Emulator::new(config).start(addr).await {
@@ -33,7 +41,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("Google emulator on {} (API base {})", running.root_url(), running.api_base());
+    println!(
+        "Google emulator on {} (API base {})",
+        running.root_url(),
+        running.api_base()
+    );
     let _ = tokio::signal::ctrl_c().await;
     ExitCode::SUCCESS
 }

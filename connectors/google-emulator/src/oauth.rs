@@ -160,12 +160,20 @@ fn token_inner(emulator: &Emulator, headers: &HeaderMap, text: &str) -> Response
     match q.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(code) = q.get("code").and_then(|c| world.codes.remove(c)) else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Malformed auth code.");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "Malformed auth code.",
+                );
             };
             if code.client_id != config.client_id
                 || q.get("redirect_uri") != Some(&code.redirect_uri)
             {
-                return oauth_error(StatusCode::BAD_REQUEST, "redirect_uri_mismatch", "Bad Request");
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "redirect_uri_mismatch",
+                    "Bad Request",
+                );
             }
             let verifier = q.get("code_verifier").cloned().unwrap_or_default();
             if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != code.challenge {
@@ -262,7 +270,7 @@ pub async fn revoke(
 ) -> Response {
     let text = String::from_utf8_lossy(&body).to_string();
     let mut q = form(&text);
-    if q.get("token").is_none() {
+    if !q.contains_key("token") {
         q = form(query.as_deref().unwrap_or(""));
     }
     let status = {

@@ -33,8 +33,19 @@ async fn oauth_and_events_answer_like_google() {
     assert_eq!(redirect.status(), 302);
     let location = redirect.headers()["location"].to_str().unwrap().to_string();
     assert!(location.starts_with("http://localhost/cb?state=s1&code="));
-    let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap().to_string();
-    let code = form_urlencoded::parse(format!("c={code}").as_bytes()).next().unwrap().1.into_owned();
+    let code = location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let code = form_urlencoded::parse(format!("c={code}").as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned();
     let exchange = |code: &str, verifier: &str| {
         http.post(running.token_url()).form(&[
             ("grant_type", "authorization_code"),
@@ -50,46 +61,126 @@ async fn oauth_and_events_answer_like_google() {
     // The code was consumed by the failed attempt, as Google does.
     let redirect = http.get(authorize(&challenge)).send().await.unwrap();
     let location = redirect.headers()["location"].to_str().unwrap().to_string();
-    let code = location.split("code=").nth(1).unwrap().split('&').next().unwrap().to_string();
-    let code = form_urlencoded::parse(format!("c={code}").as_bytes()).next().unwrap().1.into_owned();
-    let tokens: Value = exchange(&code, &verifier).send().await.unwrap().json().await.unwrap();
+    let code = location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let code = form_urlencoded::parse(format!("c={code}").as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: Value = exchange(&code, &verifier)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let access = tokens["access_token"].as_str().unwrap().to_string();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
-    assert_eq!(exchange(&code, &verifier).send().await.unwrap().status(), 400, "a code works once");
+    assert_eq!(
+        exchange(&code, &verifier).send().await.unwrap().status(),
+        400,
+        "a code works once"
+    );
 
     let events = format!("{}calendars/primary/events", running.api_base());
     let event = json!({"id": "abcdefghij0123456789", "summary": "s", "start": {"date": "2026-01-02"}, "end": {"date": "2026-01-03"}});
-    let insert = http.post(&events).bearer_auth(&access).json(&event).send().await.unwrap();
+    let insert = http
+        .post(&events)
+        .bearer_auth(&access)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(insert.status(), 200);
-    let again = http.post(&events).bearer_auth(&access).json(&event).send().await.unwrap();
+    let again = http
+        .post(&events)
+        .bearer_auth(&access)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409);
     let body: Value = again.json().await.unwrap();
     assert_eq!(body["error"]["errors"][0]["reason"], "duplicate");
     let mut bad = event.clone();
     bad["id"] = json!("UPPER-case_id");
-    assert_eq!(http.post(&events).bearer_auth(&access).json(&bad).send().await.unwrap().status(), 400);
-    let no_auth = http.post(&events).bearer_auth("nope").json(&event).send().await.unwrap();
+    assert_eq!(
+        http.post(&events)
+            .bearer_auth(&access)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let no_auth = http
+        .post(&events)
+        .bearer_auth("nope")
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_auth.status(), 401);
     let one = format!("{events}/abcdefghij0123456789");
-    assert_eq!(http.delete(&one).bearer_auth(&access).send().await.unwrap().status(), 204);
+    assert_eq!(
+        http.delete(&one)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
     let gone = http.delete(&one).bearer_auth(&access).send().await.unwrap();
     assert_eq!(gone.status(), 410);
-    assert_eq!(gone.json::<Value>().await.unwrap()["error"]["errors"][0]["reason"], "deleted");
-    let list: Value = http.get(&events).bearer_auth(&access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        gone.json::<Value>().await.unwrap()["error"]["errors"][0]["reason"],
+        "deleted"
+    );
+    let list: Value = http
+        .get(&events)
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 0);
 
-    let revoke = http.post(running.revoke_url()).form(&[("token", refresh.as_str())]).send().await.unwrap();
+    let revoke = http
+        .post(running.revoke_url())
+        .form(&[("token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(revoke.status(), 200);
     let refreshed = http
         .post(running.token_url())
         .basic_auth(&config.client_id, Some(&config.client_secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.as_str()),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(refreshed.status(), 400);
-    assert_eq!(refreshed.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(
+        refreshed.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
     let received = running.emulator.received();
-    assert!(received.iter().any(|r| r.kind == "api" && r.status == 409 && r.body.contains("abcdefghij0123456789")));
+    assert!(received
+        .iter()
+        .any(|r| r.kind == "api" && r.status == 409 && r.body.contains("abcdefghij0123456789")));
     assert_eq!(received.iter().filter(|r| r.kind == "revoke").count(), 1);
 }

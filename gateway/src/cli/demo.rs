@@ -72,7 +72,9 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
         )
         .await?;
     let credential = registry.issue_credential(FIRMS[0].0, "accounting").await?;
-    let calendar = catalogue.require(crate::google::CONNECTOR).map_err(CliError)?;
+    let calendar = catalogue
+        .require(crate::google::CONNECTOR)
+        .map_err(CliError)?;
     registry
         .enable_grant(FIRMS[0].0, &calendar.contract, "admin@harbour-law.example")
         .await?;

@@ -72,26 +72,28 @@ pub async fn run(mut config: Config, command: GoogleCommand) -> CliResult {
                 })
                 .map_err(problem_line)
         }
-        GoogleCommand::Status { firm } => crate::google::consent::connection_statuses(&state, &firm)
-            .await
-            .map(|rows| {
-                if rows.is_empty() {
-                    println!("no Google Calendar connections in firm {firm}");
-                }
-                for c in rows {
-                    println!(
-                        "{}\t{}\tevents={}\tlast_sync={}\t{}",
-                        c.firm_user_id,
-                        c.status,
-                        c.events_count,
-                        c.last_sync_at
-                            .map(crate::clock::rfc3339)
-                            .unwrap_or_else(|| "never".into()),
-                        c.last_error.unwrap_or_default()
-                    );
-                }
-            })
-            .map_err(problem_line),
+        GoogleCommand::Status { firm } => {
+            crate::google::consent::connection_statuses(&state, &firm)
+                .await
+                .map(|rows| {
+                    if rows.is_empty() {
+                        println!("no Google Calendar connections in firm {firm}");
+                    }
+                    for c in rows {
+                        println!(
+                            "{}\t{}\tevents={}\tlast_sync={}\t{}",
+                            c.firm_user_id,
+                            c.status,
+                            c.events_count,
+                            c.last_sync_at
+                                .map(crate::clock::rfc3339)
+                                .unwrap_or_else(|| "never".into()),
+                            c.last_error.unwrap_or_default()
+                        );
+                    }
+                })
+                .map_err(problem_line)
+        }
         GoogleCommand::Disconnect {
             firm,
             user,

@@ -17,7 +17,9 @@ use crate::registry::grants::Grant;
 use crate::registry::StoreError;
 use axum::http::StatusCode;
 use oauth2::url::Url;
-use oauth2::{AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, Scope, TokenResponse};
+use oauth2::{
+    AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, Scope, TokenResponse,
+};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -33,7 +35,10 @@ fn bad_gateway(detail: impl Into<String>) -> Problem {
 
 /// The firm's enabled grant for the current contract, or why there is none.
 async fn usable_grant(app: &App, firm_id: &str) -> Result<Grant, Problem> {
-    let connector = app.catalogue.require(CONNECTOR).map_err(Problem::internal)?;
+    let connector = app
+        .catalogue
+        .require(CONNECTOR)
+        .map_err(Problem::internal)?;
     let grant = match app.registry.grant(firm_id, CONNECTOR).await {
         Ok(g) => g,
         Err(StoreError::NotFound(_)) => {
@@ -66,10 +71,10 @@ pub async fn start(app: &App, firm_id: &str, firm_user_id: &str) -> Result<Url, 
     let grant = usable_grant(app, firm_id).await?;
     let db = app.tenancy.firm_db(&grant).await?;
     if !super::reader::user_exists(&db, firm_user_id).await? {
-        return Err(Problem::not_found(format!(
-            "firm {firm_id} has no user {firm_user_id}"
-        ))
-        .with("field", "firm_user_id"));
+        return Err(
+            Problem::not_found(format!("firm {firm_id} has no user {firm_user_id}"))
+                .with("field", "firm_user_id"),
+        );
     }
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state) = client
@@ -139,8 +144,7 @@ pub async fn finish(app: &App, state: &str, code: &str) -> Result<Connection, Pr
                 "redirect_uri".into(),
             ],
             record_ids: vec![pending.firm_user_id.clone()],
-            payload: b"grant_type=authorization_code&code=<code>&code_verifier=<verifier>"
-                .to_vec(),
+            payload: b"grant_type=authorization_code&code=<code>&code_verifier=<verifier>".to_vec(),
         })
         .await?;
     let seen = Arc::new(AtomicU16::new(0));
@@ -188,7 +192,10 @@ pub struct ConnectionStatus {
 }
 
 /// Every connection of a firm.
-pub async fn connection_statuses(app: &App, firm_id: &str) -> Result<Vec<ConnectionStatus>, Problem> {
+pub async fn connection_statuses(
+    app: &App,
+    firm_id: &str,
+) -> Result<Vec<ConnectionStatus>, Problem> {
     app.registry.firm(firm_id).await?;
     Ok(store::connections(&app.registry, firm_id)
         .await?

@@ -41,11 +41,22 @@ mod tests {
     #[test]
     fn ids_are_stable_valid_and_secret_dependent() {
         let id = derive(b"secret-one", "5b0f0c4e-0000-4000-8000-000000000001");
-        assert_eq!(id, derive(b"secret-one", "5b0f0c4e-0000-4000-8000-000000000001"));
-        assert_ne!(id, derive(b"secret-two", "5b0f0c4e-0000-4000-8000-000000000001"));
-        assert_ne!(id, derive(b"secret-one", "5b0f0c4e-0000-4000-8000-000000000002"));
+        assert_eq!(
+            id,
+            derive(b"secret-one", "5b0f0c4e-0000-4000-8000-000000000001")
+        );
+        assert_ne!(
+            id,
+            derive(b"secret-two", "5b0f0c4e-0000-4000-8000-000000000001")
+        );
+        assert_ne!(
+            id,
+            derive(b"secret-one", "5b0f0c4e-0000-4000-8000-000000000002")
+        );
         assert_eq!(id.len(), 52);
-        assert!(id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b)));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b)));
         assert!(!id.contains("5b0f0c4e"));
     }
 

@@ -5,9 +5,9 @@
 //! worker's wake-up and stop signals.
 
 use super::tokens::TokenSource;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use google_calendar3::hyper_rustls::HttpsConnector;
 use google_calendar3::hyper_util::client::legacy::connect::HttpConnector;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,12 +42,11 @@ impl GoogleRuntime {
             .with_native_roots()
             .or_else(|_| {
                 Ok::<_, std::io::Error>(
-                    google_calendar3::hyper_rustls::HttpsConnectorBuilder::new()
-                        .with_tls_config(
-                            rustls::ClientConfig::builder()
-                                .with_root_certificates(rustls::RootCertStore::empty())
-                                .with_no_client_auth(),
-                        ),
+                    google_calendar3::hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                        rustls::ClientConfig::builder()
+                            .with_root_certificates(rustls::RootCertStore::empty())
+                            .with_no_client_auth(),
+                    ),
                 )
             })
             .expect("TLS connector")
@@ -73,7 +72,11 @@ impl GoogleRuntime {
 
     /// The cached token source of a connection, if one was made.
     pub fn token_source(&self, connection_id: &str) -> Option<Arc<TokenSource>> {
-        self.tokens.lock().expect("tokens").get(connection_id).cloned()
+        self.tokens
+            .lock()
+            .expect("tokens")
+            .get(connection_id)
+            .cloned()
     }
 
     /// Caches `source` unless another is already cached; returns the cached one.

@@ -166,8 +166,9 @@ pub async fn connection_for_user(
     firm_id: &str,
     firm_user_id: &str,
 ) -> StoreResult<Option<Connection>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM google_connections WHERE firm_id = $1 AND firm_user_id = $2");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM google_connections WHERE firm_id = $1 AND firm_user_id = $2"
+    );
     Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(firm_id)
         .bind(firm_user_id)
@@ -207,7 +208,11 @@ pub async fn runnable_connections(registry: &Registry, now: i64) -> StoreResult<
 }
 
 /// True while the connection may sync: active, its grant enabled for the consented contract.
-pub async fn may_sync(registry: &Registry, connection_id: &str, schema_hash: &str) -> StoreResult<bool> {
+pub async fn may_sync(
+    registry: &Registry,
+    connection_id: &str,
+    schema_hash: &str,
+) -> StoreResult<bool> {
     let row = sqlx::query("SELECT c.status, g.enabled, g.schema_hash FROM google_connections c JOIN grants g ON g.id = c.grant_id WHERE c.id = $1")
         .bind(connection_id)
         .fetch_optional(registry.pool())
@@ -219,13 +224,19 @@ pub async fn may_sync(registry: &Registry, connection_id: &str, schema_hash: &st
     }))
 }
 
-pub async fn advance_cursor(registry: &Registry, connection_id: &str, cursor: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE google_connections SET cursor = $1, updated_at = $2 WHERE id = $3 AND cursor < $1")
-        .bind(cursor)
-        .bind(now_ms())
-        .bind(connection_id)
-        .execute(registry.pool())
-        .await?;
+pub async fn advance_cursor(
+    registry: &Registry,
+    connection_id: &str,
+    cursor: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE google_connections SET cursor = $1, updated_at = $2 WHERE id = $3 AND cursor < $1",
+    )
+    .bind(cursor)
+    .bind(now_ms())
+    .bind(connection_id)
+    .execute(registry.pool())
+    .await?;
     Ok(())
 }
 
@@ -364,7 +375,11 @@ pub struct BatchWrites {
     pub cursor: Option<i64>,
 }
 
-pub async fn write_batch(registry: &Registry, connection_id: &str, writes: &BatchWrites) -> StoreResult<()> {
+pub async fn write_batch(
+    registry: &Registry,
+    connection_id: &str,
+    writes: &BatchWrites,
+) -> StoreResult<()> {
     let mut tx = registry.pool().begin().await?;
     for (diary_id, event_id) in &writes.intents {
         sqlx::query("INSERT INTO google_events (connection_id, diary_id, event_id, content_sha256) VALUES ($1, $2, $3, NULL) ON CONFLICT (connection_id, diary_id) DO NOTHING")
@@ -409,7 +424,11 @@ pub async fn put_mapping(
     Ok(())
 }
 
-pub async fn delete_mapping(registry: &Registry, connection_id: &str, diary_id: &str) -> StoreResult<()> {
+pub async fn delete_mapping(
+    registry: &Registry,
+    connection_id: &str,
+    diary_id: &str,
+) -> StoreResult<()> {
     sqlx::query("DELETE FROM google_events WHERE connection_id = $1 AND diary_id = $2")
         .bind(connection_id)
         .bind(diary_id)
@@ -419,12 +438,17 @@ pub async fn delete_mapping(registry: &Registry, connection_id: &str, diary_id: 
 }
 
 /// Every mapped event of a connection: (diary id, event id).
-pub async fn mappings(registry: &Registry, connection_id: &str) -> StoreResult<Vec<(String, String)>> {
-    Ok(sqlx::query("SELECT diary_id, event_id FROM google_events WHERE connection_id = $1 ORDER BY diary_id")
-        .bind(connection_id)
-        .fetch_all(registry.pool())
-        .await?
-        .iter()
-        .map(|r| (r.get("diary_id"), r.get("event_id")))
-        .collect())
+pub async fn mappings(
+    registry: &Registry,
+    connection_id: &str,
+) -> StoreResult<Vec<(String, String)>> {
+    Ok(sqlx::query(
+        "SELECT diary_id, event_id FROM google_events WHERE connection_id = $1 ORDER BY diary_id",
+    )
+    .bind(connection_id)
+    .fetch_all(registry.pool())
+    .await?
+    .iter()
+    .map(|r| (r.get("diary_id"), r.get("event_id")))
+    .collect())
 }

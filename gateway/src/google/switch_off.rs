@@ -25,7 +25,10 @@ pub async fn wait_for_claim(app: &App, connection_id: &str) -> Option<Claim> {
 
 /// Deletes every event the gateway created for a connection; returns how many.
 pub async fn delete_created_events(app: &App, connection: &Connection) -> Result<u64, CallError> {
-    let connector = app.catalogue.require(CONNECTOR).map_err(CallError::Failed)?;
+    let connector = app
+        .catalogue
+        .require(CONNECTOR)
+        .map_err(CallError::Failed)?;
     let tokens = super::sync::token_source(app, connection)?;
     let caller = Caller {
         app,
@@ -38,23 +41,25 @@ pub async fn delete_created_events(app: &App, connection: &Connection) -> Result
         .await
         .map_err(|e| CallError::Failed(e.to_string()))?;
     let results: Vec<Result<bool, CallError>> = futures::stream::iter(mappings)
-        .map(|(diary_id, event_id)| -> futures::future::BoxFuture<'_, Result<bool, CallError>> {
-            let caller = &caller;
-            Box::pin(async move {
-                let answer = caller.call(&Op::Delete(event_id), &diary_id).await?;
-                match answer.status {
-                    200..=299 | 404 | 410 => {
-                        store::delete_mapping(&app.registry, &connection.id, &diary_id)
-                            .await
-                            .map_err(|e| CallError::Failed(e.to_string()))?;
-                        Ok(answer.status < 300)
+        .map(
+            |(diary_id, event_id)| -> futures::future::BoxFuture<'_, Result<bool, CallError>> {
+                let caller = &caller;
+                Box::pin(async move {
+                    let answer = caller.call(&Op::Delete(event_id), &diary_id).await?;
+                    match answer.status {
+                        200..=299 | 404 | 410 => {
+                            store::delete_mapping(&app.registry, &connection.id, &diary_id)
+                                .await
+                                .map_err(|e| CallError::Failed(e.to_string()))?;
+                            Ok(answer.status < 300)
+                        }
+                        other => Err(CallError::Failed(format!(
+                            "Google answered {other} to a delete"
+                        ))),
                     }
-                    other => Err(CallError::Failed(format!(
-                        "Google answered {other} to a delete"
-                    ))),
-                }
-            })
-        })
+                })
+            },
+        )
         .buffer_unordered(app.config.google.user_concurrency)
         .collect()
         .await;
@@ -85,7 +90,9 @@ pub async fn switch_off(
     actor: &str,
     delete_events: bool,
 ) -> Result<SwitchOffReport, Problem> {
-    app.registry.disable_grant(firm_id, CONNECTOR, actor).await?;
+    app.registry
+        .disable_grant(firm_id, CONNECTOR, actor)
+        .await?;
     let mut report = SwitchOffReport::default();
     if !delete_events {
         return Ok(report);

@@ -269,24 +269,29 @@ async fn sync_entry(
         ));
     }
     let hash = hex::encode(Sha256::digest(&body));
-    if mapping
-        .as_ref()
-        .and_then(|m| m.content_sha256.as_deref())
-        == Some(hash.as_str())
-    {
+    if mapping.as_ref().and_then(|m| m.content_sha256.as_deref()) == Some(hash.as_str()) {
         return Ok((Outcome::Unchanged, Effect::None));
     }
     let known = mapping.as_ref().is_some_and(|m| m.content_sha256.is_some());
     let outcome = if known {
         let answer = caller
-            .call(&Op::Update(event_id.clone(), event.clone(), body.clone()), &row.id)
+            .call(
+                &Op::Update(event_id.clone(), event.clone(), body.clone()),
+                &row.id,
+            )
             .await?;
         match answer.status {
             200..=299 => Outcome::Updated,
             404 | 410 => {
-                store::put_mapping(&caller.app.registry, &caller.connection.id, &row.id, &event_id, None)
-                    .await
-                    .map_err(|e| CallError::Failed(e.to_string()))?;
+                store::put_mapping(
+                    &caller.app.registry,
+                    &caller.connection.id,
+                    &row.id,
+                    &event_id,
+                    None,
+                )
+                .await
+                .map_err(|e| CallError::Failed(e.to_string()))?;
                 insert(caller, row, &event_id, &event, &body).await?
             }
             _ => refused(&answer),

@@ -56,11 +56,17 @@ pub fn oauth_client(config: &GoogleConfig) -> Result<GoogleOAuthClient, String> 
         .set_revocation_url(
             RevocationUrl::new(config.revoke_url.clone()).map_err(url_err("revoke"))?,
         )
-        .set_redirect_uri(RedirectUrl::new(config.redirect_url.clone()).map_err(url_err("redirect"))?))
+        .set_redirect_uri(
+            RedirectUrl::new(config.redirect_url.clone()).map_err(url_err("redirect"))?,
+        ))
 }
 
-type BoxedResponse =
-    Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>>> + Send>>;
+type BoxedResponse = Pin<
+    Box<
+        dyn Future<Output = Result<oauth2::HttpResponse, oauth2::HttpClientError<reqwest::Error>>>
+            + Send,
+    >,
+>;
 
 /// An HTTP client for `oauth2` that notes the status code Google answered with.
 pub fn status_capturing(
@@ -92,10 +98,7 @@ pub struct TokenSource {
 
 impl TokenSource {
     /// Opens the sealed refresh token of a connection.
-    pub fn open(
-        app: &App,
-        connection: &super::store::Connection,
-    ) -> Result<Self, TokenError> {
+    pub fn open(app: &App, connection: &super::store::Connection) -> Result<Self, TokenError> {
         let sealed = connection
             .refresh_token_sealed
             .as_deref()

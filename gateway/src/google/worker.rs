@@ -96,14 +96,22 @@ pub async fn run_one(
         }
         Err(e @ (CallError::Retry(_, _) | CallError::Failed(_))) => {
             let attempts = before.job_attempts.max(0) as u32;
-            let wait = super::backoff::delay(attempts.min(8), match e {
-                CallError::Retry(_, after) => *after,
-                _ => None,
-            });
+            let wait = super::backoff::delay(
+                attempts.min(8),
+                match e {
+                    CallError::Retry(_, after) => *after,
+                    _ => None,
+                },
+            );
             tracing::warn!(connection = %connection_id, error = %e, "calendar sync pass failed; will retry");
-            store::reschedule(registry, connection_id, now_ms() + wait.as_millis() as i64, &e.to_string())
-                .await
-                .map(|_| ())
+            store::reschedule(
+                registry,
+                connection_id,
+                now_ms() + wait.as_millis() as i64,
+                &e.to_string(),
+            )
+            .await
+            .map(|_| ())
         }
     };
     if let Err(e) = noted {

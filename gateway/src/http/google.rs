@@ -26,9 +26,13 @@ pub async fn callback(
     let consent_state = params
         .get("state")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| Problem::bad_request("the state parameter is missing").with("field", "state"))?;
+        .ok_or_else(|| {
+            Problem::bad_request("the state parameter is missing").with("field", "state")
+        })?;
     if let Some(error) = params.get("error") {
-        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(consent_state.as_bytes()));
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            consent_state.as_bytes(),
+        ));
         crate::google::store::take_pending(&state.registry, &hash).await?;
         return Err(Problem::bad_request(format!(
             "Google did not grant access ({error}); nothing was connected"
@@ -37,7 +41,9 @@ pub async fn callback(
     let code = params
         .get("code")
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| Problem::bad_request("the code parameter is missing").with("field", "code"))?;
+        .ok_or_else(|| {
+            Problem::bad_request("the code parameter is missing").with("field", "code")
+        })?;
     let connection = crate::google::consent::finish(&state, consent_state, code).await?;
     tracing::info!(firm = %connection.firm_id, "Google Calendar connected");
     let mut response = (
