@@ -24,8 +24,34 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A fresh PostgreSQL database, or `None` (after saying so) when PostgreSQL is unreachable outside CI.
+async fn fresh_postgres(label: &str) -> Option<String> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let admin = std::env::var("SCOPEGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = match sqlx::AnyConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("PostgreSQL unreachable with CI=true: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: PostgreSQL at {admin} unreachable ({e})");
+            return None;
+        }
+    };
+    let name = format!("sgtest_{label}_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+}
+
 fn gateway_command(
     dir: &std::path::Path,
+    database_url: &str,
     port: u16,
     emulator: &RunningEmulator,
     key: &str,
@@ -33,10 +59,7 @@ fn gateway_command(
     let mut command = Command::new(env!("CARGO_BIN_EXE_scopegate"));
     command
         .env("SCOPEGATE_DATA_DIR", dir)
-        .env(
-            "SCOPEGATE_DATABASE_URL",
-            format!("sqlite://{}", dir.join("registry.db").display()),
-        )
+        .env("SCOPEGATE_DATABASE_URL", database_url)
         .env("SCOPEGATE_LISTEN", format!("127.0.0.1:{port}"))
         .env("SCOPEGATE_MASTER_KEY", key)
         .env("SCOPEGATE_GOOGLE_AUTH_URL", emulator.auth_url())
@@ -60,8 +83,14 @@ fn gateway_command(
     command
 }
 
-fn serve(dir: &std::path::Path, port: u16, emulator: &RunningEmulator, key: &str) -> Child {
-    gateway_command(dir, port, emulator, key)
+fn serve(
+    dir: &std::path::Path,
+    database_url: &str,
+    port: u16,
+    emulator: &RunningEmulator,
+    key: &str,
+) -> Child {
+    gateway_command(dir, database_url, port, emulator, key)
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -95,8 +124,23 @@ async fn events_count(registry: &Registry) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
+async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap_sqlite() {
     let dir = tempfile::tempdir().unwrap();
+    let registry_url = format!("sqlite://{}", dir.path().join("registry.db").display());
+    let firm_url = default_firm_url(dir.path(), FIRM);
+    sigkill_mid_sync(dir, registry_url, firm_url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap_postgres() {
+    let Some(registry_url) = fresh_postgres("registry").await else {
+        return;
+    };
+    let firm_url = fresh_postgres("firm").await.expect("postgres");
+    sigkill_mid_sync(tempfile::tempdir().unwrap(), registry_url, firm_url).await;
+}
+
+async fn sigkill_mid_sync(dir: tempfile::TempDir, registry_url: String, url: String) {
     let key = scopegate::keys::generate_key();
     let running = Emulator::new(EmulatorConfig {
         latency_ms: 3,
@@ -107,13 +151,7 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
     .unwrap();
     let emulator = running.emulator.clone();
 
-    let registry = Registry::connect_and_migrate(&format!(
-        "sqlite://{}",
-        dir.path().join("registry.db").display()
-    ))
-    .await
-    .unwrap();
-    let url = default_firm_url(dir.path(), FIRM);
+    let registry = Registry::connect_and_migrate(&registry_url).await.unwrap();
     let db = provision_firm_database(FIRM, &url).await.unwrap();
     seed::seed_demo(
         &db,
@@ -144,11 +182,11 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
         .get("id");
 
     let port = free_port();
-    let mut first = serve(dir.path(), port, &running, &key);
+    let mut first = serve(dir.path(), &registry_url, port, &running, &key);
     wait_healthy(port).await;
 
     // The operator prints the consent link; the fee earner opens it.
-    let output = gateway_command(dir.path(), port, &running, &key)
+    let output = gateway_command(dir.path(), &registry_url, port, &running, &key)
         .args(["google", "connect", "--firm", FIRM, "--user", &user])
         .output()
         .expect("scopegate google connect");
@@ -179,9 +217,9 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
     assert!(back.starts_with(&format!("http://127.0.0.1:{port}/oauth/google/callback?")));
     assert_eq!(http.get(&back).send().await.unwrap().status(), 200);
 
-    // Kill it mid-way.
+    // Kill it mid-way, inside a batch of entries.
     for _ in 0..1200 {
-        if emulator.live_events().len() >= ENTRIES / 4 {
+        if emulator.live_events().len() >= ENTRIES / 4 + 37 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -198,7 +236,7 @@ async fn sigkill_mid_sync_leaves_no_duplicate_and_no_gap() {
     let mut config = emulator.config();
     config.fault_rate = 0.3;
     emulator.set_config(config);
-    let mut second = serve(dir.path(), port, &running, &key);
+    let mut second = serve(dir.path(), &registry_url, port, &running, &key);
     wait_healthy(port).await;
     let mut converged = false;
     for _ in 0..2400 {
