@@ -433,6 +433,46 @@ mod tests {
     }
 
     #[test]
+    fn google_defaults_are_googles_urls_and_the_secret_stays_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("google-secret");
+        std::fs::write(&secret, "GOCSPX-very-secret\n").unwrap();
+        let config = Config::resolve(&ConfigArgs {
+            public_url: Some("https://gw.example/".into()),
+            google_client_id: Some("id.apps.googleusercontent.com".into()),
+            google_client_secret_file: Some(secret),
+            google_api_base: Some("http://127.0.0.1:9/calendar/v3".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let google = &config.google;
+        assert_eq!(
+            google.auth_url,
+            "https://accounts.google.com/o/oauth2/v2/auth"
+        );
+        assert_eq!(google.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(google.revoke_url, "https://oauth2.googleapis.com/revoke");
+        assert_eq!(google.api_base, "http://127.0.0.1:9/calendar/v3/");
+        assert_eq!(
+            google.redirect_url,
+            "https://gw.example/oauth/google/callback"
+        );
+        assert_eq!(google.user_rate_per_second, 10);
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            google.client_secret.as_ref().unwrap().expose_secret(),
+            "GOCSPX-very-secret"
+        );
+        assert!(!format!("{config:?}").contains("very-secret"));
+        let missing = Config::resolve(&ConfigArgs {
+            google_client_secret_file: Some(dir.path().join("nope")),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(missing.contains("Google client secret file"), "{missing}");
+    }
+
+    #[test]
     fn corrupt_config_names_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
