@@ -23,6 +23,7 @@ pub struct App {
     pub auth_throttle: AuthThrottle,
     pub api_limiters: ApiLimiters,
     pub accounts: crate::accounts::Accounts,
+    pub google: Arc<crate::google::GoogleRuntime>,
 }
 
 /// Axum state: a cheap handle on the `App`.
@@ -61,6 +62,9 @@ impl Application {
             auth_throttle: AuthThrottle::new(&config.limits),
             api_limiters: ApiLimiters::new(&config.limits, trusted),
             accounts: crate::accounts::Accounts::new(&config),
+            google: Arc::new(crate::google::GoogleRuntime::new(
+                config.google.user_rate_per_second,
+            )),
             registry,
             log,
             catalogue,
@@ -93,6 +97,7 @@ impl Application {
             log_writer,
         } = self;
         let pruner = tokio::spawn(prune_periodically(state.clone()));
+        let calendar_sync = crate::google::worker::spawn(state.clone());
         let router = crate::http::router(state.clone());
         axum::serve(
             listener,
@@ -101,6 +106,8 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await?;
         pruner.abort();
+        state.google.stop();
+        let _ = tokio::time::timeout(Duration::from_secs(30), calendar_sync).await;
         let registry = state.registry.clone();
         drop(state);
         // The writer ends once the last log handle is gone, after committing its queue.
@@ -108,6 +115,20 @@ impl Application {
         registry.close().await;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+impl Application {
+    /// Ends an application that never served (a CLI task): commits the log's queue.
+    pub async fn close(self) {
+        let Application {
+            state, log_writer, ..
+        } = self;
+        state.google.stop();
+        let registry = state.registry.clone();
+        drop(state);
+        let _ = tokio::time::timeout(Duration::from_secs(10), log_writer).await;
+        registry.close().await;
     }
 }
 

@@ -8,40 +8,62 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Schema files of one connector: (file name, text).
-type SchemaFiles = &'static [(&'static str, &'static str)];
-
-/// Connector folders built into the binary: (id, manifest, schema files).
-const BUILT_IN: &[(&str, &str, SchemaFiles)] = &[(
-    "accounting",
-    include_str!("../../schemas/accounting/manifest.json"),
-    &[
-        (
-            "transaction.json",
-            include_str!("../../schemas/accounting/transaction.json"),
-        ),
-        (
-            "matter-ref.json",
-            include_str!("../../schemas/accounting/matter-ref.json"),
-        ),
-        (
-            "fee.json",
-            include_str!("../../schemas/accounting/fee.json"),
-        ),
-        (
-            "fee-result.json",
-            include_str!("../../schemas/accounting/fee-result.json"),
-        ),
-        (
-            "transactions-page.json",
-            include_str!("../../schemas/accounting/transactions-page.json"),
-        ),
-        (
-            "matters-page.json",
-            include_str!("../../schemas/accounting/matters-page.json"),
-        ),
-    ],
-)];
+/// Connector folders built into the binary: (id, manifest, [(file, text)]).
+type BuiltIn = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+const BUILT_IN: &[BuiltIn] = &[
+    (
+        "accounting",
+        include_str!("../../schemas/accounting/manifest.json"),
+        &[
+            (
+                "transaction.json",
+                include_str!("../../schemas/accounting/transaction.json"),
+            ),
+            (
+                "matter-ref.json",
+                include_str!("../../schemas/accounting/matter-ref.json"),
+            ),
+            (
+                "fee.json",
+                include_str!("../../schemas/accounting/fee.json"),
+            ),
+            (
+                "fee-result.json",
+                include_str!("../../schemas/accounting/fee-result.json"),
+            ),
+            (
+                "transactions-page.json",
+                include_str!("../../schemas/accounting/transactions-page.json"),
+            ),
+            (
+                "matters-page.json",
+                include_str!("../../schemas/accounting/matters-page.json"),
+            ),
+        ],
+    ),
+    (
+        "google-calendar",
+        include_str!("../../schemas/google-calendar/manifest.json"),
+        &[
+            (
+                "diary-entry.json",
+                include_str!("../../schemas/google-calendar/diary-entry.json"),
+            ),
+            (
+                "event.json",
+                include_str!("../../schemas/google-calendar/event.json"),
+            ),
+            (
+                "event-time.json",
+                include_str!("../../schemas/google-calendar/event-time.json"),
+            ),
+        ],
+    ),
+];
 
 /// One connector: its contract, the hash a grant must match, compiled projections.
 #[derive(Debug)]

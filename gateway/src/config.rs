@@ -23,6 +23,17 @@
 //! | `--session-idle-secs` | `SCOPEGATE_SESSION_IDLE_SECS` | `session_idle_secs` | `1800` |
 //! | `--session-max-secs` | `SCOPEGATE_SESSION_MAX_SECS` | `session_max_secs` | `43200` |
 //! | `--handoff-public-key` | `SCOPEGATE_HANDOFF_PUBLIC_KEY` | `handoff_public_key` | none (hand-off off) |
+//! | `--google-auth-url` | `SCOPEGATE_GOOGLE_AUTH_URL` | `google_auth_url` | `https://accounts.google.com/o/oauth2/v2/auth` |
+//! | `--google-token-url` | `SCOPEGATE_GOOGLE_TOKEN_URL` | `google_token_url` | `https://oauth2.googleapis.com/token` |
+//! | `--google-revoke-url` | `SCOPEGATE_GOOGLE_REVOKE_URL` | `google_revoke_url` | `https://oauth2.googleapis.com/revoke` |
+//! | `--google-api-base` | `SCOPEGATE_GOOGLE_API_BASE` | `google_api_base` | `https://www.googleapis.com/calendar/v3/` |
+//! | `--google-client-id` | `SCOPEGATE_GOOGLE_CLIENT_ID` | `google_client_id` | none (connector unavailable) |
+//! | - | `SCOPEGATE_GOOGLE_CLIENT_SECRET` | - | none |
+//! | `--google-client-secret-file` | `SCOPEGATE_GOOGLE_CLIENT_SECRET_FILE` | `google_client_secret_file` | none |
+//! | `--google-redirect-url` | `SCOPEGATE_GOOGLE_REDIRECT_URL` | `google_redirect_url` | `<public_url>/oauth/google/callback` |
+//! | `--google-sync-interval-ms` | `SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS` | `google_sync_interval_ms` | `2000` |
+//! | `--google-user-concurrency` | `SCOPEGATE_GOOGLE_USER_CONCURRENCY` | `google_user_concurrency` | `4` |
+//! | `--google-user-rate-per-second` | `SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND` | `google_user_rate_per_second` | `10` (Google's 600/min) |
 //!
 //! Settings logins are throttled with the same failure budgets as client
 //! authentication (`auth_failures_per_ip`, and `auth_failures_per_client` per
@@ -115,6 +126,36 @@ pub struct ConfigArgs {
     /// The host application's Ed25519 public key (base64) for settings hand-off.
     #[arg(long, env = "SCOPEGATE_HANDOFF_PUBLIC_KEY", global = true)]
     pub handoff_public_key: Option<String>,
+    /// Google's OAuth authorize endpoint.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_AUTH_URL", global = true)]
+    pub google_auth_url: Option<String>,
+    /// Google's OAuth token endpoint.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_TOKEN_URL", global = true)]
+    pub google_token_url: Option<String>,
+    /// Google's OAuth revocation endpoint.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_REVOKE_URL", global = true)]
+    pub google_revoke_url: Option<String>,
+    /// Calendar API base URL, ending in `calendar/v3/`.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_API_BASE", global = true)]
+    pub google_api_base: Option<String>,
+    /// OAuth client id of this gateway's Google Cloud project.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_ID", global = true)]
+    pub google_client_id: Option<String>,
+    /// File holding the OAuth client secret (or set SCOPEGATE_GOOGLE_CLIENT_SECRET).
+    #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_SECRET_FILE", global = true)]
+    pub google_client_secret_file: Option<PathBuf>,
+    /// Redirect URL registered with Google for the consent callback.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_REDIRECT_URL", global = true)]
+    pub google_redirect_url: Option<String>,
+    /// How often the calendar sync looks for changed diary entries, milliseconds.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS", global = true)]
+    pub google_sync_interval_ms: Option<u64>,
+    /// Calendar API calls in flight at once per connected user.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_USER_CONCURRENCY", global = true)]
+    pub google_user_concurrency: Option<usize>,
+    /// Calendar API calls per second per connected user.
+    #[arg(long, env = "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", global = true)]
+    pub google_user_rate_per_second: Option<u32>,
 }
 
 /// The TOML file: the same settings, every key optional, unknown keys refused.
@@ -139,6 +180,32 @@ struct FileConfig {
     session_idle_secs: Option<u64>,
     session_max_secs: Option<u64>,
     handoff_public_key: Option<String>,
+    google_auth_url: Option<String>,
+    google_token_url: Option<String>,
+    google_revoke_url: Option<String>,
+    google_api_base: Option<String>,
+    google_client_id: Option<String>,
+    google_client_secret_file: Option<PathBuf>,
+    google_redirect_url: Option<String>,
+    google_sync_interval_ms: Option<u64>,
+    google_user_concurrency: Option<usize>,
+    google_user_rate_per_second: Option<u32>,
+}
+
+/// The Google Calendar connector's settings (see the table above). All
+/// Google URLs are configuration, so tests and the demo point at the emulator.
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    pub auth_url: String,
+    pub token_url: String,
+    pub revoke_url: String,
+    pub api_base: String,
+    pub client_id: Option<String>,
+    pub client_secret: Option<secrecy::SecretString>,
+    pub redirect_url: String,
+    pub sync_interval_ms: u64,
+    pub user_concurrency: usize,
+    pub user_rate_per_second: u32,
 }
 
 /// Rate limits (see the table above).
@@ -168,6 +235,7 @@ pub struct Config {
     pub session_idle_secs: u64,
     pub session_max_secs: u64,
     pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
+    pub google: GoogleConfig,
 }
 
 impl Config {
@@ -238,14 +306,88 @@ impl Config {
             Some(text) => Some(crate::accounts::handoff::parse_public_key(&text)?),
             None => None,
         };
+        let public_url = public_url.trim_end_matches('/').to_string();
+        let google = GoogleConfig {
+            auth_url: args
+                .google_auth_url
+                .clone()
+                .or(file.google_auth_url)
+                .unwrap_or_else(|| "https://accounts.google.com/o/oauth2/v2/auth".into()),
+            token_url: args
+                .google_token_url
+                .clone()
+                .or(file.google_token_url)
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+            revoke_url: args
+                .google_revoke_url
+                .clone()
+                .or(file.google_revoke_url)
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/revoke".into()),
+            api_base: {
+                let base = args
+                    .google_api_base
+                    .clone()
+                    .or(file.google_api_base)
+                    .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3/".into());
+                if base.ends_with('/') {
+                    base
+                } else {
+                    format!("{base}/")
+                }
+            },
+            client_id: args.google_client_id.clone().or(file.google_client_id),
+            client_secret: match std::env::var("SCOPEGATE_GOOGLE_CLIENT_SECRET") {
+                Ok(secret) => Some(secret.trim().to_string().into()),
+                Err(_) => match args
+                    .google_client_secret_file
+                    .clone()
+                    .or(file.google_client_secret_file)
+                {
+                    Some(path) => Some(
+                        std::fs::read_to_string(&path)
+                            .map_err(|e| {
+                                format!(
+                                    "cannot read Google client secret file {}: {e}",
+                                    path.display()
+                                )
+                            })?
+                            .trim()
+                            .to_string()
+                            .into(),
+                    ),
+                    None => None,
+                },
+            },
+            redirect_url: args
+                .google_redirect_url
+                .clone()
+                .or(file.google_redirect_url)
+                .unwrap_or_else(|| format!("{public_url}/oauth/google/callback")),
+            sync_interval_ms: args
+                .google_sync_interval_ms
+                .or(file.google_sync_interval_ms)
+                .unwrap_or(2000)
+                .max(10),
+            user_concurrency: args
+                .google_user_concurrency
+                .or(file.google_user_concurrency)
+                .unwrap_or(4)
+                .clamp(1, 64),
+            user_rate_per_second: args
+                .google_user_rate_per_second
+                .or(file.google_user_rate_per_second)
+                .unwrap_or(10)
+                .max(1),
+        };
         Ok(Self {
             session_idle_secs,
             session_max_secs,
             handoff_public_key,
+            google,
             data_dir,
             database_url,
             listen,
-            public_url: public_url.trim_end_matches('/').to_string(),
+            public_url,
             master_key_file: args.master_key_file.clone().or(file.master_key_file),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             schemas_dir: args.schemas_dir.clone().or(file.schemas_dir),
@@ -328,6 +470,46 @@ mod tests {
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.limits.api_burst, 3);
         assert_eq!(config.token_ttl_secs, 900);
+    }
+
+    #[test]
+    fn google_defaults_are_googles_urls_and_the_secret_stays_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("google-secret");
+        std::fs::write(&secret, "GOCSPX-very-secret\n").unwrap();
+        let config = Config::resolve(&ConfigArgs {
+            public_url: Some("https://gw.example/".into()),
+            google_client_id: Some("id.apps.googleusercontent.com".into()),
+            google_client_secret_file: Some(secret),
+            google_api_base: Some("http://127.0.0.1:9/calendar/v3".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let google = &config.google;
+        assert_eq!(
+            google.auth_url,
+            "https://accounts.google.com/o/oauth2/v2/auth"
+        );
+        assert_eq!(google.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(google.revoke_url, "https://oauth2.googleapis.com/revoke");
+        assert_eq!(google.api_base, "http://127.0.0.1:9/calendar/v3/");
+        assert_eq!(
+            google.redirect_url,
+            "https://gw.example/oauth/google/callback"
+        );
+        assert_eq!(google.user_rate_per_second, 10);
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            google.client_secret.as_ref().unwrap().expose_secret(),
+            "GOCSPX-very-secret"
+        );
+        assert!(!format!("{config:?}").contains("very-secret"));
+        let missing = Config::resolve(&ConfigArgs {
+            google_client_secret_file: Some(dir.path().join("nope")),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(missing.contains("Google client secret file"), "{missing}");
     }
 
     #[test]

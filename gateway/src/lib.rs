@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod google;
 pub mod http;
 pub mod keys;
 pub mod outbound_log;

@@ -37,6 +37,8 @@ pub struct Projection {
     pub name: String,
     pub title: String,
     pub source_table: Option<String>,
+    /// A declared join (`x-join`): `(table, its column, source column it matches)`.
+    pub join: Option<(String, String, String)>,
     pub fields: Vec<ProjectedField>,
     /// The schema with sibling `$ref`s inlined (what the OpenAPI document embeds).
     pub document: Value,
@@ -85,7 +87,8 @@ impl Projection {
             .get("x-source-table")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let fields = fields_of(&document, source_table.as_deref())?;
+        let join = join_of(&document, source_table.as_deref())?;
+        let fields = fields_of(&document, source_table.as_deref(), join.as_ref())?;
         Ok(Self {
             name: name.to_string(),
             title: document
@@ -94,6 +97,7 @@ impl Projection {
                 .unwrap_or(name)
                 .to_string(),
             source_table,
+            join,
             fields,
             document,
             validator: Arc::new(validator),
@@ -118,12 +122,48 @@ impl Projection {
     }
 
     /// The column list for a `SELECT` (identifiers checked against the firm-data contract).
+    /// With a join, columns are qualified and named after their property.
     pub fn select_list(&self) -> String {
-        self.fields
-            .iter()
-            .filter_map(|f| f.column.as_deref())
-            .collect::<Vec<_>>()
-            .join(", ")
+        match &self.join {
+            None => self
+                .fields
+                .iter()
+                .filter_map(|f| f.column.as_deref())
+                .collect::<Vec<_>>()
+                .join(", "),
+            Some(_) => self
+                .fields
+                .iter()
+                .filter_map(|f| f.column.as_deref().map(|c| (c, &f.name)))
+                .map(|(c, name)| {
+                    if c.contains('.') {
+                        format!("{c} AS {name}")
+                    } else {
+                        format!("{}.{c} AS {name}", self.table())
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// The `FROM` clause: the source table and its declared join, if any.
+    pub fn from_clause(&self) -> String {
+        match &self.join {
+            None => self.table().to_string(),
+            Some((table, column, on)) => format!(
+                "{source} JOIN {table} ON {table}.{column} = {source}.{on}",
+                source = self.table()
+            ),
+        }
+    }
+
+    /// Name under which a field's column comes back from `select_list`.
+    fn result_name<'a>(&self, field: &'a ProjectedField) -> Option<&'a str> {
+        match &self.join {
+            None => field.column.as_deref(),
+            Some(_) => field.column.as_ref().map(|_| field.name.as_str()),
+        }
     }
 
     /// The table this projection reads, if it is bound to one.
@@ -137,7 +177,7 @@ impl Projection {
     pub fn row_to_json(&self, row: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
         let mut object = Map::new();
         for field in &self.fields {
-            let Some(column) = field.column.as_deref() else {
+            let Some(column) = self.result_name(field) else {
                 continue;
             };
             let value = match field.kind {
@@ -207,7 +247,37 @@ fn inline_refs(
     })
 }
 
-fn fields_of(document: &Value, table: Option<&str>) -> Result<Vec<ProjectedField>, String> {
+/// Reads `x-join: {"table", "column", "on"}`, checking both columns exist.
+fn join_of(
+    document: &Value,
+    table: Option<&str>,
+) -> Result<Option<(String, String, String)>, String> {
+    let Some(join) = document.get("x-join") else {
+        return Ok(None);
+    };
+    let source = table.ok_or("x-join needs x-source-table")?;
+    let text = |key: &str| {
+        join.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("x-join needs {key}"))
+    };
+    let (joined, column, on) = (text("table")?, text("column")?, text("on")?);
+    let tables = firm_data_columns();
+    let has = |t: &str, c: &str| tables.get(t).is_some_and(|cols| cols.contains(c));
+    if !has(&joined, &column) || !has(source, &on) {
+        return Err(format!(
+            "x-join {joined}.{column} = {source}.{on} names a column that does not exist"
+        ));
+    }
+    Ok(Some((joined, column, on)))
+}
+
+fn fields_of(
+    document: &Value,
+    table: Option<&str>,
+    join: Option<&(String, String, String)>,
+) -> Result<Vec<ProjectedField>, String> {
     let properties = document
         .get("properties")
         .and_then(Value::as_object)
@@ -230,7 +300,16 @@ fn fields_of(document: &Value, table: Option<&str>) -> Result<Vec<ProjectedField
             let c = column
                 .as_deref()
                 .ok_or_else(|| format!("property {name} has no x-column"))?;
-            if !known.contains(c) {
+            let known_here = match c.split_once('.') {
+                Some((t, col)) => {
+                    join.is_some_and(|(j, _, _)| j == t)
+                        && firm_data_columns()
+                            .get(t)
+                            .is_some_and(|cols| cols.contains(col))
+                }
+                None => known.contains(c),
+            };
+            if !known_here {
                 return Err(format!(
                     "x-column {c} of property {name} is not a column of {}",
                     table.unwrap_or_default()
@@ -323,6 +402,51 @@ mod tests {
         let mut wrong_type = ok;
         wrong_type["amount_cents"] = json!("100");
         assert_eq!(fee.check(&wrong_type).unwrap_err().field, "/amount_cents");
+    }
+
+    #[test]
+    fn diary_projection_selects_only_its_columns_through_its_join() {
+        let calendar = Catalogue::built_in().require("google-calendar").unwrap();
+        let p = calendar.projection("diary_entry");
+        assert_eq!(
+            p.from_clause(),
+            "diary_entries JOIN matters ON matters.id = diary_entries.matter_id"
+        );
+        let select = p.select_list();
+        assert!(select.contains("matters.name AS summary"), "{select}");
+        for secret in [
+            "location",
+            "private_notes",
+            "client_id",
+            "matters.description",
+            "number",
+        ] {
+            assert!(!select.contains(secret), "{secret} in {select}");
+        }
+        let event = calendar.projection("event");
+        let ok = json!({"id": "abcde12345", "summary": "Estate late Botha", "description": "Court appearance",
+            "start": {"dateTime": "2026-01-02T09:00:00Z", "timeZone": "UTC"}, "end": {"dateTime": "2026-01-02T10:00:00Z", "timeZone": "UTC"}});
+        assert!(event.check(&ok).is_ok());
+        let mut leak = ok.clone();
+        leak["location"] = json!("Boardroom 2");
+        assert_eq!(event.check(&leak).unwrap_err().field, "/location");
+        let mut attendee = ok.clone();
+        attendee["start"]["attendees"] = json!([]);
+        assert!(event.check(&attendee).is_err());
+        let mut bad_id = ok;
+        bad_id["id"] = json!("5b0f0c4e-uuid");
+        assert!(event.check(&bad_id).is_err());
+    }
+
+    #[test]
+    fn joins_naming_unknown_columns_are_refused() {
+        let manifest = r#"{"id":"x","name":"X","contract_version":"1","description":"d","schemas":{"item":"item.json"}}"#;
+        let contract = scopegate_contract::ConnectorContract::load(manifest, |_| {
+            Some(r#"{"type":"object","additionalProperties":false,"x-source-table":"diary_entries","x-join":{"table":"clients","column":"id","on":"matter_id"},"properties":{"n":{"type":"string","x-column":"clients.secret_column"}}}"#.into())
+        })
+        .unwrap();
+        let err = super::Projection::compile(&contract, "item").unwrap_err();
+        assert!(err.contains("clients.secret_column"), "{err}");
     }
 
     #[test]

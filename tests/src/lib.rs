@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it is unreachable the
 //! PostgreSQL half is skipped with a message, except with `CI=true`, where it fails.
 
+pub mod google;
 pub mod settings;
 pub mod webdriver;
 

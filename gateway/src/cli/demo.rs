@@ -1,6 +1,8 @@
 //! `scopegate demo`: a throwaway gateway on SQLite in a fresh data directory
 //! with two seeded demo firms; the accounting connector is switched on for
-//! one of them and a working `curl` sequence is printed.
+//! one of them and a working `curl` sequence is printed. Google Calendar runs
+//! against the bundled Google emulator: one demo fee earner is connected and
+//! their diary synced, and the emulator's URL to see the events is printed.
 
 use super::{CliError, CliResult};
 use crate::app::{shutdown_signal, Application};
@@ -100,10 +102,27 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
             password: Some(&earner_password),
         })
         .await?;
+    let calendar = catalogue
+        .require(crate::google::CONNECTOR)
+        .map_err(CliError)?;
+    registry
+        .enable_grant(FIRMS[0].0, &calendar.contract, "admin@harbour-law.example")
+        .await?;
     registry.close().await;
 
+    let emulator = google_demo::start_emulator(&mut config).await?;
     let app = Application::build(config, Arc::new(Keyring::ephemeral())).await?;
     let base = format!("http://{}", app.local_addr());
+    let calendar_state = app.state();
+    let (serving_tx, serving_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = serving_rx.await;
+        shutdown_signal().await;
+    }));
+    let _ = serving_tx.send(());
+    let calendar_line =
+        google_demo::connect_and_sync(&calendar_state, &base, &dir, FIRMS[0].0, &emulator).await?;
+    drop(calendar_state);
     println!(
         "scopegate demo is running at {base} (data in {})",
         dir.display()
@@ -146,7 +165,114 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
         "  fee earner:  firm {}  email {earner_email}  password {earner_password}",
         FIRMS[0].0
     );
+    println!("{calendar_line}");
     println!("API description: {base}/openapi.json    Stop with Ctrl-C.");
-    app.run_until(shutdown_signal()).await?;
+    server
+        .await
+        .map_err(|e| CliError(format!("the demo gateway stopped: {e}")))??;
+    drop(emulator);
     Ok(())
+}
+
+/// The Google Calendar part of the demo.
+mod google_demo {
+    use super::CliError;
+    use crate::app::AppState;
+    use crate::config::Config;
+    use scopegate_google_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+    use sqlx::Row;
+    use std::time::Duration;
+
+    /// Starts the emulator (auto-approving consent) on a free loopback port and points the config at it.
+    pub async fn start_emulator(config: &mut Config) -> Result<RunningEmulator, CliError> {
+        let emulator = Emulator::new(EmulatorConfig::default())
+            .start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .map_err(|e| CliError(format!("cannot start the Google emulator: {e}")))?;
+        let emulated = emulator.emulator.config();
+        config.google.auth_url = emulator.auth_url();
+        config.google.token_url = emulator.token_url();
+        config.google.revoke_url = emulator.revoke_url();
+        config.google.api_base = emulator.api_base();
+        config.google.client_id = Some(emulated.client_id);
+        config.google.client_secret = Some(emulated.client_secret.into());
+        config.google.sync_interval_ms = 500;
+        Ok(emulator)
+    }
+
+    /// Connects the first demo fee earner (the emulator approves at once), waits for the sync,
+    /// and returns the lines to print.
+    pub async fn connect_and_sync(
+        state: &AppState,
+        base: &str,
+        dir: &std::path::Path,
+        firm: &str,
+        emulator: &RunningEmulator,
+    ) -> Result<String, CliError> {
+        let grant = state.registry.grant(firm, crate::google::CONNECTOR).await?;
+        let db = state.tenancy.firm_db(&grant).await?;
+        let user: String = sqlx::query(
+            "SELECT owner_user_id FROM diary_entries GROUP BY owner_user_id ORDER BY COUNT(*) DESC, owner_user_id LIMIT 1",
+        )
+        .fetch_one(db.pool())
+        .await
+        .map_err(crate::registry::StoreError::from)?
+        .get("owner_user_id");
+        let live: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM diary_entries WHERE owner_user_id = $1 AND deleted = 0",
+        )
+        .bind(&user)
+        .fetch_one(db.pool())
+        .await
+        .map_err(crate::registry::StoreError::from)?
+        .get("n");
+        let mut url = crate::google::consent::start(state, firm, &user)
+            .await
+            .map_err(|p| CliError(p.detail))?;
+        url.query_pairs_mut()
+            .append_pair("login_hint", "demo.fee.earner@gmail.example");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let approved = http.get(url.as_str()).send().await?;
+        let location = approved
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| CliError("the Google emulator did not approve the consent".into()))?
+            .to_string();
+        let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let back = http
+            .get(format!("{base}/oauth/google/callback?{query}"))
+            .send()
+            .await?;
+        if !back.status().is_success() {
+            return Err(CliError(format!(
+                "the consent callback failed: {}",
+                back.text().await.unwrap_or_default()
+            )));
+        }
+        let mut synced = 0;
+        for _ in 0..300 {
+            synced = crate::google::store::connection_for_user(&state.registry, firm, &user)
+                .await?
+                .map(|c| c.events_count)
+                .unwrap_or(0);
+            if synced >= live {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(format!(
+            "Google Calendar (against the bundled emulator at {root}): fee earner {user} of {firm} is connected;\n\
+             {synced} of {live} diary entries synced, carrying only matter name, date and description.\n\
+             See the events:        curl -s {root}_emulator/events\n\
+             See what Google got:   curl -s {root}_emulator/requests\n\
+             Edit the diary in {firms}/{firm}.db and the change follows within a second.\n\
+             Connections:           scopegate --data-dir {data} google status --firm {firm}",
+            root = emulator.root_url(),
+            firms = dir.join("firms").display(),
+            data = dir.display(),
+        ))
+    }
 }

@@ -5,6 +5,7 @@ mod audit;
 mod credential;
 mod demo;
 mod firm;
+mod google;
 mod grant;
 mod serve;
 mod user;
@@ -51,6 +52,9 @@ enum Command {
     /// Master keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Google Calendar connections (connect, status, disconnect, switch off).
+    #[command(subcommand)]
+    Google(google::GoogleCommand),
     /// Start a throwaway gateway with two demo firms and print what to try.
     Demo(demo::DemoArgs),
 }
@@ -113,6 +117,7 @@ async fn run(command: Command, config: Config) -> CliResult {
     match command {
         Command::Serve => serve::run(config).await,
         Command::Demo(args) => demo::run(config, args).await,
+        Command::Google(cmd) => google::run(config, cmd).await,
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", crate::keys::generate_key());
             Ok(())

@@ -5,6 +5,7 @@ pub mod accounting;
 pub mod admin;
 pub mod bearer;
 pub mod client_ip;
+pub mod google;
 pub mod oauth;
 pub mod openapi;
 pub mod problem;
@@ -27,7 +28,9 @@ pub fn router(state: AppState) -> Router {
     let api = accounting::routes()
         .layer(state.api_limiters.credential_layer())
         .layer(state.api_limiters.ip_layer());
-    let oauth = oauth::routes().layer(state.api_limiters.ip_layer());
+    let oauth = oauth::routes()
+        .merge(google::routes())
+        .layer(state.api_limiters.ip_layer());
     let browser = security_headers::apply(
         settings::routes().merge(admin::routes()),
         state.accounts.tls,

@@ -1,0 +1,512 @@
+//! Calendar API v3 `events` as Google answers it: bearer-token checks (401
+//! `authError`), client-chosen ids (base32hex, 5-1024 characters; a reused id
+//! answers 409 `duplicate`), deleted events kept as `cancelled` (a second
+//! delete answers 410 `deleted`), and injected latency and 429/503 faults.
+
+// Checks return the finished error response Google would send; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use crate::{now_ms, Emulator, StoredEvent};
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde_json::{json, Map, Value};
+
+/// Fields a client may set on an event (the rest are read-only or unsupported here).
+const WRITABLE: &[&str] = &[
+    "id",
+    "summary",
+    "description",
+    "start",
+    "end",
+    "location",
+    "attendees",
+    "status",
+    "transparency",
+    "visibility",
+    "colorId",
+    "reminders",
+    "extendedProperties",
+    "recurrence",
+];
+
+fn google_error(status: StatusCode, reason: &str, message: &str) -> Response {
+    let status_text = match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ALREADY_EXISTS",
+        410 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        _ => "UNAVAILABLE",
+    };
+    let mut error = json!({ "domain": "global", "reason": reason, "message": message });
+    if status == StatusCode::UNAUTHORIZED {
+        error["location"] = json!("Authorization");
+        error["locationType"] = json!("header");
+    }
+    let body = json!({ "error": { "errors": [error], "code": status.as_u16(), "message": message, "status": status_text } });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Runs one API call: latency, authentication, fault injection, then `handle`; records it.
+async fn api(
+    emulator: &Emulator,
+    method: Method,
+    path: String,
+    headers: &HeaderMap,
+    body: &Bytes,
+    handle: impl FnOnce(&Emulator, &str) -> Response,
+) -> Response {
+    let config = emulator.config();
+    if config.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(config.latency_ms)).await;
+    }
+    let response = match authenticate(emulator, headers) {
+        Err(r) => r,
+        Ok(account) => {
+            let roll: f64 = rand::thread_rng().gen();
+            if roll < config.fault_rate {
+                if roll < config.fault_rate / 2.0 {
+                    let mut r = google_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rateLimitExceeded",
+                        "Rate Limit Exceeded",
+                    );
+                    if config.retry_after_secs > 0 {
+                        r.headers_mut().insert(
+                            header::RETRY_AFTER,
+                            config.retry_after_secs.to_string().parse().expect("header"),
+                        );
+                    }
+                    r
+                } else {
+                    google_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "backendError",
+                        "Backend Error",
+                    )
+                }
+            } else {
+                handle(emulator, &account)
+            }
+        }
+    };
+    emulator.record(
+        "api",
+        method.as_str(),
+        &path,
+        response.status().as_u16(),
+        &String::from_utf8_lossy(body),
+    );
+    response
+}
+
+fn authenticate(emulator: &Emulator, headers: &HeaderMap) -> Result<String, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let world = emulator.0.world.lock().expect("world");
+    match world.access.get(token) {
+        Some(a) if !a.revoked && a.expires_at_ms > now_ms() => Ok(a.account.clone()),
+        _ => Err(google_error(
+            StatusCode::UNAUTHORIZED,
+            "authError",
+            "Invalid Credentials",
+        )),
+    }
+}
+
+fn calendar_of(account: &str, calendar: &str) -> Result<String, Response> {
+    if calendar == "primary" || calendar == account {
+        Ok(account.to_string())
+    } else {
+        Err(google_error(StatusCode::NOT_FOUND, "notFound", "Not Found"))
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    (5..=1024).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b))
+}
+
+fn check_time(event: &Map<String, Value>, field: &str) -> Result<(), Response> {
+    let Some(time) = event.get(field).and_then(Value::as_object) else {
+        return Err(google_error(
+            StatusCode::BAD_REQUEST,
+            "required",
+            &format!("Missing {field} time."),
+        ));
+    };
+    let date_ok = time
+        .get("date")
+        .and_then(Value::as_str)
+        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
+    let date_time_ok = time
+        .get("dateTime")
+        .and_then(Value::as_str)
+        .map(|d| chrono::DateTime::parse_from_rfc3339(d).is_ok());
+    match (date_ok, date_time_ok) {
+        (Some(true), None) | (None, Some(true)) => Ok(()),
+        _ => Err(google_error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "Invalid start time.",
+        )),
+    }
+}
+
+/// Parses and checks a full event body (insert and update).
+fn parse_event(body: &Bytes) -> Result<Map<String, Value>, Response> {
+    let Ok(Value::Object(event)) = serde_json::from_slice::<Value>(body) else {
+        return Err(google_error(
+            StatusCode::BAD_REQUEST,
+            "parseError",
+            "Parse Error",
+        ));
+    };
+    for key in event.keys() {
+        if !WRITABLE.contains(&key.as_str()) {
+            return Err(google_error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("Invalid field: {key}"),
+            ));
+        }
+    }
+    check_time(&event, "start")?;
+    check_time(&event, "end")?;
+    Ok(event)
+}
+
+fn stored_view(id: &str, account: &str, fields: &Map<String, Value>, cancelled: bool) -> Value {
+    let mut event = fields.clone();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    event.insert("kind".into(), json!("calendar#event"));
+    event.insert("id".into(), json!(id));
+    event.insert(
+        "status".into(),
+        json!(if cancelled { "cancelled" } else { "confirmed" }),
+    );
+    event.insert("etag".into(), json!(format!("\"{}\"", now_ms())));
+    event.insert(
+        "htmlLink".into(),
+        json!(format!(
+            "https://calendar.emulator.test/event?eid={id}&account={account}"
+        )),
+    );
+    event.insert("updated".into(), json!(now));
+    Value::Object(event)
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+type Key = (String, String, String);
+
+fn key(account: &str, calendar: &str, id: &str) -> Key {
+    (account.to_string(), calendar.to_string(), id.to_string())
+}
+
+pub async fn insert(
+    State(emulator): State<Emulator>,
+    Path(calendar): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/calendar/v3/calendars/{calendar}/events");
+    api(
+        &emulator.clone(),
+        Method::POST,
+        path,
+        &headers,
+        &body.clone(),
+        move |emulator, account| {
+            let cal = match calendar_of(account, &calendar) {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            let mut event = match parse_event(&body) {
+                Ok(e) => e,
+                Err(r) => return r,
+            };
+            let id = match event.remove("id") {
+                Some(Value::String(id)) => {
+                    if !valid_id(&id) {
+                        return google_error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid",
+                            "Invalid resource id value.",
+                        );
+                    }
+                    id
+                }
+                Some(_) => {
+                    return google_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid",
+                        "Invalid resource id value.",
+                    )
+                }
+                None => uuid::Uuid::new_v4().simple().to_string(),
+            };
+            let mut world = emulator.0.world.lock().expect("world");
+            let k = key(account, &cal, &id);
+            if world.events.contains_key(&k) {
+                return google_error(
+                    StatusCode::CONFLICT,
+                    "duplicate",
+                    "The requested identifier already exists.",
+                );
+            }
+            let view = stored_view(&id, account, &event, false);
+            world.events.insert(
+                k,
+                StoredEvent {
+                    account: account.to_string(),
+                    calendar: cal,
+                    event: view.clone(),
+                    cancelled: false,
+                },
+            );
+            json_response(StatusCode::OK, &view)
+        },
+    )
+    .await
+}
+
+pub async fn get_one(
+    State(emulator): State<Emulator>,
+    Path((calendar, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/calendar/v3/calendars/{calendar}/events/{id}");
+    api(
+        &emulator.clone(),
+        Method::GET,
+        path,
+        &headers,
+        &Bytes::new(),
+        move |emulator, account| {
+            let cal = match calendar_of(account, &calendar) {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            let world = emulator.0.world.lock().expect("world");
+            match world.events.get(&key(account, &cal, &id)) {
+                Some(e) => json_response(StatusCode::OK, &e.event),
+                None => google_error(StatusCode::NOT_FOUND, "notFound", "Not Found"),
+            }
+        },
+    )
+    .await
+}
+
+pub async fn list(
+    State(emulator): State<Emulator>,
+    Path(calendar): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/calendar/v3/calendars/{calendar}/events");
+    api(
+        &emulator.clone(),
+        Method::GET,
+        path,
+        &headers,
+        &Bytes::new(),
+        move |emulator, account| {
+            let cal = match calendar_of(account, &calendar) {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            let mut show_deleted = false;
+            let mut max = 250usize;
+            let mut offset = 0usize;
+            for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+                match k.as_ref() {
+                    "showDeleted" => show_deleted = v == "true",
+                    "maxResults" => max = v.parse().unwrap_or(250).clamp(1, 2500),
+                    "pageToken" => match v.parse() {
+                        Ok(o) => offset = o,
+                        Err(_) => {
+                            return google_error(
+                                StatusCode::BAD_REQUEST,
+                                "invalid",
+                                "Invalid page token value.",
+                            )
+                        }
+                    },
+                    _ => {}
+                }
+            }
+            let world = emulator.0.world.lock().expect("world");
+            let all: Vec<&StoredEvent> = world
+                .events
+                .values()
+                .filter(|e| e.account == account && e.calendar == cal)
+                .filter(|e| show_deleted || !e.cancelled)
+                .collect();
+            let items: Vec<Value> = all
+                .iter()
+                .skip(offset)
+                .take(max)
+                .map(|e| e.event.clone())
+                .collect();
+            let mut body = json!({ "kind": "calendar#events", "summary": account, "items": items });
+            if offset + max < all.len() {
+                body["nextPageToken"] = json!((offset + max).to_string());
+            }
+            json_response(StatusCode::OK, &body)
+        },
+    )
+    .await
+}
+
+fn replace(
+    emulator: &Emulator,
+    account: &str,
+    calendar: &str,
+    id: &str,
+    body: &Bytes,
+    merge: bool,
+) -> Response {
+    let cal = match calendar_of(account, calendar) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
+        return google_error(StatusCode::BAD_REQUEST, "parseError", "Parse Error");
+    };
+    let mut world = emulator.0.world.lock().expect("world");
+    let k = key(account, &cal, id);
+    let Some(existing) = world.events.get(&k).cloned() else {
+        return google_error(StatusCode::NOT_FOUND, "notFound", "Not Found");
+    };
+    let mut fields = if merge {
+        let mut base: Map<String, Value> = existing
+            .event
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| WRITABLE.contains(&k.as_str()))
+            .collect();
+        base.extend(patch);
+        base
+    } else {
+        patch
+    };
+    if fields.get("id").is_some_and(|v| v.as_str() != Some(id)) {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "Invalid resource id value.",
+        );
+    }
+    fields.remove("id");
+    fields.remove("status");
+    let body_bytes = Bytes::from(Value::Object(fields.clone()).to_string());
+    if let Err(r) = parse_event(&body_bytes) {
+        return r;
+    }
+    let view = stored_view(id, account, &fields, false);
+    world.events.insert(
+        k,
+        StoredEvent {
+            account: account.to_string(),
+            calendar: cal,
+            event: view.clone(),
+            cancelled: false,
+        },
+    );
+    json_response(StatusCode::OK, &view)
+}
+
+pub async fn update(
+    State(emulator): State<Emulator>,
+    Path((calendar, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/calendar/v3/calendars/{calendar}/events/{id}");
+    api(
+        &emulator.clone(),
+        Method::PUT,
+        path,
+        &headers,
+        &body.clone(),
+        move |emulator, account| replace(emulator, account, &calendar, &id, &body, false),
+    )
+    .await
+}
+
+pub async fn patch(
+    State(emulator): State<Emulator>,
+    Path((calendar, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/calendar/v3/calendars/{calendar}/events/{id}");
+    api(
+        &emulator.clone(),
+        Method::PATCH,
+        path,
+        &headers,
+        &body.clone(),
+        move |emulator, account| replace(emulator, account, &calendar, &id, &body, true),
+    )
+    .await
+}
+
+pub async fn remove(
+    State(emulator): State<Emulator>,
+    Path((calendar, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/calendar/v3/calendars/{calendar}/events/{id}");
+    api(
+        &emulator.clone(),
+        Method::DELETE,
+        path,
+        &headers,
+        &Bytes::new(),
+        move |emulator, account| {
+            let cal = match calendar_of(account, &calendar) {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            let mut world = emulator.0.world.lock().expect("world");
+            match world.events.get_mut(&key(account, &cal, &id)) {
+                None => google_error(StatusCode::NOT_FOUND, "notFound", "Not Found"),
+                Some(e) if e.cancelled => {
+                    google_error(StatusCode::GONE, "deleted", "Resource has been deleted")
+                }
+                Some(e) => {
+                    e.cancelled = true;
+                    e.event["status"] = json!("cancelled");
+                    StatusCode::NO_CONTENT.into_response()
+                }
+            }
+        },
+    )
+    .await
+}

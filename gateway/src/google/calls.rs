@@ -1,0 +1,252 @@
+//! One Calendar API call, done properly: the connection may still sync (grant
+//! enabled, connection active) is re-checked first, the per-user rate cap is
+//! respected, an outbound record is committed before the request leaves and
+//! completed with the status after, and rate limits and server errors are
+//! retried with backoff (a 401 refreshes the access token once per attempt).
+
+use super::backoff::{self, Verdict};
+use super::store::{self, Connection};
+use super::tokens::{HubToken, TokenError, TokenSource};
+use super::CONNECTOR;
+use crate::app::App;
+use crate::outbound_log::{Direction, NewSend};
+use google_calendar3::api::Event;
+use google_calendar3::common::{Delegate, Retry};
+use google_calendar3::CalendarHub;
+use serde_json::Value;
+use std::time::Duration;
+
+/// What to do at Google.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Insert(Event, Vec<u8>),
+    Update(String, Event, Vec<u8>),
+    Delete(String),
+}
+
+/// Why the call is made: a sync stops when the grant is switched off; a
+/// clean-up the admin asked for (deleting created events) does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Sync,
+    Cleanup,
+}
+
+/// Google's final answer to a call.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub reason: Option<String>,
+}
+
+/// Why a call was not completed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("syncing was switched off")]
+    Stopped,
+    #[error("Google refused the refresh token (invalid_grant): the user must connect again")]
+    NeedsReconsent,
+    #[error("Google kept refusing ({0}); will try again later")]
+    Retry(String, Option<Duration>),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The context shared by the calls of one connection.
+pub struct Caller<'a> {
+    pub app: &'a App,
+    pub connection: &'a Connection,
+    pub tokens: &'a TokenSource,
+    pub schema_hash: &'a str,
+    pub purpose: Purpose,
+}
+
+#[derive(Default)]
+struct Capture {
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+}
+
+impl Delegate for Capture {
+    fn http_failure(
+        &mut self,
+        response: &google_calendar3::common::Response,
+        _err: Option<&Value>,
+    ) -> Retry {
+        self.status = Some(response.status().as_u16());
+        self.retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(backoff::parse_retry_after);
+        Retry::Abort
+    }
+}
+
+fn reason_of(json: &Value) -> Option<String> {
+    json["error"]["errors"][0]["reason"]
+        .as_str()
+        .or_else(|| json["error"]["status"].as_str())
+        .map(str::to_string)
+}
+
+impl Caller<'_> {
+    /// Performs `op` for diary entry `diary_id` (named in the log, never sent).
+    pub async fn call(&self, op: &Op, diary_id: &str) -> Result<Answer, CallError> {
+        let runtime = &self.app.google;
+        let config = &self.app.config.google;
+        let calendar = self.connection.calendar_id.as_str();
+        let mut last = String::from("no attempt made");
+        for attempt in 0..backoff::MAX_ATTEMPTS {
+            if runtime.is_stopping() {
+                return Err(CallError::Stopped);
+            }
+            let allowed = match self.purpose {
+                Purpose::Sync => {
+                    store::may_sync(&self.app.registry, &self.connection.id, self.schema_hash)
+                        .await
+                        .map_err(|e| CallError::Failed(e.to_string()))?
+                }
+                Purpose::Cleanup => true,
+            };
+            if !allowed {
+                return Err(CallError::Stopped);
+            }
+            runtime.limiter(&self.connection.id).until_ready().await;
+            let token = match self.tokens.access_token(self.app).await {
+                Ok(t) => t,
+                Err(TokenError::InvalidGrant) => return Err(CallError::NeedsReconsent),
+                Err(TokenError::Setup(e)) => return Err(CallError::Failed(e)),
+                Err(TokenError::Transient(e)) => {
+                    last = e;
+                    tokio::time::sleep(backoff::delay(attempt, None)).await;
+                    continue;
+                }
+            };
+            let (method, target, fields, payload) = match op {
+                Op::Insert(_, body) => (
+                    "POST",
+                    format!("{}calendars/{calendar}/events", config.api_base),
+                    field_names(body),
+                    body.clone(),
+                ),
+                Op::Update(id, _, body) => (
+                    "PUT",
+                    format!("{}calendars/{calendar}/events/{id}", config.api_base),
+                    field_names(body),
+                    body.clone(),
+                ),
+                Op::Delete(id) => (
+                    "DELETE",
+                    format!("{}calendars/{calendar}/events/{id}", config.api_base),
+                    Vec::new(),
+                    Vec::new(),
+                ),
+            };
+            let receipt = self
+                .app
+                .log
+                .record_send(NewSend {
+                    firm_id: self.connection.firm_id.clone(),
+                    grant_id: self.connection.grant_id.clone(),
+                    connector: CONNECTOR.into(),
+                    direction: Direction::Outbound,
+                    method: method.into(),
+                    target,
+                    fields,
+                    record_ids: vec![diary_id.to_string()],
+                    payload,
+                })
+                .await
+                .map_err(|e| CallError::Retry(e.to_string(), None))?;
+            let (status, reason, retry_after) = self.execute(op, &token).await;
+            self.app
+                .log
+                .record_result(&receipt, status)
+                .await
+                .map_err(|e| CallError::Retry(e.to_string(), None))?;
+            match backoff::classify(status, reason.as_deref()) {
+                Verdict::Success | Verdict::Fatal => return Ok(Answer { status, reason }),
+                Verdict::Unauthorized => {
+                    self.tokens.invalidate(&token);
+                    last = "401 from the Calendar API".into();
+                }
+                Verdict::Retry => {
+                    last = format!(
+                        "{status} {}",
+                        reason.as_deref().unwrap_or("from the Calendar API")
+                    );
+                    if attempt + 1 == backoff::MAX_ATTEMPTS {
+                        return Err(CallError::Retry(last, retry_after));
+                    }
+                    tokio::time::sleep(backoff::delay(attempt, retry_after)).await;
+                }
+            }
+        }
+        Err(CallError::Retry(last, None))
+    }
+
+    /// Sends the request; returns (status, reason, Retry-After). Status 0: no answer.
+    async fn execute(&self, op: &Op, token: &str) -> (u16, Option<String>, Option<Duration>) {
+        let config = &self.app.config.google;
+        let mut hub = CalendarHub::new(self.app.google.api_client.clone(), HubToken(token.into()));
+        hub.base_url(config.api_base.clone());
+        hub.root_url(
+            config
+                .api_base
+                .strip_suffix("calendar/v3/")
+                .unwrap_or(&config.api_base)
+                .to_string(),
+        );
+        let calendar = self.connection.calendar_id.as_str();
+        let mut capture = Capture::default();
+        let result = match op {
+            Op::Insert(event, _) => hub
+                .events()
+                .insert(event.clone(), calendar)
+                .delegate(&mut capture)
+                .doit()
+                .await
+                .map(|(r, _)| r.status().as_u16()),
+            Op::Update(id, event, _) => hub
+                .events()
+                .update(event.clone(), calendar, id)
+                .delegate(&mut capture)
+                .doit()
+                .await
+                .map(|(r, _)| r.status().as_u16()),
+            Op::Delete(id) => hub
+                .events()
+                .delete(calendar, id)
+                .delegate(&mut capture)
+                .doit()
+                .await
+                .map(|r| r.status().as_u16()),
+        };
+        match result {
+            Ok(status) => (status, None, None),
+            Err(google_calendar3::Error::BadRequest(json)) => (
+                capture
+                    .status
+                    .or_else(|| json["error"]["code"].as_u64().map(|c| c as u16))
+                    .unwrap_or(400),
+                reason_of(&json),
+                capture.retry_after,
+            ),
+            Err(google_calendar3::Error::Failure(response)) => {
+                (response.status().as_u16(), None, capture.retry_after)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, connection = %self.connection.id, "Calendar API call failed without an answer");
+                (capture.status.unwrap_or(0), None, capture.retry_after)
+            }
+        }
+    }
+}
+
+fn field_names(body: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
+        .unwrap_or_default()
+}

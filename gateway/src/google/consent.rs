@@ -1,0 +1,298 @@
+//! Per-user consent. `start` (called by the settings page for the logged-in
+//! fee earner, or by `scopegate google connect`) returns Google's authorize
+//! URL with PKCE (S256) and a single-use CSRF `state`; the callback
+//! (`/oauth/google/callback`, no session needed: `state` names the pending
+//! consent) exchanges the code and keeps the refresh token sealed.
+//! `disconnect` stops syncing, optionally deletes the created events, revokes
+//! the token at Google and forgets it here.
+
+use super::store::{self, Connection, Pending, SEAL_REFRESH, SEAL_VERIFIER};
+use super::tokens::{oauth_client, status_capturing, TokenSource};
+use super::{CONNECTOR, SCOPE};
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::http::problem::Problem;
+use crate::outbound_log::{Direction, NewSend};
+use crate::registry::grants::Grant;
+use crate::registry::StoreError;
+use axum::http::StatusCode;
+use oauth2::url::Url;
+use oauth2::{
+    AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, Scope, TokenResponse,
+};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an authorize link stays usable.
+pub const CONSENT_TTL_MS: i64 = 10 * 60 * 1000;
+
+fn bad_gateway(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::BAD_GATEWAY, "Bad gateway", detail)
+}
+
+/// The firm's enabled grant for the current contract, or why there is none.
+async fn usable_grant(app: &App, firm_id: &str) -> Result<Grant, Problem> {
+    let connector = app
+        .catalogue
+        .require(CONNECTOR)
+        .map_err(Problem::internal)?;
+    let grant = match app.registry.grant(firm_id, CONNECTOR).await {
+        Ok(g) => g,
+        Err(StoreError::NotFound(_)) => {
+            return Err(Problem::forbidden(format!(
+                "Google Calendar is not switched on for firm {firm_id}; a firm admin must enable it first"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !grant.enabled {
+        return Err(Problem::forbidden(format!(
+            "Google Calendar is switched off for firm {firm_id}"
+        )));
+    }
+    if grant.schema_hash != connector.schema_hash {
+        return Err(Problem::forbidden(
+            "the Google Calendar data contract changed since the firm consented; a firm admin must switch it on again",
+        ));
+    }
+    Ok(grant)
+}
+
+fn state_hash(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+/// Starts consent for fee earner `firm_user_id` (`users.id` in the firm's database).
+pub async fn start(app: &App, firm_id: &str, firm_user_id: &str) -> Result<Url, Problem> {
+    let client = oauth_client(&app.config.google).map_err(Problem::unavailable)?;
+    let grant = usable_grant(app, firm_id).await?;
+    let db = app.tenancy.firm_db(&grant).await?;
+    if !super::reader::user_exists(&db, firm_user_id).await? {
+        return Err(
+            Problem::not_found(format!("firm {firm_id} has no user {firm_user_id}"))
+                .with("field", "firm_user_id"),
+        );
+    }
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new(SCOPE.into()))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("access_type", "offline")
+        .add_extra_param("prompt", "consent")
+        .add_extra_param("include_granted_scopes", "false")
+        .url();
+    store::insert_pending(
+        &app.registry,
+        &state_hash(state.secret()),
+        &Pending {
+            firm_id: firm_id.to_string(),
+            grant_id: grant.id,
+            firm_user_id: firm_user_id.to_string(),
+            verifier_sealed: app
+                .keyring
+                .seal(SEAL_VERIFIER, verifier.secret().as_bytes()),
+            expires_at: now_ms() + CONSENT_TTL_MS,
+        },
+    )
+    .await?;
+    Ok(url)
+}
+
+/// Completes consent from Google's redirect: exchanges the code, stores the sealed refresh token.
+pub async fn finish(app: &App, state: &str, code: &str) -> Result<Connection, Problem> {
+    let unknown = || {
+        Problem::bad_request(
+            "this Google consent link is unknown, already used or expired; start again from settings",
+        )
+        .with("field", "state")
+    };
+    let pending = store::take_pending(&app.registry, &state_hash(state))
+        .await?
+        .ok_or_else(unknown)?;
+    if pending.expires_at < now_ms() {
+        return Err(unknown());
+    }
+    let grant = usable_grant(app, &pending.firm_id).await?;
+    if grant.id != pending.grant_id {
+        return Err(unknown());
+    }
+    let client = oauth_client(&app.config.google).map_err(Problem::unavailable)?;
+    let verifier = app
+        .keyring
+        .open(SEAL_VERIFIER, &pending.verifier_sealed)
+        .map_err(Problem::internal)?;
+    let receipt = app
+        .log
+        .record_send(NewSend {
+            firm_id: pending.firm_id.clone(),
+            grant_id: grant.id.clone(),
+            connector: CONNECTOR.into(),
+            direction: Direction::Outbound,
+            method: "POST".into(),
+            target: format!(
+                "{} (authorization code exchange for user {})",
+                app.config.google.token_url, pending.firm_user_id
+            ),
+            fields: vec![
+                "grant_type".into(),
+                "code".into(),
+                "code_verifier".into(),
+                "redirect_uri".into(),
+            ],
+            record_ids: vec![pending.firm_user_id.clone()],
+            payload: b"grant_type=authorization_code&code=<code>&code_verifier=<verifier>".to_vec(),
+        })
+        .await?;
+    let seen = Arc::new(AtomicU16::new(0));
+    let http = status_capturing(&app.google.oauth_http, &seen);
+    let result = client
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .set_pkce_verifier(PkceCodeVerifier::new(
+            String::from_utf8_lossy(&verifier).to_string(),
+        ))
+        .request_async(&http)
+        .await;
+    app.log
+        .record_result(&receipt, seen.load(Ordering::SeqCst))
+        .await?;
+    let response = result.map_err(|e| {
+        tracing::warn!(error = %e, "Google refused the authorization code");
+        bad_gateway("Google refused to complete the consent (the code may have expired); start again from settings")
+    })?;
+    let refresh = response.refresh_token().ok_or_else(|| {
+        bad_gateway("Google did not return a refresh token; remove scopegate's access in your Google account and connect again")
+    })?;
+    let sealed = app.keyring.seal(SEAL_REFRESH, refresh.secret().as_bytes());
+    let connection =
+        store::upsert_connection(&app.registry, &pending, &sealed, app.keyring.primary_id())
+            .await?;
+    app.google.forget(&connection.id);
+    if let Ok(source) = TokenSource::open(app, &connection) {
+        source.prime(response.access_token().secret(), response.expires_in());
+        app.google.keep_token_source(source);
+    }
+    app.google.wake.notify_waiters();
+    Ok(connection)
+}
+
+/// A connection as settings shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionStatus {
+    pub firm_user_id: String,
+    pub status: String,
+    pub connected_at: i64,
+    pub last_sync_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub events_count: i64,
+    pub retry_due_at: Option<i64>,
+}
+
+/// Every connection of a firm.
+pub async fn connection_statuses(
+    app: &App,
+    firm_id: &str,
+) -> Result<Vec<ConnectionStatus>, Problem> {
+    app.registry.firm(firm_id).await?;
+    Ok(store::connections(&app.registry, firm_id)
+        .await?
+        .into_iter()
+        .map(|c| ConnectionStatus {
+            firm_user_id: c.firm_user_id,
+            status: c.status,
+            connected_at: c.connected_at,
+            last_sync_at: c.last_sync_at,
+            last_error: c.last_error,
+            events_count: c.events_count,
+            retry_due_at: c.job_due_at.filter(|_| c.job_attempts > 0),
+        })
+        .collect())
+}
+
+/// What a disconnect did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DisconnectReport {
+    pub events_deleted: u64,
+    /// False when Google could not be told (the token is forgotten here anyway).
+    pub revoked_at_google: bool,
+}
+
+/// Disconnects a fee earner: syncing stops at once; the created events are
+/// deleted when asked; the token is revoked at Google and deleted here.
+pub async fn disconnect(
+    app: &App,
+    firm_id: &str,
+    firm_user_id: &str,
+    delete_events: bool,
+) -> Result<DisconnectReport, Problem> {
+    let connection = store::connection_for_user(&app.registry, firm_id, firm_user_id)
+        .await?
+        .filter(|c| c.status != "disconnected" || c.refresh_token_sealed.is_some())
+        .ok_or_else(|| {
+            Problem::not_found(format!(
+                "user {firm_user_id} of firm {firm_id} has no Google Calendar connection"
+            ))
+        })?;
+    store::set_status(&app.registry, &connection.id, "disconnected", None, false).await?;
+    let _claim = super::switch_off::wait_for_claim(app, &connection.id).await;
+    let mut events_deleted = 0;
+    if delete_events && connection.refresh_token_sealed.is_some() {
+        events_deleted = super::switch_off::delete_created_events(app, &connection)
+            .await
+            .map_err(|e| bad_gateway(format!("could not delete the events at Google: {e}")))?;
+    }
+    let revoked_at_google = match connection.refresh_token_sealed.as_ref() {
+        Some(_) => revoke(app, &connection).await,
+        None => false,
+    };
+    store::set_status(&app.registry, &connection.id, "disconnected", None, true).await?;
+    app.google.forget(&connection.id);
+    Ok(DisconnectReport {
+        events_deleted,
+        revoked_at_google,
+    })
+}
+
+/// Revokes the refresh token at Google (logged); true when Google confirmed.
+/// A plain form POST as Google documents it: the `oauth2` crate refuses a
+/// non-HTTPS revocation URL, which would rule out the local emulator.
+async fn revoke(app: &App, connection: &Connection) -> bool {
+    let source = match super::sync::token_source(app, connection) {
+        Ok(s) => s,
+        Err(_) => return false,
+    };
+    let Ok(receipt) = app
+        .log
+        .record_send(NewSend {
+            firm_id: connection.firm_id.clone(),
+            grant_id: connection.grant_id.clone(),
+            connector: CONNECTOR.into(),
+            direction: Direction::Outbound,
+            method: "POST".into(),
+            target: format!(
+                "{} (revoke the token of connection {})",
+                app.config.google.revoke_url, connection.id
+            ),
+            fields: vec!["token".into()],
+            record_ids: vec![connection.id.clone()],
+            payload: b"token=<refresh token>".to_vec(),
+        })
+        .await
+    else {
+        return false;
+    };
+    let response = app
+        .google
+        .oauth_http
+        .post(&app.config.google.revoke_url)
+        .form(&[("token", source.refresh_token().expose_secret())])
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await;
+    let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+    let _ = app.log.record_result(&receipt, status).await;
+    status == 200
+}

@@ -1,0 +1,37 @@
+//! The Google Calendar connector. A firm switches it on (a grant); each fee
+//! earner then connects their own Google account (OAuth authorization code
+//! with PKCE), and a background sync keeps one Google event per live diary
+//! entry of theirs, carrying only the matter name, the date or time span and
+//! the description (schemas under `schemas/google-calendar/`).
+//!
+//! Modules: `consent` (start, callback, disconnect, statuses), `store`
+//! (registry rows), `tokens` (sealed refresh tokens, single-flight refresh),
+//! `event_id` (ids Google sees), `reader` (the projected diary columns),
+//! `backoff` (retry policy), `calls` (one logged Calendar API call),
+//! `sync` (one pass over a connection), `worker` (the durable job loop),
+//! `switch_off` (deleting the events the gateway created).
+
+pub mod backoff;
+pub mod calls;
+pub mod consent;
+pub mod event_id;
+pub mod reader;
+pub mod runtime;
+pub mod store;
+pub mod switch_off;
+pub mod sync;
+pub mod tokens;
+pub mod worker;
+
+/// The connector id (folder under `schemas/`).
+pub const CONNECTOR: &str = "google-calendar";
+/// The narrowest scope that lets the gateway write events in the user's calendar.
+pub const SCOPE: &str = "https://www.googleapis.com/auth/calendar.events";
+
+pub use runtime::GoogleRuntime;
+
+impl crate::tenancy::FirmScope for crate::registry::grants::Grant {
+    fn firm_id(&self) -> &str {
+        &self.firm_id
+    }
+}

@@ -1,0 +1,68 @@
+//! Reads the connected fee earner's changed diary entries from the firm's
+//! database, selecting exactly the columns of the `diary_entry` schema (with
+//! its declared join to the matter's name) and nothing else.
+
+use crate::projection::Projection;
+use crate::registry::{StoreError, StoreResult};
+use crate::tenancy::FirmDb;
+
+/// One diary entry as the sync sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiaryRow {
+    pub id: String,
+    pub summary: String,
+    pub description: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub all_day: bool,
+    pub deleted: bool,
+    pub change_seq: i64,
+}
+
+/// Entries of `owner` changed after `after`, oldest change first.
+pub async fn changed_entries(
+    db: &FirmDb,
+    projection: &Projection,
+    owner: &str,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<DiaryRow>> {
+    let table = projection.table();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {table}.owner_user_id = $1 AND {table}.change_seq > $2 ORDER BY {table}.change_seq LIMIT $3",
+        projection.select_list(),
+        projection.from_clause()
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let v = projection.row_to_json(row)?;
+            let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            Ok(DiaryRow {
+                id: text("id"),
+                summary: text("summary"),
+                description: text("description"),
+                starts_at: v["starts_at"].as_i64().unwrap_or_default(),
+                ends_at: v["ends_at"].as_i64().unwrap_or_default(),
+                all_day: v["all_day"].as_bool().unwrap_or_default(),
+                deleted: v["deleted"].as_bool().unwrap_or_default(),
+                change_seq: v["change_seq"].as_i64().unwrap_or_default(),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// True when the user exists in the firm's database.
+pub async fn user_exists(db: &FirmDb, user_id: &str) -> StoreResult<bool> {
+    Ok(sqlx::query("SELECT id FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?
+        .is_some())
+}

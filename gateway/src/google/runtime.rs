@@ -1,0 +1,145 @@
+//! What the connector keeps in memory while the gateway runs: the HTTP
+//! clients (OAuth via reqwest without redirects; the Calendar API via hyper
+//! with rustls), each connection's token source and rate limiter, the set of
+//! connections being synced (one pass per connection at a time), and the
+//! worker's wake-up and stop signals.
+
+use super::tokens::TokenSource;
+use google_calendar3::hyper_rustls::HttpsConnector;
+use google_calendar3::hyper_util::client::legacy::connect::HttpConnector;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// The Calendar API's HTTP client type.
+pub type ApiClient = google_calendar3::common::Client<HttpsConnector<HttpConnector>>;
+
+/// Shared connector state; one per gateway process.
+pub struct GoogleRuntime {
+    /// For the OAuth endpoints: never follows redirects.
+    pub oauth_http: reqwest::Client,
+    pub api_client: ApiClient,
+    tokens: Mutex<HashMap<String, Arc<TokenSource>>>,
+    limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    running: Mutex<HashSet<String>>,
+    rate_per_second: u32,
+    pub wake: Notify,
+    stopping: AtomicBool,
+}
+
+impl GoogleRuntime {
+    pub fn new(rate_per_second: u32) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let oauth_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("reqwest client");
+        let connector = google_calendar3::hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .or_else(|_| {
+                Ok::<_, std::io::Error>(
+                    google_calendar3::hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                        rustls::ClientConfig::builder()
+                            .with_root_certificates(rustls::RootCertStore::empty())
+                            .with_no_client_auth(),
+                    ),
+                )
+            })
+            .expect("TLS connector")
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let api_client = google_calendar3::hyper_util::client::legacy::Client::builder(
+            google_calendar3::hyper_util::rt::TokioExecutor::new(),
+        )
+        .pool_max_idle_per_host(64)
+        .build(connector);
+        Self {
+            oauth_http,
+            api_client,
+            tokens: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
+            rate_per_second: rate_per_second.max(1),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The cached token source of a connection, if one was made.
+    pub fn token_source(&self, connection_id: &str) -> Option<Arc<TokenSource>> {
+        self.tokens
+            .lock()
+            .expect("tokens")
+            .get(connection_id)
+            .cloned()
+    }
+
+    /// Caches `source` unless another is already cached; returns the cached one.
+    pub fn keep_token_source(&self, source: TokenSource) -> Arc<TokenSource> {
+        self.tokens
+            .lock()
+            .expect("tokens")
+            .entry(source.connection_id.clone())
+            .or_insert_with(|| Arc::new(source))
+            .clone()
+    }
+
+    /// Drops a connection's cached tokens (after disconnect or reconsent).
+    pub fn forget(&self, connection_id: &str) {
+        self.tokens.lock().expect("tokens").remove(connection_id);
+    }
+
+    /// The per-user call rate cap.
+    pub fn limiter(&self, connection_id: &str) -> Arc<DefaultDirectRateLimiter> {
+        let per_second = NonZeroU32::new(self.rate_per_second).expect("positive");
+        self.limiters
+            .lock()
+            .expect("limiters")
+            .entry(connection_id.to_string())
+            .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_second(per_second))))
+            .clone()
+    }
+
+    /// Claims a connection for one pass; `None` when a pass is already running.
+    pub fn claim(self: &Arc<Self>, connection_id: &str) -> Option<Claim> {
+        self.running
+            .lock()
+            .expect("running")
+            .insert(connection_id.to_string())
+            .then(|| Claim {
+                runtime: self.clone(),
+                connection_id: connection_id.to_string(),
+            })
+    }
+
+    /// Asks the worker to stop after the calls in flight.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// A connection held for one pass; released on drop.
+pub struct Claim {
+    runtime: Arc<GoogleRuntime>,
+    connection_id: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.runtime
+            .running
+            .lock()
+            .expect("running")
+            .remove(&self.connection_id);
+    }
+}
