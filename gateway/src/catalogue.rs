@@ -116,11 +116,22 @@ impl Catalogue {
         }
     }
 
-    /// Connectors read from `dir/<id>/manifest.json` for every built-in id.
+    /// Connectors read from `dir/<id>/manifest.json`; a connector without a
+    /// folder there keeps its built-in contract.
     pub fn from_dir(dir: &Path) -> Result<Self, CatalogueError> {
-        let mut connectors = BTreeMap::new();
+        if !dir.is_dir() {
+            return Err(CatalogueError::Io {
+                path: dir.display().to_string(),
+                reason: "not a folder".into(),
+            });
+        }
+        let mut connectors = Self::built_in().connectors.as_ref().clone();
         for (id, _, _) in BUILT_IN {
             let folder = dir.join(id);
+            if !folder.exists() {
+                // Not shipped in the folder: the built-in contract stays in force.
+                continue;
+            }
             let manifest_path = folder.join("manifest.json");
             let manifest =
                 std::fs::read_to_string(&manifest_path).map_err(|e| CatalogueError::Io {
