@@ -1,0 +1,176 @@
+//! Tenancy at scale: 10,000 registered firms (default), each with its own
+//! SQLite database (one seeded template copied per firm), each touched once
+//! through `Tenancy::firm_db` plus `SELECT count(*) FROM matters`. Reports the
+//! process's peak RSS (VmHWM, targets < 200 MB) and the cold first-query
+//! latency per firm (target < 20 ms), with the warm second query on the same
+//! firm as the baseline.
+//!
+//! `cargo bench -p scopegate --bench tenancy`
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `SCOPEGATE_BENCH_FIRMS` | 10000 | registered firms, each with its own database |
+//! | `SCOPEGATE_BENCH_POOL_CAPACITY` | 256 | `Tenancy` capacity (the `firm_pool_capacity` default) |
+
+mod common;
+
+use common::{env_usize, machine_line, memory_line, ms, reset_peak_rss, Percentiles};
+use scopegate::registry::Registry;
+use scopegate::tenancy::{default_firm_url, provision_firm_database, seed, FirmScope, Tenancy};
+use sqlx::Row;
+use std::time::{Duration, Instant};
+
+struct Firm(String);
+
+impl FirmScope for Firm {
+    fn firm_id(&self) -> &str {
+        &self.0
+    }
+}
+
+fn sqlite_path(url: &str) -> &str {
+    url.trim_start_matches("sqlite://")
+}
+
+/// Seeds one firm database, then copies it for every firm and registers them all.
+async fn create_firms(registry: &Registry, data_dir: &std::path::Path, ids: &[String]) -> u64 {
+    let template_url = default_firm_url(data_dir, "template");
+    let template = provision_firm_database("template", &template_url)
+        .await
+        .expect("template database");
+    seed::seed_demo(
+        &template,
+        seed::SeedSize {
+            fee_earners: 3,
+            clients: 8,
+            matters: 10,
+            diary_entries: 30,
+            transactions: 60,
+        },
+    )
+    .await
+    .expect("seed");
+    sqlx::query("VACUUM")
+        .execute(template.pool())
+        .await
+        .expect("vacuum");
+    template.pool().close().await; // last connection closed: WAL checkpointed into the file
+    let template_path = sqlite_path(&template_url).to_string();
+    let size = std::fs::metadata(&template_path).expect("template").len();
+
+    let mut tx = registry.pool().begin().await.expect("begin");
+    let now = scopegate::clock::now_ms();
+    for id in ids {
+        let url = default_firm_url(data_dir, id);
+        std::fs::copy(&template_path, sqlite_path(&url)).expect("copy template");
+        // The same row `Registry::add_firm` writes, in one transaction for all firms.
+        sqlx::query("INSERT INTO firms (id, name, data_url, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(format!("Firm {id}"))
+            .bind(&url)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .expect("register firm");
+    }
+    tx.commit().await.expect("commit");
+    size
+}
+
+#[tokio::main]
+async fn main() {
+    let firm_count = env_usize("SCOPEGATE_BENCH_FIRMS", 10_000);
+    let capacity = env_usize("SCOPEGATE_BENCH_POOL_CAPACITY", 256);
+    println!("== tenancy: {firm_count} firms, one SQLite database each, touched once through Tenancy::firm_db");
+    println!("{}", machine_line());
+    println!("at start: {}", memory_line());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry =
+        Registry::connect_and_migrate(&format!("sqlite://{}", dir.path().join("registry.db").display()))
+            .await
+            .expect("registry");
+    let ids: Vec<String> = (0..firm_count).map(|i| format!("firm-{i:05}")).collect();
+    let started = Instant::now();
+    let template_size = create_firms(&registry, dir.path(), &ids).await;
+    println!(
+        "setup: {firm_count} firm databases ({} kB each, copied from a seeded template) registered in {:.1}s",
+        template_size / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    println!("after setup: {}", memory_line());
+    let reset = reset_peak_rss();
+    println!(
+        "peak RSS mark reset before the touch phase: {}",
+        if reset { "yes" } else { "no (VmHWM below includes setup)" }
+    );
+    println!("before touching: {}", memory_line());
+
+    let tenancy = Tenancy::new(registry.clone(), capacity);
+    let mut cold = Vec::with_capacity(ids.len());
+    let mut warm = Vec::with_capacity(ids.len());
+    let started = Instant::now();
+    for id in &ids {
+        let scope = Firm(id.clone());
+        let mut matters = 0;
+        for samples in [&mut cold, &mut warm] {
+            let t = Instant::now();
+            let db = tenancy.firm_db(&scope).await.expect("firm db");
+            let row = sqlx::query("SELECT count(*) AS n FROM matters")
+                .fetch_one(db.pool())
+                .await
+                .expect("count");
+            samples.push(t.elapsed());
+            matters = row.get::<i64, _>("n");
+        }
+        assert_eq!(matters, 10, "each firm sees its own seeded matters");
+    }
+    let touch_time = started.elapsed();
+    // Let the closes of evicted pools finish before the final reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!(
+        "touched {firm_count} firms in {:.1}s; open pools now {} (capacity {capacity})",
+        touch_time.as_secs_f64(),
+        tenancy.open_pools()
+    );
+    println!("after touching: {}", memory_line());
+    let hwm = common::proc_status_kb("VmHWM").unwrap_or(0);
+    println!(
+        "peak RSS (VmHWM) {:.1} MB against a target of < 200 MB: {}",
+        hwm as f64 / 1024.0,
+        if hwm < 200 * 1024 { "met" } else { "MISSED" }
+    );
+    println!(
+        "{:<38} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "latency per firm (ms)", "p50", "p95", "p99", "max", "mean"
+    );
+    let cold_p = Percentiles::of(&mut cold);
+    let warm_p = Percentiles::of(&mut warm);
+    for (what, p) in [
+        ("cold: firm_db + first query", &cold_p),
+        ("warm: firm_db + second query (baseline)", &warm_p),
+    ] {
+        println!(
+            "{what:<38} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            ms(p.p50),
+            ms(p.p95),
+            ms(p.p99),
+            ms(p.max),
+            ms(p.mean)
+        );
+    }
+    println!(
+        "cold first query against a target of < 20 ms: p99 {} ms, max {} ms: {}; cold/warm p50 = {:.1}x",
+        ms(cold_p.p99),
+        ms(cold_p.max),
+        if cold_p.max < Duration::from_millis(20) {
+            "met (max)"
+        } else if cold_p.p99 < Duration::from_millis(20) {
+            "met at p99, not at max"
+        } else {
+            "MISSED"
+        },
+        cold_p.p50.as_secs_f64() / warm_p.p50.as_secs_f64()
+    );
+    registry.close().await;
+}
