@@ -91,14 +91,28 @@ pub fn proc_status_kb(field: &str) -> Option<u64> {
     })
 }
 
-/// "VmHWM 12.3 MB, VmRSS 10.1 MB".
+/// "VmHWM 12.3 MB, VmRSS 10.1 MB, 7 threads, 12 open files".
 pub fn memory_line() -> String {
     let mb = |f: &str| {
         proc_status_kb(f)
             .map(|kb| format!("{:.1} MB", kb as f64 / 1024.0))
             .unwrap_or_else(|| "n/a".into())
     };
-    format!("VmHWM {}, VmRSS {}", mb("VmHWM"), mb("VmRSS"))
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_string()))
+        })
+        .unwrap_or_else(|| "?".into());
+    let files = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count().to_string())
+        .unwrap_or_else(|_| "?".into());
+    format!(
+        "VmHWM {}, VmRSS {}, {threads} threads, {files} open files",
+        mb("VmHWM"),
+        mb("VmRSS")
+    )
 }
 
 /// Resets the peak-RSS mark (VmHWM) to the current RSS; false if the kernel refuses.
