@@ -20,7 +20,7 @@ mod common;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{backends, env_usize, machine_line, ms, per_sec, PgDatabase, Percentiles};
+use common::{backends, env_usize, machine_line, ms, per_sec, Percentiles, PgDatabase};
 use scopegate::app::Application;
 use scopegate::catalogue::Catalogue;
 use scopegate::config::{Config, ConfigArgs};
@@ -190,12 +190,7 @@ async fn load(
                     let response = request.send().await.expect("request");
                     let status = response.status();
                     let body = response.bytes().await.expect("body");
-                    assert_eq!(
-                        status,
-                        200,
-                        "{url}: {}",
-                        String::from_utf8_lossy(&body)
-                    );
+                    assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&body));
                     latencies.push(t.elapsed());
                     bytes = body.len();
                 }
@@ -314,7 +309,14 @@ async fn bench_backend(backend: &str, requests: usize, clients: usize, rounds: u
         .to_string();
 
     // Warm both (connections, caches), and check they return the same page.
-    let g = load(&http, &format!("{gateway}{PATH}"), Some(&token), clients, 200).await;
+    let g = load(
+        &http,
+        &format!("{gateway}{PATH}"),
+        Some(&token),
+        clients,
+        200,
+    )
+    .await;
     let b = load(&http, &format!("{bare}{PATH}"), None, clients, 200).await;
     println!(
         "{backend:<9} response bodies: gateway {} bytes, bare {} bytes",
@@ -322,7 +324,14 @@ async fn bench_backend(backend: &str, requests: usize, clients: usize, rounds: u
     );
     for round in 1..=rounds {
         let b = load(&http, &format!("{bare}{PATH}"), None, clients, requests).await;
-        let g = load(&http, &format!("{gateway}{PATH}"), Some(&token), clients, requests).await;
+        let g = load(
+            &http,
+            &format!("{gateway}{PATH}"),
+            Some(&token),
+            clients,
+            requests,
+        )
+        .await;
         let mut rates = Vec::new();
         for (what, mut o) in [
             ("bare axum handler (baseline)", b),

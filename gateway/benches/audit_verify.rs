@@ -232,9 +232,7 @@ async fn bench_backend(backend: &str, total: usize, firm_count: usize, ids: usiz
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.path().join("registry.db").display()),
     };
-    let registry = Registry::connect_and_migrate(&url)
-        .await
-        .expect("registry");
+    let registry = Registry::connect_and_migrate(&url).await.expect("registry");
     let firms: Vec<String> = (0..firm_count).map(|i| format!("firm-{i:03}")).collect();
     for firm in &firms {
         registry
@@ -278,7 +276,11 @@ async fn bench_backend(backend: &str, total: usize, firm_count: usize, ids: usiz
         let rate = |n: u64, t: Duration| per_sec(n, t);
         for (what, n, t) in [
             ("SELECT scan, rows not decoded (baseline)", n_scan, t_scan),
-            ("SELECT scan + decode, no hashing (baseline)", n_decode, t_decode),
+            (
+                "SELECT scan + decode, no hashing (baseline)",
+                n_decode,
+                t_decode,
+            ),
             ("verify_all (audit verify)", report.records, t_verify),
         ] {
             println!(

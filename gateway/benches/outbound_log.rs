@@ -61,9 +61,7 @@ fn page_send(firm_id: &str) -> NewSend {
         ]
         .map(String::from)
         .to_vec(),
-        record_ids: (0..100)
-            .map(|_| uuid::Uuid::new_v4().to_string())
-            .collect(),
+        record_ids: (0..100).map(|_| uuid::Uuid::new_v4().to_string()).collect(),
         payload: vec![b'x'; 20 * 1024],
     }
 }
@@ -126,9 +124,7 @@ async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], fir
         Some(db) => db.url.clone(),
         None => format!("sqlite://{}", dir.path().join("registry.db").display()),
     };
-    let registry = Registry::connect_and_migrate(&url)
-        .await
-        .expect("registry");
+    let registry = Registry::connect_and_migrate(&url).await.expect("registry");
     let firms: Vec<String> = (0..firm_count).map(|i| format!("firm-{i:03}")).collect();
     for firm in &firms {
         registry
@@ -137,7 +133,14 @@ async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], fir
             .expect("add firm");
     }
     // Warm-up (not reported): creates the WAL / fills caches.
-    run_case(&registry, &firms, 4, GROUP_MAX_BATCH, Duration::from_millis(500)).await;
+    run_case(
+        &registry,
+        &firms,
+        4,
+        GROUP_MAX_BATCH,
+        Duration::from_millis(500),
+    )
+    .await;
 
     let duration = Duration::from_secs(seconds);
     for &writers in writer_counts {

@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `SCOPEGATE_BENCH_FIRMS` | 10000 | registered firms, each with its own database |
 //! | `SCOPEGATE_BENCH_POOL_CAPACITY` | 256 | `Tenancy` capacity (the `firm_pool_capacity` default) |
+//! | `SCOPEGATE_BENCH_PARALLEL` | 1 | after the timed queries, this many concurrent untimed queries per firm (opens up to that many connections per pool, as concurrent requests of one firm would) |
 
 mod common;
 
@@ -81,15 +82,19 @@ async fn create_firms(registry: &Registry, data_dir: &std::path::Path, ids: &[St
 async fn main() {
     let firm_count = env_usize("SCOPEGATE_BENCH_FIRMS", 10_000);
     let capacity = env_usize("SCOPEGATE_BENCH_POOL_CAPACITY", 256);
+    let parallel = env_usize("SCOPEGATE_BENCH_PARALLEL", 1).max(1);
     println!("== tenancy: {firm_count} firms, one SQLite database each, touched once through Tenancy::firm_db");
+    println!("pool capacity {capacity}; {parallel} concurrent connection(s) opened per firm");
     println!("{}", machine_line());
     println!("at start: {}", memory_line());
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let registry =
-        Registry::connect_and_migrate(&format!("sqlite://{}", dir.path().join("registry.db").display()))
-            .await
-            .expect("registry");
+    let registry = Registry::connect_and_migrate(&format!(
+        "sqlite://{}",
+        dir.path().join("registry.db").display()
+    ))
+    .await
+    .expect("registry");
     let ids: Vec<String> = (0..firm_count).map(|i| format!("firm-{i:05}")).collect();
     let started = Instant::now();
     let template_size = create_firms(&registry, dir.path(), &ids).await;
@@ -102,7 +107,11 @@ async fn main() {
     let reset = reset_peak_rss();
     println!(
         "peak RSS mark reset before the touch phase: {}",
-        if reset { "yes" } else { "no (VmHWM below includes setup)" }
+        if reset {
+            "yes"
+        } else {
+            "no (VmHWM below includes setup)"
+        }
     );
     println!("before touching: {}", memory_line());
 
@@ -124,6 +133,20 @@ async fn main() {
             matters = row.get::<i64, _>("n");
         }
         assert_eq!(matters, 10, "each firm sees its own seeded matters");
+        if parallel > 1 {
+            let db = tenancy.firm_db(&scope).await.expect("firm db");
+            // Each query holds its connection until all have one, so the pool opens `parallel` connections.
+            let queries = (0..parallel).map(|_| async {
+                let mut tx = db.pool().begin().await.expect("begin");
+                sqlx::query("SELECT count(*) FROM matters")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("count");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                tx.commit().await.expect("commit");
+            });
+            futures::future::join_all(queries).await;
+        }
     }
     let touch_time = started.elapsed();
     // Let the closes of evicted pools finish before the final reading.

@@ -157,7 +157,9 @@ async fn run_writer(
         match commit_batch(&registry, &records).await {
             Ok(seqs) => {
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
-                stats.records.fetch_add(seqs.len() as u64, Ordering::Relaxed);
+                stats
+                    .records
+                    .fetch_add(seqs.len() as u64, Ordering::Relaxed);
                 for ((_, reply), seq) in batch.drain(..).zip(seqs) {
                     let _ = reply.send(Ok(seq));
                 }
