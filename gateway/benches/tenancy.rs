@@ -17,7 +17,9 @@ mod common;
 
 use common::{env_usize, machine_line, memory_line, ms, reset_peak_rss, Percentiles};
 use scopegate::registry::Registry;
-use scopegate::tenancy::{default_firm_url, provision_firm_database, seed, FirmScope, Tenancy};
+use scopegate::tenancy::{
+    default_firm_url, provision_firm_database, seed, FirmDb, FirmScope, Tenancy,
+};
 use sqlx::Row;
 use std::time::{Duration, Instant};
 
@@ -78,6 +80,23 @@ async fn create_firms(registry: &Registry, data_dir: &std::path::Path, ids: &[St
     size
 }
 
+/// `firm_db` + `SELECT count(*) FROM matters`, timed; checks the firm's own rows came back.
+async fn touch(tenancy: &Tenancy, scope: &Firm) -> (Duration, FirmDb) {
+    let t = Instant::now();
+    let db = tenancy.firm_db(scope).await.expect("firm db");
+    let row = sqlx::query("SELECT count(*) AS n FROM matters")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    let elapsed = t.elapsed();
+    assert_eq!(
+        row.get::<i64, _>("n"),
+        10,
+        "each firm sees its own seeded matters"
+    );
+    (elapsed, db)
+}
+
 #[tokio::main]
 async fn main() {
     let firm_count = env_usize("SCOPEGATE_BENCH_FIRMS", 10_000);
@@ -118,23 +137,25 @@ async fn main() {
     let tenancy = Tenancy::new(registry.clone(), capacity);
     let mut cold = Vec::with_capacity(ids.len());
     let mut warm = Vec::with_capacity(ids.len());
+    let mut connections = 0u64;
     let started = Instant::now();
     for id in &ids {
         let scope = Firm(id.clone());
-        let mut matters = 0;
-        for samples in [&mut cold, &mut warm] {
-            let t = Instant::now();
-            let db = tenancy.firm_db(&scope).await.expect("firm db");
-            let row = sqlx::query("SELECT count(*) AS n FROM matters")
-                .fetch_one(db.pool())
-                .await
-                .expect("count");
-            samples.push(t.elapsed());
-            matters = row.get::<i64, _>("n");
+        let (t_cold, db) = touch(&tenancy, &scope).await;
+        // sqlx hands a connection back to its pool in a spawned task that first
+        // pings it (a round trip to the connection's thread); wait for that, or
+        // the warm query would open a second connection (see BENCHMARKS.md).
+        for _ in 0..50 {
+            if db.pool().num_idle() > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert_eq!(matters, 10, "each firm sees its own seeded matters");
+        let (t_warm, _) = touch(&tenancy, &scope).await;
+        cold.push(t_cold);
+        warm.push(t_warm);
+        connections += u64::from(db.pool().size());
         if parallel > 1 {
-            let db = tenancy.firm_db(&scope).await.expect("firm db");
             // Each query holds its connection until all have one, so the pool opens `parallel` connections.
             let queries = (0..parallel).map(|_| async {
                 let mut tx = db.pool().begin().await.expect("begin");
@@ -157,6 +178,11 @@ async fn main() {
         tenancy.open_pools()
     );
     println!("after touching: {}", memory_line());
+    println!("threads by name: {}", common::threads_by_name());
+    println!(
+        "connections per firm pool after its two timed queries: {:.2} on average",
+        connections as f64 / ids.len() as f64
+    );
     let hwm = common::proc_status_kb("VmHWM").unwrap_or(0);
     println!(
         "peak RSS (VmHWM) {:.1} MB against a target of < 200 MB: {}",

@@ -115,6 +115,27 @@ pub fn memory_line() -> String {
     )
 }
 
+/// The process's threads counted by name (digits dropped): "tokio-runtime-worker 4, sqlx-sqlite-worker- 256".
+pub fn threads_by_name() -> String {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let name: String = name
+                .trim()
+                .chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect();
+            *counts.entry(name).or_default() += 1;
+        }
+    }
+    counts
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Resets the peak-RSS mark (VmHWM) to the current RSS; false if the kernel refuses.
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
