@@ -193,6 +193,10 @@ async fn main() {
         "{:<38} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "latency per firm (ms)", "p50", "p95", "p99", "max", "mean"
     );
+    let over_target = cold
+        .iter()
+        .filter(|t| **t >= Duration::from_millis(20))
+        .count();
     let cold_p = Percentiles::of(&mut cold);
     let warm_p = Percentiles::of(&mut warm);
     for (what, p) in [
@@ -220,6 +224,11 @@ async fn main() {
             "MISSED"
         },
         cold_p.p50.as_secs_f64() / warm_p.p50.as_secs_f64()
+    );
+    println!(
+        "cold touches at or over 20 ms: {over_target} of {} ({:.2}%)",
+        ids.len(),
+        100.0 * over_target as f64 / ids.len() as f64
     );
     registry.close().await;
 }
