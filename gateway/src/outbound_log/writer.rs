@@ -10,6 +10,8 @@ use crate::registry::{Backend, Registry};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Row, Transaction};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,15 +60,41 @@ type Reply = oneshot::Sender<Result<i64, LogError>>;
 #[derive(Clone)]
 pub struct OutboundLog {
     queue: mpsc::Sender<(PendingRecord, Reply)>,
+    stats: Arc<CommitStats>,
+}
+
+/// Counters kept by the writer: committed transactions and the records in them.
+#[derive(Debug, Default)]
+struct CommitStats {
+    transactions: AtomicU64,
+    records: AtomicU64,
 }
 
 impl OutboundLog {
     /// Starts the writer task. It ends when every handle is dropped, after
     /// committing what is queued, so a graceful shutdown leaves nothing half-written.
     pub fn start(registry: Registry) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::start_with_max_batch(registry, MAX_BATCH)
+    }
+
+    /// Like [`OutboundLog::start`], with at most `max_batch` records per
+    /// transaction (1 commits every record alone: the benchmarks' baseline).
+    pub fn start_with_max_batch(
+        registry: Registry,
+        max_batch: usize,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run_writer(registry, rx));
-        (Self { queue }, task)
+        let stats = Arc::new(CommitStats::default());
+        let task = tokio::spawn(run_writer(registry, rx, max_batch.max(1), stats.clone()));
+        (Self { queue, stats }, task)
+    }
+
+    /// (transactions, records) committed so far by this writer; their ratio is the mean batch size.
+    pub fn committed(&self) -> (u64, u64) {
+        (
+            self.stats.transactions.load(Ordering::Relaxed),
+            self.stats.records.load(Ordering::Relaxed),
+        )
     }
 
     /// Commits a `send` record; returns only once it is durable.
@@ -117,12 +145,21 @@ impl OutboundLog {
     }
 }
 
-async fn run_writer(registry: Registry, mut rx: mpsc::Receiver<(PendingRecord, Reply)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+async fn run_writer(
+    registry: Registry,
+    mut rx: mpsc::Receiver<(PendingRecord, Reply)>,
+    max_batch: usize,
+    stats: Arc<CommitStats>,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
         let records: Vec<&PendingRecord> = batch.iter().map(|(r, _)| r).collect();
         match commit_batch(&registry, &records).await {
             Ok(seqs) => {
+                stats.transactions.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .records
+                    .fetch_add(seqs.len() as u64, Ordering::Relaxed);
                 for ((_, reply), seq) in batch.drain(..).zip(seqs) {
                     let _ = reply.send(Ok(seq));
                 }

@@ -1,5 +1,6 @@
 //! Tenancy: the only way to reach a firm's own database. One pool per firm,
-//! opened lazily and kept in a bounded LRU (evicted pools are closed). A
+//! opened lazily and kept in a bounded LRU (an evicted pool closes once no
+//! request holds it any more). A
 //! handle is only given out for one firm at a time, named by a grant that was
 //! resolved from a credential or session; no function here takes two firms.
 
@@ -76,9 +77,10 @@ impl Tenancy {
             }
             pools.push(firm_id.to_string(), db.clone())
         };
-        if let Some((_, old)) = evicted {
-            tokio::spawn(async move { old.pool.close().await });
-        }
+        // Not closed explicitly: a request that took this handle just before the
+        // eviction may still be using it (a closed pool refuses every query). Its
+        // connections close when the last handle is dropped.
+        drop(evicted);
         Ok(db)
     }
 
@@ -176,4 +178,49 @@ pub async fn next_change_seqs(
     .await?;
     let last: i64 = sqlx::Row::get(&row, "value");
     Ok(last - n + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Firm(&'static str);
+
+    impl FirmScope for Firm {
+        fn firm_id(&self) -> &str {
+            self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handle_taken_before_its_pool_is_evicted_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::connect_and_migrate(&format!(
+            "sqlite://{}",
+            dir.path().join("registry.db").display()
+        ))
+        .await
+        .unwrap();
+        for id in ["firm-a", "firm-b"] {
+            let url = default_firm_url(dir.path(), id);
+            provision_firm_database(id, &url)
+                .await
+                .unwrap()
+                .pool()
+                .close()
+                .await;
+            registry.add_firm(id, id, &url).await.unwrap();
+        }
+        let tenancy = Tenancy::new(registry, 1);
+        let a = tenancy.firm_db(&Firm("firm-a")).await.unwrap();
+        tenancy.firm_db(&Firm("firm-b")).await.unwrap();
+        assert_eq!(tenancy.open_pools(), 1, "firm-a was evicted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let row = sqlx::query("SELECT count(*) AS n FROM matters")
+            .fetch_one(a.pool())
+            .await
+            .expect("an in-flight request still reaches its firm after eviction");
+        assert_eq!(sqlx::Row::get::<i64, _>(&row, "n"), 0);
+        assert_eq!(a.firm_id, "firm-a");
+    }
 }
