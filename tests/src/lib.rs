@@ -164,7 +164,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(config: Config) -> Self {
-        let app = Application::build(config, Arc::new(Keyring::ephemeral()))
+        Self::start_with_keyring(config, Arc::new(Keyring::ephemeral())).await
+    }
+
+    /// Starts with a given master keyring (instances sharing a registry share their keys).
+    pub async fn start_with_keyring(config: Config, keyring: Arc<Keyring>) -> Self {
+        let app = Application::build(config, keyring)
             .await
             .expect("build app");
         let addr = app.local_addr();

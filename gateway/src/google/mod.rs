@@ -9,12 +9,14 @@
 //! `event_id` (ids Google sees), `reader` (the projected diary columns),
 //! `backoff` (retry policy), `calls` (one logged Calendar API call),
 //! `sync` (one pass over a connection), `worker` (the durable job loop),
-//! `switch_off` (deleting the events the gateway created).
+//! `switch_off` (deleting the events the gateway created), `lease` (one
+//! instance at a time per connection when instances share a registry).
 
 pub mod backoff;
 pub mod calls;
 pub mod consent;
 pub mod event_id;
+pub mod lease;
 pub mod reader;
 pub mod runtime;
 pub mod store;

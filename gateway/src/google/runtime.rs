@@ -28,6 +28,8 @@ pub struct GoogleRuntime {
     rate_per_second: u32,
     pub wake: Notify,
     stopping: AtomicBool,
+    /// This gateway instance's identity as a holder of connection leases.
+    pub instance_id: String,
 }
 
 impl GoogleRuntime {
@@ -67,6 +69,7 @@ impl GoogleRuntime {
             rate_per_second: rate_per_second.max(1),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
+            instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 

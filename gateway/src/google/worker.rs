@@ -51,7 +51,7 @@ pub async fn run_due(state: &AppState) -> crate::registry::StoreResult<()> {
 }
 
 /// Runs one pass for one connection and records its outcome on the connection.
-/// `Ok(None)` when a pass for it is already running in this process.
+/// `Ok(None)` when a pass for it is already running here or on another instance.
 pub async fn run_one(
     state: &AppState,
     connection_id: &str,
@@ -59,6 +59,23 @@ pub async fn run_one(
     let Some(_claim) = state.google.claim(connection_id) else {
         return Ok(None);
     };
+    let registry = &state.registry;
+    let lease =
+        match super::lease::acquire(registry, connection_id, &state.google.instance_id).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(CallError::Failed(e.to_string())),
+        };
+    let outcome = run_leased(state, connection_id).await;
+    lease.release().await;
+    outcome
+}
+
+/// The pass itself, run while this instance holds the connection's lease.
+async fn run_leased(
+    state: &AppState,
+    connection_id: &str,
+) -> Result<Option<PassReport>, CallError> {
     let registry = &state.registry;
     let before = store::connection(registry, connection_id)
         .await

@@ -1,0 +1,70 @@
+//! Two gateway instances sharing one registry both run the calendar sync
+//! worker; the per-connection lease makes exactly one of them sync a given
+//! fee earner at a time, so no event is inserted twice and no call is wasted.
+
+use scopegate::google::store;
+use scopegate_e2e::google::*;
+use scopegate_e2e::{on_both_backends, small_seed, TestApp, TestEnv};
+
+const FIRM: &str = "harbour-law";
+const ENTRIES: usize = 150;
+
+on_both_backends!(two_instances_sync_each_connection_once);
+
+async fn two_instances_sync_each_connection_once(env: TestEnv) {
+    let running = start_emulator().await;
+    let emulator = running.emulator.clone();
+    let mut seed = small_seed();
+    seed.fee_earners = 1;
+    seed.diary_entries = ENTRIES;
+    let db = env.add_seeded_firm(FIRM, seed).await;
+    enable_google(&env, FIRM).await;
+    // Two instances of one deployment: same registry, same master key.
+    let keys = std::sync::Arc::new(scopegate::keys::Keyring::ephemeral());
+    let a = TestApp::start_with_keyring(google_config(&env, &running, 20), keys.clone()).await;
+    let b = TestApp::start_with_keyring(google_config(&env, &running, 20), keys).await;
+    // Slow calls make the two workers' passes overlap.
+    let mut slow = emulator.config();
+    slow.latency_ms = 10;
+    emulator.set_config(slow);
+    let user = busiest_user(&db).await;
+    assert_eq!(
+        connect_user(&a, FIRM, &user, "earner@gmail.example").await,
+        200
+    );
+    eventually("both instances together sync every entry", || async {
+        store::connection_for_user(&env.registry, FIRM, &user)
+            .await
+            .expect("query")
+            .is_some_and(|c| c.events_count == ENTRIES as i64)
+    })
+    .await;
+    // Let both workers run a few more idle rounds: nothing more may be sent.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let received = emulator.received();
+    let inserts = received
+        .iter()
+        .filter(|r| r.kind == "api" && r.method == "POST")
+        .count();
+    let duplicates = received
+        .iter()
+        .filter(|r| r.kind == "api" && r.status == 409)
+        .count();
+    eprintln!(
+        "inserts {inserts}, duplicates {duplicates}, calls {}",
+        received.len()
+    );
+    assert_eq!(emulator.live_events().len(), ENTRIES);
+    assert_eq!(
+        (inserts, duplicates),
+        (ENTRIES, 0),
+        "an event was inserted twice"
+    );
+    let calls = received.iter().filter(|r| r.kind != "authorize").count() as i64;
+    eventually("every call is logged once", || async {
+        completed_google_records(&env).await == calls
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+}
