@@ -71,7 +71,14 @@ pub struct Accounts {
     pub handoff_key: Option<ed25519_dalek::VerifyingKey>,
     /// Served over TLS: cookies get `Secure` and responses HSTS.
     pub tls: bool,
+    /// Bounds concurrent argon2id checks (about 19 MiB each): a flood of
+    /// logins gets 429 instead of exhausting memory, and parallel guesses
+    /// cannot run far ahead of the failure budget.
+    pub password_checks: tokio::sync::Semaphore,
 }
+
+/// How many password checks may run at once.
+pub const PASSWORD_CHECKS_AT_ONCE: usize = 4;
 
 impl Accounts {
     pub fn new(config: &Config) -> Self {
@@ -81,6 +88,7 @@ impl Accounts {
             max_ms: config.session_max_secs as i64 * 1000,
             handoff_key: config.handoff_public_key,
             tls: config.public_url.starts_with("https://"),
+            password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
         }
     }
 }

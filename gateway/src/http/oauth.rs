@@ -182,7 +182,10 @@ async fn authenticate(
     ip: IpAddr,
     client: &PresentedClient,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    if let Some(secs) = state.auth_throttle.blocked_for(ip, Some(&client.client_id)) {
+    // A locked-out IP is not even checked. A locked-out client id is: client ids
+    // are not secret, so refusing its right secret would let anyone lock a vendor
+    // out; with 256-bit secrets only the guesses need refusing.
+    if let Some(secs) = state.auth_throttle.blocked_for(ip, None) {
         return Err(OAuthError::throttled(secs));
     }
     let found = state
@@ -192,6 +195,17 @@ async fn authenticate(
         .map_err(OAuthError::server)?;
     match found {
         Some(found) => Ok(found),
+        None if state
+            .auth_throttle
+            .blocked_for(ip, Some(&client.client_id))
+            .is_some() =>
+        {
+            let secs = state
+                .auth_throttle
+                .blocked_for(ip, Some(&client.client_id))
+                .unwrap_or(1);
+            Err(OAuthError::throttled(secs))
+        }
         None => {
             tracing::warn!(%ip, "failed client authentication");
             match state
