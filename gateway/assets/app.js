@@ -151,7 +151,8 @@ async function loadConnectors() {
   root.replaceChildren(...list.data.map(renderConnector));
   const sel = $("f-connector");
   if (sel.options.length === 1) for (const c of list.data) sel.append(h("option", { value: c.id }, c.name));
-  await Promise.all(list.data.filter((c) => c.enabled && manages()).map((c) => loadCredentials(c.id)));
+  // Vendors pull with credentials; Google Calendar is pushed by the gateway and needs none.
+  await Promise.all(list.data.filter((c) => c.enabled && manages() && c.id !== "google-calendar").map((c) => loadCredentials(c.id)));
 }
 
 function renderConnector(c) {
@@ -175,11 +176,11 @@ function renderConnector(c) {
     h("div", { class: "connector-head" },
       h("div", {}, h("h2", { id: "title-" + c.id }, c.name), h("p", {}, c.description)),
       h("div", { class: "switch-row" }, h("span", { id: labelId }, "Share with " + c.name), sw, status)),
+    h("div", { id: "switch-off-" + c.id }),
     consented,
     c.needs_reconsent ? renderReconsent(c) : null,
     h("h2", {}, "What " + c.name + " receives"),
     receives,
-    h("div", { id: "switch-off-" + c.id }),
     h("p", { class: "muted" }, "Permissions: " + c.scopes.join(", ")),
     h("div", { id: "credentials-" + c.id }));
 }
@@ -233,10 +234,14 @@ async function switchGoogleOff(c, deleteEvents) {
   try {
     const r = await api("POST", "/admin/v1/connectors/" + c.id + "/disable", { delete_events: deleteEvents });
     const report = r.switch_off || { events_deleted: 0, failures: [] };
-    flash(c.name + " switched off; syncing stopped." +
+    const text = c.name + " switched off; syncing stopped." +
       (deleteEvents ? " " + report.events_deleted + " events deleted from the fee earners' calendars." : "") +
-      (report.failures.length ? " Could not delete for: " + report.failures.join("; ") : ""), report.failures.length > 0);
+      (report.failures.length ? " Could not delete for: " + report.failures.join("; ") : "");
+    flash(text, report.failures.length > 0);
     await loadConnectors();
+    // Also say it next to the switch, which keeps the focus.
+    $("switch-off-" + c.id).replaceChildren(h("p", { class: report.failures.length ? "error" : "done", id: "switch-off-result" }, text));
+    $("switch-" + c.id).focus();
   } catch (e) { fail(e); }
 }
 
@@ -253,7 +258,7 @@ async function loadCredentials(id) {
         onclick: () => act(() => api("DELETE", "/admin/v1/connectors/" + id + "/credentials/" + c.client_id), "Credential revoked.") }, "Revoke")))));
   box.replaceChildren(
     h("h2", {}, "Vendor credentials"),
-    state.newSecret[id] || null,
+    ...(state.newSecret[id] ? [state.newSecret[id]] : []),
     list.data.length ? h("div", { class: "table-wrap" }, h("table", { id: "credentials-table-" + id },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Client id"), h("th", { scope: "col" }, "Issued"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
       h("tbody", {}, rows))) : h("p", { class: "muted" }, "No credentials yet."),
@@ -359,7 +364,7 @@ function googleStatus(s, idPrefix) {
     ["events", "Events in calendar", String(s.events || 0)],
   ];
   if (s.error) rows.push(["error", "Last error", s.error]);
-  return h("dl", { class: "fields", id: idPrefix + "-status" },
+  return h("dl", { class: "fields status-list", id: idPrefix + "-status" },
     rows.map(([id, k, v]) => [h("dt", {}, k), h("dd", { id: idPrefix + "-" + id }, v)]));
 }
 

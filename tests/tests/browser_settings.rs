@@ -483,7 +483,10 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     browser.keys(" ").await;
     browser.screenshot("settings-google-06-switch-off-choice").await;
     browser.click("#confirm-switch-off").await;
-    browser.wait_text("#flash", "events deleted").await;
+    browser
+        .wait_text("#switch-off-result", &format!("{live} events deleted"))
+        .await;
+    assert_eq!(browser.active_id().await, "switch-google-calendar");
     browser
         .wait_text("#status-google-calendar", "Off")
         .await;
