@@ -376,9 +376,7 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     // The admin switches Google Calendar on from the integrations page.
     log_in(&browser, &app.base, "admin@harbour.example").await;
     browser.click("#switch-google-calendar").await;
-    browser
-        .wait_text("#status-google-calendar", "On")
-        .await;
+    browser.wait_text("#status-google-calendar", "On").await;
     browser.click("#logout").await;
     browser.wait_text("#login-error", "logged out").await;
 
@@ -391,7 +389,9 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
         .await;
     browser.screenshot("settings-google-01-not-connected").await;
     browser.click("#google-connect").await;
-    browser.wait_text("#flash", "Google Calendar is connected").await;
+    browser
+        .wait_text("#flash", "Google Calendar is connected")
+        .await;
     browser.wait_text("#google-connected", "Connected").await;
     assert_eq!(
         browser.active_id().await,
@@ -402,7 +402,9 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
 
     // The sync worker runs; the page shows the events, and the emulator holds
     // exactly the fee earner's live diary entries.
-    let live = scopegate_e2e::google::live_entries(&db, &earner).await.len();
+    let live = scopegate_e2e::google::live_entries(&db, &earner)
+        .await
+        .len();
     assert!(live > 0, "the fee earner has diary entries");
     eventually("the sync put every live entry in the calendar", || async {
         let (entries, events) = calendar_pairs(&emulator, &db, &earner).await;
@@ -421,7 +423,9 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     browser
         .wait_text("#google-me-events", &live.to_string())
         .await;
-    let last_sync = browser.text(&browser.find("#google-me-last-sync").await).await;
+    let last_sync = browser
+        .text(&browser.find("#google-me-last-sync").await)
+        .await;
     assert!(!last_sync.contains("Not yet"), "{last_sync}");
     browser.screenshot("settings-google-03-synced").await;
 
@@ -429,18 +433,19 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     // page offers to connect again.
     browser.click("#google-delete-events").await;
     browser.click("#google-disconnect").await;
-    browser.wait_text("#flash", "access revoked at Google").await;
+    browser
+        .wait_text("#flash", "access revoked at Google")
+        .await;
     browser
         .wait_text("#flash", &format!("{live} events deleted"))
         .await;
     browser.find("#google-connect").await;
     assert_eq!(emulator.live_refresh_tokens(), 0);
     assert_eq!(emulator.live_events().len(), 0);
-    let gone =
-        scopegate::google::store::connection_for_user(&env.registry, "harbour-law", &earner)
-            .await
-            .unwrap()
-            .unwrap();
+    let gone = scopegate::google::store::connection_for_user(&env.registry, "harbour-law", &earner)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(gone.status, "disconnected");
     assert!(gone.refresh_token_sealed.is_none());
     browser.screenshot("settings-google-04-disconnected").await;
@@ -461,11 +466,11 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     browser
         .wait_text("#google-fee-earners", "lindiwe@harbour.example")
         .await;
-    browser.screenshot("settings-google-05-admin-overview").await;
-    browser.click("[data-tab=integrations]").await;
     browser
-        .wait_text("#status-google-calendar", "On")
+        .screenshot("settings-google-05-admin-overview")
         .await;
+    browser.click("[data-tab=integrations]").await;
+    browser.wait_text("#status-google-calendar", "On").await;
     // The tab re-renders the list once loaded; click again if the first click hit the old one.
     for _ in 0..20 {
         if browser.find_all_visible("#delete-events").await > 0 {
@@ -481,16 +486,20 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
         "focus moves to the choice"
     );
     browser.keys(" ").await;
-    browser.screenshot("settings-google-06-switch-off-choice").await;
+    browser
+        .screenshot("settings-google-06-switch-off-choice")
+        .await;
     browser.click("#confirm-switch-off").await;
     browser
         .wait_text("#switch-off-result", &format!("{live} events deleted"))
         .await;
     assert_eq!(browser.active_id().await, "switch-google-calendar");
-    browser
-        .wait_text("#status-google-calendar", "Off")
-        .await;
-    assert_eq!(emulator.live_events().len(), 0, "the created events are gone");
+    browser.wait_text("#status-google-calendar", "Off").await;
+    assert_eq!(
+        emulator.live_events().len(),
+        0,
+        "the created events are gone"
+    );
     browser.screenshot("settings-google-07-switched-off").await;
     browser.quit().await;
     app.stop().await;

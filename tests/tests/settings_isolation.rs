@@ -374,7 +374,9 @@ async fn roles_are_enforced_within_a_firm(env: TestEnv) {
 /// firm, whatever ids a body carries; bound to the browser that started it.
 async fn google_connections_are_the_session_users_own(env: TestEnv) {
     use scopegate::accounts::users::NewUser;
-    use scopegate_e2e::google::{busiest_user, connect_user, enable_google, google_config, start_emulator};
+    use scopegate_e2e::google::{
+        busiest_user, connect_user, enable_google, google_config, start_emulator,
+    };
     use sqlx::Row;
     let db_a = env.add_seeded_firm("firm-a", small_seed()).await;
     let db_b = env.add_seeded_firm("firm-b", small_seed()).await;
@@ -386,7 +388,10 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
         .unwrap()
         .get("id");
     let b1 = busiest_user(&db_b).await;
-    for (email, firm_user_id) in [("one@a.example", Some(a1.as_str())), ("unlinked@a.example", None)] {
+    for (email, firm_user_id) in [
+        ("one@a.example", Some(a1.as_str())),
+        ("unlinked@a.example", None),
+    ] {
         env.registry
             .add_user(NewUser {
                 firm_id: "firm-a",
@@ -404,8 +409,14 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     enable_google(&env, "firm-b").await;
     let emulator = start_emulator().await;
     let app = env.spawn_with(google_config(&env, &emulator, 150)).await;
-    assert_eq!(connect_user(&app, "firm-b", &b1, "b1@gmail.example").await, 200);
-    assert_eq!(connect_user(&app, "firm-a", &a2, "a2@gmail.example").await, 200);
+    assert_eq!(
+        connect_user(&app, "firm-b", &b1, "b1@gmail.example").await,
+        200
+    );
+    assert_eq!(
+        connect_user(&app, "firm-a", &a2, "a2@gmail.example").await,
+        200
+    );
 
     // The fee earner sees only their own status, and no one else's id.
     let one = AdminClient::login(&app.base, "firm-a", "one@a.example").await;
@@ -432,7 +443,10 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
         .find(|v| v.starts_with("sg_google_consent="))
         .expect("consent cookie")
         .to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     let cookie = cookie.split(';').next().unwrap().to_string();
     let url = started.json::<Value>().await.unwrap()["authorize_url"]
         .as_str()
@@ -448,7 +462,10 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     // Another browser (no consent cookie) cannot finish it.
     let elsewhere = app.http.get(&callback).send().await.unwrap();
     assert_eq!(elsewhere.status(), 303);
-    assert_eq!(elsewhere.headers()["location"], "/settings?google=other-browser");
+    assert_eq!(
+        elsewhere.headers()["location"],
+        "/settings?google=other-browser"
+    );
     assert_eq!(
         one.get_json("/admin/v1/google/connection").await["me"]["connected"],
         false
@@ -469,7 +486,11 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.headers()["location"], "/settings?google=expired", "state is single use");
+    assert_eq!(
+        again.headers()["location"],
+        "/settings?google=expired",
+        "state is single use"
+    );
     assert_eq!(
         one.get_json("/admin/v1/google/connection").await["me"]["connected"],
         true
@@ -492,7 +513,10 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
 
     // Disconnect: ids in a body are refused, not followed; then only one's own goes.
     let named = one
-        .post("/admin/v1/google/disconnect", Some(json!({"firm_user_id": a2})))
+        .post(
+            "/admin/v1/google/disconnect",
+            Some(json!({"firm_user_id": a2})),
+        )
         .await;
     assert_eq!(named.status(), 400);
     assert_eq!(

@@ -109,8 +109,8 @@ pub async fn callback(
         })?;
     let from_settings = consent_state.starts_with(BROWSER_STATE_PREFIX);
     if from_settings {
-        let bound = cookie_value(&headers, CONSENT_COOKIE)
-            .is_some_and(|held| same(&held, consent_state));
+        let bound =
+            cookie_value(&headers, CONSENT_COOKIE).is_some_and(|held| same(&held, consent_state));
         if !bound {
             // Not the browser that started it: refuse, and leave the pending
             // consent for the browser that did.

@@ -65,11 +65,7 @@ fn status_json(c: Option<&ConnectionStatus>) -> Value {
 }
 
 async fn firm_enabled(state: &AppState, firm: &str) -> Result<bool, Problem> {
-    match state
-        .registry
-        .grant(firm, crate::google::CONNECTOR)
-        .await
-    {
+    match state.registry.grant(firm, crate::google::CONNECTOR).await {
         Ok(g) => Ok(g.enabled),
         Err(StoreError::NotFound(_)) => Ok(false),
         Err(e) => Err(e.into()),
