@@ -66,6 +66,25 @@ async function start() {
   }
 }
 
+const GOOGLE_OUTCOMES = {
+  "connected": ["Google Calendar is connected. Your diary entries will appear in your calendar shortly.", false],
+  "denied": ["Google did not grant access; nothing was connected.", true],
+  "expired": ["That Google consent link is unknown, already used or expired; connect again.", true],
+  "other-browser": ["That Google consent was started in another browser or window; connect again from here.", true],
+  "off": ["Google Calendar is switched off for your firm, or its data contract changed; ask an owner or admin.", true],
+  "refused": ["Google refused to complete the consent; connect again.", true],
+  "failed": ["Connecting Google Calendar failed; try again.", true],
+};
+
+// Google's consent returns the browser to /settings?google=<outcome>.
+const googleOutcome = (() => {
+  const params = new URLSearchParams(window.location.search);
+  const code = params.get("google");
+  if (code === null) return null;
+  window.history.replaceState(null, "", window.location.pathname);
+  return GOOGLE_OUTCOMES[code] || GOOGLE_OUTCOMES.failed;
+})();
+
 function showApp() {
   const me = state.me;
   $("login").hidden = true; $("app").hidden = false; $("who").hidden = false;
@@ -76,9 +95,16 @@ function showApp() {
   for (const t of document.querySelectorAll(".tab")) {
     const need = t.dataset.role;
     t.hidden = (need === "manage" && !manage) || (need === "audit" && !audit) ||
-      (t.dataset.tab === "google" && !me.features.google_calendar);
+      false;
   }
-  selectTab("integrations");
+  if (googleOutcome && !state.googleOutcomeShown) {
+    state.googleOutcomeShown = true;
+    selectTab("google");
+    flash(googleOutcome[0], googleOutcome[1]);
+    $("h-google").focus();
+  } else {
+    selectTab("integrations");
+  }
 }
 
 $("login-form").addEventListener("submit", async (ev) => {
@@ -125,7 +151,8 @@ async function loadConnectors() {
   root.replaceChildren(...list.data.map(renderConnector));
   const sel = $("f-connector");
   if (sel.options.length === 1) for (const c of list.data) sel.append(h("option", { value: c.id }, c.name));
-  await Promise.all(list.data.filter((c) => c.enabled && manages()).map((c) => loadCredentials(c.id)));
+  // Vendors pull with credentials; Google Calendar is pushed by the gateway and needs none.
+  await Promise.all(list.data.filter((c) => c.enabled && manages() && c.id !== "google-calendar").map((c) => loadCredentials(c.id)));
 }
 
 function renderConnector(c) {
@@ -149,6 +176,7 @@ function renderConnector(c) {
     h("div", { class: "connector-head" },
       h("div", {}, h("h2", { id: "title-" + c.id }, c.name), h("p", {}, c.description)),
       h("div", { class: "switch-row" }, h("span", { id: labelId }, "Share with " + c.name), sw, status)),
+    h("div", { id: "switch-off-" + c.id }),
     consented,
     c.needs_reconsent ? renderReconsent(c) : null,
     h("h2", {}, "What " + c.name + " receives"),
@@ -179,9 +207,42 @@ async function act(fn, message) {
 }
 
 function toggle(c) {
+  if (c.enabled && c.id === "google-calendar") { confirmGoogleOff(c); return; }
   const verb = c.enabled ? "disable" : "enable";
   act(() => api("POST", "/admin/v1/connectors/" + c.id + "/" + verb),
     c.name + (c.enabled ? " switched off; its credentials and tokens are revoked." : " switched on. Issue a credential for the vendor below."));
+}
+
+// Switching Google Calendar off offers to delete the events scopegate created.
+function confirmGoogleOff(c) {
+  const box = $("switch-off-" + c.id);
+  if (!box) return;
+  const cancel = () => { box.replaceChildren(); $("switch-" + c.id).focus(); };
+  box.replaceChildren(h("div", { class: "notice", role: "group", "aria-labelledby": "switch-off-title" },
+    h("p", { id: "switch-off-title" }, h("strong", {}, "Switch Google Calendar off?"), " Syncing stops at once for every fee earner."),
+    h("div", { class: "check" },
+      h("input", { type: "checkbox", id: "delete-events" }),
+      h("label", { for: "delete-events" }, "Also delete the events scopegate created in the fee earners' calendars")),
+    h("div", { class: "row-actions" },
+      h("button", { type: "button", class: "danger", id: "confirm-switch-off", onclick: () => switchGoogleOff(c, $("delete-events").checked) }, "Switch off"),
+      h("button", { type: "button", class: "ghost", id: "cancel-switch-off", onclick: cancel }, "Cancel"))));
+  $("delete-events").focus();
+}
+
+async function switchGoogleOff(c, deleteEvents) {
+  state.newSecret = {};
+  try {
+    const r = await api("POST", "/admin/v1/connectors/" + c.id + "/disable", { delete_events: deleteEvents });
+    const report = r.switch_off || { events_deleted: 0, failures: [] };
+    const text = c.name + " switched off; syncing stopped." +
+      (deleteEvents ? " " + report.events_deleted + " events deleted from the fee earners' calendars." : "") +
+      (report.failures.length ? " Could not delete for: " + report.failures.join("; ") : "");
+    flash(text, report.failures.length > 0);
+    await loadConnectors();
+    // Also say it next to the switch, which keeps the focus.
+    $("switch-off-" + c.id).replaceChildren(h("p", { class: report.failures.length ? "error" : "done", id: "switch-off-result" }, text));
+    $("switch-" + c.id).focus();
+  } catch (e) { fail(e); }
 }
 
 async function loadCredentials(id) {
@@ -197,7 +258,7 @@ async function loadCredentials(id) {
         onclick: () => act(() => api("DELETE", "/admin/v1/connectors/" + id + "/credentials/" + c.client_id), "Credential revoked.") }, "Revoke")))));
   box.replaceChildren(
     h("h2", {}, "Vendor credentials"),
-    state.newSecret[id] || null,
+    ...(state.newSecret[id] ? [state.newSecret[id]] : []),
     list.data.length ? h("div", { class: "table-wrap" }, h("table", { id: "credentials-table-" + id },
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Client id"), h("th", { scope: "col" }, "Issued"), h("th", { scope: "col" }, "State"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
       h("tbody", {}, rows))) : h("p", { class: "muted" }, "No credentials yet."),
@@ -294,19 +355,89 @@ $("user-form").addEventListener("submit", (ev) => {
   userAction(() => api("POST", "/admin/v1/users", body), "Password for " + body.email, body.email + " added.").then(() => $("user-form").reset());
 });
 
-// ---- Google Calendar (wired by the Google Calendar connector; see http/admin/google.rs) ----
+// ---- Google Calendar: the fee earner's own connection (see http/admin/google.rs) ----
+
+function googleStatus(s, idPrefix) {
+  const rows = [
+    ["state", "Status", s.needs_reconsent ? "Needs re-consent" : s.error ? "Error" : "Syncing"],
+    ["last-sync", "Last sync", s.last_sync_at ? when(s.last_sync_at) : "Not yet"],
+    ["events", "Events in calendar", String(s.events || 0)],
+  ];
+  if (s.error) rows.push(["error", "Last error", s.error]);
+  return h("dl", { class: "fields status-list", id: idPrefix + "-status" },
+    rows.map(([id, k, v]) => [h("dt", {}, k), h("dd", { id: idPrefix + "-" + id }, v)]));
+}
+
+async function googleConnect() {
+  try {
+    const r = await api("POST", "/admin/v1/google/connect");
+    flash("Taking you to Google to approve access…");
+    window.location.assign(r.authorize_url);
+  } catch (e) { fail(e); }
+}
+
+async function googleDisconnect() {
+  try {
+    const deleteEvents = $("google-delete-events").checked;
+    const r = await api("POST", "/admin/v1/google/disconnect", { delete_events: deleteEvents });
+    flash("Google Calendar disconnected" + (deleteEvents ? " and " + r.events_deleted + " events deleted from your calendar" : "") + (r.revoked_at_google ? "; access revoked at Google." : "; Google could not be told, so remove scopegate in your Google account."));
+    await renderGoogle();
+    const again = $("google-connect");
+    if (again) again.focus();
+  } catch (e) { fail(e); }
+}
+
 async function renderGoogle() {
   const root = $("google");
+  if (!state.me.features.google_calendar) {
+    root.replaceChildren(h("div", { class: "card" },
+      h("p", { id: "google-unconfigured" }, "Google Calendar is not available: the operator of this gateway has not configured it (no Google client id)."),
+      h("p", { class: "muted" }, "Ask whoever runs scopegate for your firm to set it up.")));
+    return;
+  }
   const status = await api("GET", "/admin/v1/google/connection");
   const me = status.me;
-  root.replaceChildren(h("div", { class: "card" },
-    h("p", {}, me && me.connected ? "Your Google Calendar is connected." : "Your Google Calendar is not connected."),
-    me && me.connected ? h("p", { class: "muted" },
-      "Last sync: " + (me.last_sync_at ? when(me.last_sync_at) : "never") + ". Events: " + (me.events || 0) + "." +
-      (me.needs_reconsent ? " Needs re-consent." : "") + (me.error ? " Error: " + me.error : "")) : null,
-    me && me.connected
-      ? h("button", { type: "button", class: "danger", id: "google-disconnect", onclick: () => api("POST", "/admin/v1/google/disconnect").then(renderGoogle).catch(fail) }, "Disconnect")
-      : h("button", { type: "button", id: "google-connect", onclick: () => api("POST", "/admin/v1/google/connect").then((r) => { window.location.assign(r.authorize_url); }).catch(fail) }, "Connect Google Calendar")));
+  const own = [];
+  own.push(h("h2", { id: "google-own-title" }, "Your calendar"));
+  if (!status.linked) {
+    own.push(h("p", { id: "google-unlinked" }, "Your login is not linked to a user in the practice system, so there is no diary of yours to sync. An owner or admin can set your practice user id."));
+  } else if (me.connected) {
+    own.push(h("p", { id: "google-connected" }, h("span", { class: me.needs_reconsent || me.error ? "badge warn" : "badge on" }, me.needs_reconsent ? "Needs re-consent" : "Connected"),
+      " Your live diary entries are kept in your Google Calendar, carrying only the matter name, the time and the description."));
+    own.push(googleStatus(me, "google-me"));
+    if (me.needs_reconsent) {
+      own.push(h("div", { class: "notice", role: "note" },
+        "Google no longer accepts scopegate's access to your calendar. Reconnect to resume syncing. ",
+        h("button", { type: "button", id: "google-reconnect", onclick: googleConnect }, "Reconnect Google Calendar")));
+    }
+    own.push(h("h3", {}, "Disconnect"));
+    own.push(h("div", { class: "check" },
+      h("input", { type: "checkbox", id: "google-delete-events" }),
+      h("label", { for: "google-delete-events" }, "Also delete the events scopegate put in my calendar")));
+    own.push(h("p", {}, h("button", { type: "button", class: "danger", id: "google-disconnect", onclick: googleDisconnect }, "Disconnect Google Calendar")));
+  } else if (!status.firm_enabled) {
+    own.push(h("p", { id: "google-firm-off" }, "Google Calendar is not switched on for your firm. An owner or admin switches it on under Integrations; then you can connect your calendar here."));
+  } else {
+    own.push(h("p", { id: "google-not-connected" }, "Your Google Calendar is not connected. Connecting sends you to Google to approve access to your calendar's events only; scopegate then keeps one event per live diary entry of yours."));
+    own.push(h("p", {}, h("button", { type: "button", id: "google-connect", onclick: googleConnect }, "Connect Google Calendar")));
+  }
+  const cards = [h("section", { class: "card", "aria-labelledby": "google-own-title" }, own)];
+  if (status.fee_earners) {
+    cards.push(h("section", { class: "card", "aria-labelledby": "google-firm-title" },
+      h("h2", { id: "google-firm-title" }, "Fee earners of your firm"),
+      status.fee_earners.length ? h("div", { class: "table-wrap" }, h("table", { id: "google-fee-earners" },
+        h("caption", { class: "sr-only" }, "Google Calendar connections of your firm's fee earners"),
+        h("thead", {}, h("tr", {}, ["Name", "Email", "Connection", "Last sync", "Events", "Error"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, status.fee_earners.map((f) => h("tr", {},
+          h("td", {}, f.name), h("td", {}, f.email),
+          h("td", {}, !f.connected ? h("span", { class: "badge off" }, "Not connected")
+            : f.needs_reconsent ? h("span", { class: "badge warn" }, "Needs re-consent") : h("span", { class: "badge on" }, "Connected")),
+          h("td", {}, f.connected && f.last_sync_at ? when(f.last_sync_at) : ""),
+          h("td", {}, f.connected ? String(f.events || 0) : ""),
+          h("td", {}, f.connected && f.error ? f.error : ""))))))
+        : h("p", { class: "muted" }, "No logins are linked to practice-system users yet.")));
+  }
+  root.replaceChildren(...cards);
 }
 
 start();

@@ -3,8 +3,8 @@
 //! secret once, sees the consent entry, sees the vendor's poll appear in the
 //! outbound viewer, switches accounting off and the vendor's token is
 //! refused. Each step saves a screenshot to `tests/artifacts/`.
-//! (The fee earner's Google Calendar connection is tested once the Google
-//! Calendar connector is merged; see `gateway/src/http/admin/google.rs`.)
+//! A fee earner connects their Google Calendar against the bundled emulator,
+//! sees the sync, disconnects; an admin switches it off deleting the events.
 
 use scopegate::accounts::Role;
 use scopegate_e2e::settings::{add_login, PASSWORD};
@@ -307,4 +307,223 @@ async fn demo_login_works_in_the_browser() {
     browser.find("#outbound-table").await;
     browser.screenshot("demo-02-outbound").await;
     browser.quit().await;
+}
+
+/// `(matter name, description)` pairs of a user's live diary entries and of the emulator's live events.
+async fn calendar_pairs(
+    emulator: &scopegate_google_emulator::Emulator,
+    db: &scopegate::tenancy::FirmDb,
+    user: &str,
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let mut entries: Vec<(String, String)> = scopegate_e2e::google::live_entries(db, user)
+        .await
+        .into_iter()
+        .map(|(_, matter, description, ..)| (matter, description))
+        .collect();
+    let mut events: Vec<(String, String)> = emulator
+        .live_events()
+        .iter()
+        .map(|e| {
+            let text = |k: &str| e.event[k].as_str().unwrap_or_default().to_string();
+            (text("summary"), text("description"))
+        })
+        .collect();
+    entries.sort();
+    events.sort();
+    (entries, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fee_earner_connects_google_calendar_from_the_settings_page() {
+    use scopegate_e2e::google::{busiest_user, eventually, google_args, start_emulator};
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let db = env.add_seeded_firm("harbour-law", small_seed()).await;
+    let earner = busiest_user(&db).await;
+    add_login(
+        &env.registry,
+        "harbour-law",
+        "admin@harbour.example",
+        Role::Admin,
+    )
+    .await;
+    env.registry
+        .add_user(scopegate::accounts::users::NewUser {
+            firm_id: "harbour-law",
+            email: "lindiwe@harbour.example",
+            name: "Lindiwe Earner",
+            role: Role::FeeEarner,
+            firm_user_id: Some(&earner),
+            password: Some(PASSWORD),
+        })
+        .await
+        .unwrap();
+    let running = start_emulator().await;
+    let emulator = running.emulator.clone();
+    // Google redirects the browser to the gateway's real address, so the port is chosen first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = google_args(&env, &running, 150);
+    args.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    args.google_redirect_url = Some(format!("http://127.0.0.1:{port}/oauth/google/callback"));
+    let app = env
+        .spawn_with(scopegate::config::Config::resolve(&args).unwrap())
+        .await;
+    let browser = Browser::start().await;
+
+    // The admin switches Google Calendar on from the integrations page.
+    log_in(&browser, &app.base, "admin@harbour.example").await;
+    browser.click("#switch-google-calendar").await;
+    browser.wait_text("#status-google-calendar", "On").await;
+    browser.click("#logout").await;
+    browser.wait_text("#login-error", "logged out").await;
+
+    // The fee earner connects; the emulator approves and Google's redirect
+    // brings the browser back to the page, which says so.
+    log_in(&browser, &app.base, "lindiwe@harbour.example").await;
+    browser.click("[data-tab=google]").await;
+    browser
+        .wait_text("#google-not-connected", "not connected")
+        .await;
+    browser.screenshot("settings-google-01-not-connected").await;
+    browser.click("#google-connect").await;
+    browser
+        .wait_text("#flash", "Google Calendar is connected")
+        .await;
+    browser.wait_text("#google-connected", "Connected").await;
+    assert_eq!(
+        browser.active_id().await,
+        "h-google",
+        "focus lands on the Google section after the redirect"
+    );
+    browser.screenshot("settings-google-02-connected").await;
+
+    // The sync worker runs; the page shows the events, and the emulator holds
+    // exactly the fee earner's live diary entries.
+    let live = scopegate_e2e::google::live_entries(&db, &earner)
+        .await
+        .len();
+    assert!(live > 0, "the fee earner has diary entries");
+    eventually("the sync put every live entry in the calendar", || async {
+        let (entries, events) = calendar_pairs(&emulator, &db, &earner).await;
+        entries == events
+    })
+    .await;
+    eventually("the connection counts the events", || async {
+        scopegate::google::store::connection_for_user(&env.registry, "harbour-law", &earner)
+            .await
+            .unwrap()
+            .is_some_and(|c| c.events_count == live as i64 && c.last_sync_at.is_some())
+    })
+    .await;
+    browser.click("[data-tab=integrations]").await;
+    browser.click("[data-tab=google]").await;
+    browser
+        .wait_text("#google-me-events", &live.to_string())
+        .await;
+    let last_sync = browser
+        .text(&browser.find("#google-me-last-sync").await)
+        .await;
+    assert!(!last_sync.contains("Not yet"), "{last_sync}");
+    browser.screenshot("settings-google-03-synced").await;
+
+    // Disconnect, deleting the events: revoked at Google, forgotten here; the
+    // page offers to connect again.
+    browser.click("#google-delete-events").await;
+    browser.click("#google-disconnect").await;
+    browser
+        .wait_text("#flash", "access revoked at Google")
+        .await;
+    browser
+        .wait_text("#flash", &format!("{live} events deleted"))
+        .await;
+    browser.find("#google-connect").await;
+    assert_eq!(emulator.live_refresh_tokens(), 0);
+    assert_eq!(emulator.live_events().len(), 0);
+    let gone = scopegate::google::store::connection_for_user(&env.registry, "harbour-law", &earner)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.status, "disconnected");
+    assert!(gone.refresh_token_sealed.is_none());
+    browser.screenshot("settings-google-04-disconnected").await;
+
+    // Connect again, then the admin switches Google Calendar off and has the
+    // created events deleted.
+    browser.click("#google-connect").await;
+    browser.wait_text("#google-connected", "Connected").await;
+    eventually("the sync ran again", || async {
+        let (entries, events) = calendar_pairs(&emulator, &db, &earner).await;
+        entries == events
+    })
+    .await;
+    browser.click("#logout").await;
+    browser.wait_text("#login-error", "logged out").await;
+    log_in(&browser, &app.base, "admin@harbour.example").await;
+    browser.click("[data-tab=google]").await;
+    browser
+        .wait_text("#google-fee-earners", "lindiwe@harbour.example")
+        .await;
+    browser
+        .screenshot("settings-google-05-admin-overview")
+        .await;
+    browser.click("[data-tab=integrations]").await;
+    browser.wait_text("#status-google-calendar", "On").await;
+    // The tab re-renders the list once loaded; click again if the first click hit the old one.
+    for _ in 0..20 {
+        if browser.find_all_visible("#delete-events").await > 0 {
+            break;
+        }
+        browser.click("#switch-google-calendar").await;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    browser.find("#delete-events").await;
+    assert_eq!(
+        browser.active_id().await,
+        "delete-events",
+        "focus moves to the choice"
+    );
+    browser.keys(" ").await;
+    browser
+        .screenshot("settings-google-06-switch-off-choice")
+        .await;
+    browser.click("#confirm-switch-off").await;
+    browser
+        .wait_text("#switch-off-result", &format!("{live} events deleted"))
+        .await;
+    assert_eq!(browser.active_id().await, "switch-google-calendar");
+    browser.wait_text("#status-google-calendar", "Off").await;
+    assert_eq!(
+        emulator.live_events().len(),
+        0,
+        "the created events are gone"
+    );
+    browser.screenshot("settings-google-07-switched-off").await;
+    browser.quit().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn google_calendar_tab_says_when_the_operator_has_not_configured_it() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    env.add_seeded_firm("harbour-law", small_seed()).await;
+    add_login(
+        &env.registry,
+        "harbour-law",
+        "admin@harbour.example",
+        Role::Admin,
+    )
+    .await;
+    let app = env.spawn().await;
+    let browser = Browser::start().await;
+    log_in(&browser, &app.base, "admin@harbour.example").await;
+    browser.click("[data-tab=google]").await;
+    browser
+        .wait_text("#google-unconfigured", "has not configured it")
+        .await;
+    browser.screenshot("settings-google-00-unconfigured").await;
+    browser.quit().await;
+    app.stop().await;
 }

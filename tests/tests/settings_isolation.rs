@@ -369,4 +369,238 @@ async fn roles_are_enforced_within_a_firm(env: TestEnv) {
     app.stop().await;
 }
 
-on_both_backends!(firm_a_cannot_reach_firm_b, roles_are_enforced_within_a_firm);
+/// A fee earner's Google Calendar connection, driven through the admin API
+/// the way the page does: always the session user's own, in the session's
+/// firm, whatever ids a body carries; bound to the browser that started it.
+async fn google_connections_are_the_session_users_own(env: TestEnv) {
+    use scopegate::accounts::users::NewUser;
+    use scopegate_e2e::google::{
+        busiest_user, connect_user, enable_google, google_config, start_emulator,
+    };
+    use sqlx::Row;
+    let db_a = env.add_seeded_firm("firm-a", small_seed()).await;
+    let db_b = env.add_seeded_firm("firm-b", small_seed()).await;
+    let a1 = busiest_user(&db_a).await;
+    let a2: String = sqlx::query("SELECT id FROM users WHERE id <> $1 ORDER BY id LIMIT 1")
+        .bind(&a1)
+        .fetch_one(db_a.pool())
+        .await
+        .unwrap()
+        .get("id");
+    let b1 = busiest_user(&db_b).await;
+    for (email, firm_user_id) in [
+        ("one@a.example", Some(a1.as_str())),
+        ("unlinked@a.example", None),
+    ] {
+        env.registry
+            .add_user(NewUser {
+                firm_id: "firm-a",
+                email,
+                name: email,
+                role: Role::FeeEarner,
+                firm_user_id,
+                password: Some(PASSWORD),
+            })
+            .await
+            .unwrap();
+    }
+    add_login(&env.registry, "firm-a", "admin@a.example", Role::Admin).await;
+    enable_google(&env, "firm-a").await;
+    enable_google(&env, "firm-b").await;
+    let emulator = start_emulator().await;
+    let app = env.spawn_with(google_config(&env, &emulator, 150)).await;
+    assert_eq!(
+        connect_user(&app, "firm-b", &b1, "b1@gmail.example").await,
+        200
+    );
+    assert_eq!(
+        connect_user(&app, "firm-a", &a2, "a2@gmail.example").await,
+        200
+    );
+
+    // The fee earner sees only their own status, and no one else's id.
+    let one = AdminClient::login(&app.base, "firm-a", "one@a.example").await;
+    let status = one.get_json("/admin/v1/google/connection").await;
+    assert_eq!(status["linked"], true);
+    assert_eq!(status["me"]["connected"], false);
+    assert!(status.get("fee_earners").is_none(), "{status}");
+    let text = status.to_string();
+    assert!(!text.contains(&b1) && !text.contains(&a2), "{text}");
+
+    // Connecting with someone else's ids in the body still connects oneself.
+    let started = one
+        .post(
+            "/admin/v1/google/connect",
+            Some(json!({"firm": "firm-b", "firm_user_id": b1})),
+        )
+        .await;
+    assert_eq!(started.status(), 200);
+    let cookie = started
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sg_google_consent="))
+        .expect("consent cookie")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let url = started.json::<Value>().await.unwrap()["authorize_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let approved = app.http.get(&url).send().await.unwrap();
+    assert_eq!(approved.status(), 302);
+    let location = approved.headers()["location"].to_str().unwrap().to_string();
+    let callback = app.url(&format!(
+        "/oauth/google/callback?{}",
+        location.split_once('?').unwrap().1
+    ));
+    // Another browser (no consent cookie) cannot finish it.
+    let elsewhere = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 303);
+    assert_eq!(
+        elsewhere.headers()["location"],
+        "/settings?google=other-browser"
+    );
+    assert_eq!(
+        one.get_json("/admin/v1/google/connection").await["me"]["connected"],
+        false
+    );
+    let back = app
+        .http
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 303);
+    assert_eq!(back.headers()["location"], "/settings?google=connected");
+    let again = app
+        .http
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.headers()["location"],
+        "/settings?google=expired",
+        "state is single use"
+    );
+    assert_eq!(
+        one.get_json("/admin/v1/google/connection").await["me"]["connected"],
+        true
+    );
+    let firm_b = scopegate::google::consent::connection_statuses(&app.state, "firm-b")
+        .await
+        .unwrap();
+    assert_eq!(firm_b.len(), 1, "firm B gained nothing");
+    assert_eq!(firm_b[0].firm_user_id, b1);
+
+    // The admin of A sees A's fee earners (those with a login), never B's.
+    let admin = AdminClient::login(&app.base, "firm-a", "admin@a.example").await;
+    let overview = admin.get_json("/admin/v1/google/connection").await;
+    assert_eq!(overview["linked"], false);
+    let rows = overview["fee_earners"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{overview}");
+    assert_eq!(rows[0]["email"], "one@a.example");
+    assert_eq!(rows[0]["connected"], true);
+    assert!(!overview.to_string().contains(&b1));
+
+    // Disconnect: ids in a body are refused, not followed; then only one's own goes.
+    let named = one
+        .post(
+            "/admin/v1/google/disconnect",
+            Some(json!({"firm_user_id": a2})),
+        )
+        .await;
+    assert_eq!(named.status(), 400);
+    assert_eq!(
+        one.post("/admin/v1/google/disconnect", None).await.status(),
+        200
+    );
+    assert_eq!(
+        one.post("/admin/v1/google/disconnect", None).await.status(),
+        404
+    );
+    let firm_a = scopegate::google::consent::connection_statuses(&app.state, "firm-a")
+        .await
+        .unwrap();
+    let state_of = |id: &str| {
+        firm_a
+            .iter()
+            .find(|c| c.firm_user_id == id)
+            .map(|c| c.status.clone())
+    };
+    assert_eq!(state_of(&a1).as_deref(), Some("disconnected"));
+    assert_eq!(state_of(&a2).as_deref(), Some("active"));
+    let firm_b = scopegate::google::consent::connection_statuses(&app.state, "firm-b")
+        .await
+        .unwrap();
+    assert_eq!(firm_b[0].status, "active");
+
+    // Without CSRF token: refused.
+    let no_csrf = one
+        .http
+        .post(format!("{}/admin/v1/google/connect", app.base))
+        .header("cookie", &one.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403);
+
+    // A login not linked to a practice-system user gets a clear 403.
+    let unlinked = AdminClient::login(&app.base, "firm-a", "unlinked@a.example").await;
+    assert_eq!(
+        unlinked.get_json("/admin/v1/google/connection").await["linked"],
+        false
+    );
+    for path in ["/admin/v1/google/connect", "/admin/v1/google/disconnect"] {
+        let r = unlinked.post(path, None).await;
+        assert_eq!(r.status(), 403, "{path}");
+        let problem: Value = r.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("not linked"),
+            "{problem}"
+        );
+    }
+
+    // Once the admin switches Google Calendar off, connecting is refused plainly.
+    let off = admin
+        .post(
+            "/admin/v1/connectors/google-calendar/disable",
+            Some(json!({"delete_events": false})),
+        )
+        .await;
+    assert_eq!(off.status(), 200);
+    let off: Value = off.json().await.unwrap();
+    assert_eq!(off["enabled"], false);
+    assert_eq!(off["switch_off"]["events_deleted"], 0);
+    let refused = one.post("/admin/v1/google/connect", None).await;
+    assert_eq!(refused.status(), 403);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("switched off"),
+        "{problem}"
+    );
+    // delete_events means nothing for a connector that creates no events.
+    enable_with_credential(&env.registry, "firm-a", "accounting").await;
+    let wrong = admin
+        .post(
+            "/admin/v1/connectors/accounting/disable",
+            Some(json!({"delete_events": true})),
+        )
+        .await;
+    assert_eq!(wrong.status(), 400);
+    app.stop().await;
+}
+
+on_both_backends!(
+    firm_a_cannot_reach_firm_b,
+    roles_are_enforced_within_a_firm,
+    google_connections_are_the_session_users_own
+);

@@ -165,6 +165,9 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
         "  fee earner:  firm {}  email {earner_email}  password {earner_password}",
         FIRMS[0].0
     );
+    println!(
+        "  The fee earner connects their own Google Calendar on the page's Google Calendar tab\n  (the bundled emulator approves at once and sends the browser back to the page)."
+    );
     println!("{calendar_line}");
     println!("API description: {base}/openapi.json    Stop with Ctrl-C.");
     server

@@ -65,8 +65,32 @@ fn state_hash(state: &str) -> String {
     hex::encode(Sha256::digest(state.as_bytes()))
 }
 
+/// Prefix of a `state` started from the settings page: its callback must come
+/// from the browser that started it (see [`start_in_browser`]).
+pub const BROWSER_STATE_PREFIX: &str = "b.";
+
 /// Starts consent for fee earner `firm_user_id` (`users.id` in the firm's database).
 pub async fn start(app: &App, firm_id: &str, firm_user_id: &str) -> Result<Url, Problem> {
+    Ok(start_with(app, firm_id, firm_user_id, false).await?.0)
+}
+
+/// Starts consent from the settings page: returns the authorize URL and the
+/// `state`, which the page's browser keeps in a cookie; the callback refuses
+/// a `state` with [`BROWSER_STATE_PREFIX`] arriving without that cookie.
+pub async fn start_in_browser(
+    app: &App,
+    firm_id: &str,
+    firm_user_id: &str,
+) -> Result<(Url, String), Problem> {
+    start_with(app, firm_id, firm_user_id, true).await
+}
+
+async fn start_with(
+    app: &App,
+    firm_id: &str,
+    firm_user_id: &str,
+    browser: bool,
+) -> Result<(Url, String), Problem> {
     let client = oauth_client(&app.config.google).map_err(Problem::unavailable)?;
     let grant = usable_grant(app, firm_id).await?;
     let db = app.tenancy.firm_db(&grant).await?;
@@ -78,7 +102,14 @@ pub async fn start(app: &App, firm_id: &str, firm_user_id: &str) -> Result<Url, 
     }
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state) = client
-        .authorize_url(CsrfToken::new_random)
+        .authorize_url(|| {
+            let random = CsrfToken::new_random();
+            if browser {
+                CsrfToken::new(format!("{BROWSER_STATE_PREFIX}{}", random.secret()))
+            } else {
+                random
+            }
+        })
         .add_scope(Scope::new(SCOPE.into()))
         .set_pkce_challenge(challenge)
         .add_extra_param("access_type", "offline")
@@ -99,7 +130,7 @@ pub async fn start(app: &App, firm_id: &str, firm_user_id: &str) -> Result<Url, 
         },
     )
     .await?;
-    Ok(url)
+    Ok((url, state.secret().clone()))
 }
 
 /// Completes consent from Google's redirect: exchanges the code, stores the sealed refresh token.

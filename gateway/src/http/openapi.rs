@@ -18,7 +18,8 @@ use utoipa::OpenApi;
         super::admin::connectors::list, super::admin::connectors::enable, super::admin::connectors::disable,
         super::admin::credentials::list, super::admin::credentials::issue, super::admin::credentials::rotate, super::admin::credentials::revoke,
         super::admin::outbound::list, super::admin::outbound::export, super::admin::ledger::list,
-        super::admin::users::list, super::admin::users::add, super::admin::users::reset_password, super::admin::users::disable),
+        super::admin::users::list, super::admin::users::add, super::admin::users::reset_password, super::admin::users::disable,
+        super::admin::google::connection, super::admin::google::connect, super::admin::google::disconnect),
     tags((name = "accounting", description = "What a bookkeeper sees: transactions, matter references, fee posting"),
          (name = "admin", description = "The firm's settings (what the settings page calls). Cookie session from POST /admin/v1/session or the host application's hand-off; every request other than GET carries X-CSRF-Token from GET /admin/v1/me; everything is scoped to the session's firm."))
 )]

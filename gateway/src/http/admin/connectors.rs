@@ -3,13 +3,15 @@
 //! written by hand; when the firm consented to an older contract, the fields
 //! the current one adds or drops are listed for re-consent.
 
-use super::Session;
+use super::{json_body, Session};
 use crate::app::AppState;
 use crate::catalogue::Connector;
 use crate::http::problem::Problem;
 use crate::registry::grants::{contract_field_names, Grant};
 use crate::registry::StoreError;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -134,18 +136,57 @@ pub async fn enable(
     Ok(Json(describe(&state, session.firm(), &c).await?))
 }
 
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisableBody {
+    /// google-calendar only: also delete the events the gateway created.
+    #[serde(default)]
+    delete_events: bool,
+}
+
 /// Switches a connector off: its credentials and tokens are revoked at once.
+/// For google-calendar, `{"delete_events": true}` also deletes the events the
+/// gateway created in the fee earners' calendars (reported under `switch_off`).
 #[utoipa::path(post, path = "/admin/v1/connectors/{id}/disable", tag = "admin",
     params(("id" = String, Path, description = "connector id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 200, description = "The connector, now off"), (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+    request_body(content = Object, description = "optional; google-calendar only: {\"delete_events\": true} also deletes the events the gateway created in the fee earners' calendars", content_type = "application/json"),
+    responses((status = 200, description = "The connector, now off; for google-calendar also `switch_off`: {events_deleted, failures}"),
+              (status = 400, description = "delete_events for a connector that creates no events"),
+              (status = 403, description = "Not an owner or admin, or bad CSRF token"),
               (status = 404, description = "No such connector"), (status = 409, description = "Not on")))]
 pub async fn disable(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<Value>, Problem> {
     session.require_manager()?;
     let c = connector(&state, &id)?;
+    let body: DisableBody = if body.is_empty() {
+        DisableBody::default()
+    } else {
+        json_body(&headers, &body)?
+    };
+    if c.id() == crate::google::CONNECTOR {
+        let report = crate::google::switch_off::switch_off(
+            &state,
+            session.firm(),
+            &session.actor(),
+            body.delete_events,
+        )
+        .await?;
+        let mut out = describe(&state, session.firm(), &c).await?;
+        out["switch_off"] = json!(report);
+        return Ok(Json(out));
+    }
+    if body.delete_events {
+        return Err(Problem::bad_request(format!(
+            "{} creates no events; delete_events applies to google-calendar only",
+            c.id()
+        ))
+        .with("field", "delete_events"));
+    }
     state
         .registry
         .disable_grant(session.firm(), c.id(), &session.actor())
