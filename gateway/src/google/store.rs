@@ -312,6 +312,25 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Marks a connection as needing reconsent and forgets its refresh token, but
+/// only if it still holds `sealed` (the token Google refused): a reconnect that
+/// landed meanwhile, here or on another instance, is left alone.
+pub async fn refuse_token(
+    registry: &Registry,
+    connection_id: &str,
+    sealed: &str,
+    error: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE google_connections SET status = 'needs_reconsent', last_error = $1, updated_at = $2, job_due_at = NULL, refresh_token_sealed = NULL, key_id = NULL WHERE id = $3 AND refresh_token_sealed = $4")
+        .bind(error)
+        .bind(now_ms())
+        .bind(connection_id)
+        .bind(sealed)
+        .execute(registry.pool())
+        .await?;
+    Ok(())
+}
+
 /// One diary entry's event, as last sent (`content_sha256` is NULL while an insert may be in flight).
 #[derive(Debug, Clone)]
 pub struct Mapping {

@@ -56,7 +56,11 @@ enum Outcome {
 /// The token source of a connection (cached for the process).
 pub fn token_source(app: &App, connection: &Connection) -> Result<Arc<TokenSource>, CallError> {
     if let Some(source) = app.google.token_source(&connection.id) {
-        return Ok(source);
+        if connection.refresh_token_sealed.as_deref() == Some(source.sealed.as_str()) {
+            return Ok(source);
+        }
+        // Reconnected since this source was cached (maybe through another instance).
+        app.google.forget(&connection.id);
     }
     let source = TokenSource::open(app, connection).map_err(|e| match e {
         super::tokens::TokenError::InvalidGrant => CallError::NeedsReconsent,

@@ -89,6 +89,10 @@ pub fn status_capturing(
 /// One connection's tokens.
 pub struct TokenSource {
     pub connection_id: String,
+    /// The sealed refresh token this source was opened from: when the
+    /// connection's row holds another (a reconnect, perhaps through another
+    /// instance), this source is stale and must not be used.
+    pub sealed: String,
     pub firm_id: String,
     pub grant_id: String,
     refresh_token: SecretString,
@@ -109,6 +113,7 @@ impl TokenSource {
             .map_err(|e| TokenError::Setup(format!("cannot open the refresh token: {e}")))?;
         Ok(Self {
             connection_id: connection.id.clone(),
+            sealed: sealed.to_string(),
             firm_id: connection.firm_id.clone(),
             grant_id: connection.grant_id.clone(),
             refresh_token: String::from_utf8_lossy(&plain).to_string().into(),

@@ -102,14 +102,14 @@ async fn run_leased(
         Err(CallError::NeedsReconsent) => {
             state.google.forget(connection_id);
             tracing::warn!(connection = %connection_id, "Google refused the refresh token; the user must connect again");
-            store::set_status(
-                registry,
-                connection_id,
-                "needs_reconsent",
-                Some("Google refused the refresh token (invalid_grant): the fee earner must connect Google Calendar again"),
-                true,
-            )
-            .await
+            let why = "Google refused the refresh token (invalid_grant): the fee earner must connect Google Calendar again";
+            match before.refresh_token_sealed.as_deref() {
+                Some(sealed) => store::refuse_token(registry, connection_id, sealed, why).await,
+                None => {
+                    store::set_status(registry, connection_id, "needs_reconsent", Some(why), true)
+                        .await
+                }
+            }
         }
         Err(e @ (CallError::Retry(_, _) | CallError::Failed(_))) => {
             let attempts = before.job_attempts.max(0) as u32;
