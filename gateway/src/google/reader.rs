@@ -19,7 +19,9 @@ pub struct DiaryRow {
     pub change_seq: i64,
 }
 
-/// Entries of `owner` changed after `after`, oldest change first.
+/// Entries changed after `after`, oldest change first. Entries of other fee
+/// earners come back as deleted: an entry handed from this user to another
+/// must leave this user's calendar (an unmapped one costs no call).
 pub async fn changed_entries(
     db: &FirmDb,
     projection: &Projection,
@@ -29,12 +31,11 @@ pub async fn changed_entries(
 ) -> StoreResult<Vec<DiaryRow>> {
     let table = projection.table();
     let sql = format!(
-        "SELECT {} FROM {} WHERE {table}.owner_user_id = $1 AND {table}.change_seq > $2 ORDER BY {table}.change_seq LIMIT $3",
+        "SELECT {} FROM {} WHERE {table}.change_seq > $1 ORDER BY {table}.change_seq LIMIT $2",
         projection.select_list(),
         projection.from_clause()
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(owner)
         .bind(after)
         .bind(limit)
         .fetch_all(db.pool())
@@ -50,7 +51,8 @@ pub async fn changed_entries(
                 starts_at: v["starts_at"].as_i64().unwrap_or_default(),
                 ends_at: v["ends_at"].as_i64().unwrap_or_default(),
                 all_day: v["all_day"].as_bool().unwrap_or_default(),
-                deleted: v["deleted"].as_bool().unwrap_or_default(),
+                deleted: v["deleted"].as_bool().unwrap_or_default()
+                    || text("owner_user_id") != owner,
                 change_seq: v["change_seq"].as_i64().unwrap_or_default(),
             })
         })
