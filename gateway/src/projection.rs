@@ -292,6 +292,16 @@ fn fields_of(
     };
     let mut fields = Vec::new();
     for (name, spec) in properties {
+        // Property names become SQL aliases when a join is declared.
+        let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if table.is_some() && !plain {
+            return Err(format!(
+                "property {name:?} of a table-bound schema must be a lowercase identifier"
+            ));
+        }
         let column = spec
             .get("x-column")
             .and_then(Value::as_str)

@@ -160,6 +160,18 @@ fn bad_input_is_one_line_and_changes_nothing() {
     refused(
         d,
         &[
+            "firm",
+            "add",
+            "--name",
+            "Remote",
+            "--data-url",
+            "postgres://u:hunter2@127.0.0.1/firm",
+        ],
+        "stores no database passwords",
+    );
+    refused(
+        d,
+        &[
             "audit",
             "export",
             "--firm",

@@ -41,6 +41,7 @@ pub async fn run(config: &Config, registry: &Registry, command: FirmCommand) -> 
                 return Err(CliError(format!("firm {id} is already registered")));
             }
             let url = data_url.unwrap_or_else(|| default_firm_url(&config.data_dir, &id));
+            crate::registry::firms::refuse_embedded_password(&url)?;
             let db = provision_firm_database(&id, &url).await?;
             db.pool().close().await;
             let firm = registry.add_firm(&id, &name, &url).await?;

@@ -237,7 +237,14 @@ impl Caller<'_> {
                 (response.status().as_u16(), None, capture.retry_after)
             }
             Err(e) => {
-                tracing::warn!(error = %e, connection = %self.connection.id, "Calendar API call failed without an answer");
+                // The error's text may quote the response body (firm data): log its kind only.
+                let kind = match &e {
+                    google_calendar3::Error::HttpError(_) => "transport",
+                    google_calendar3::Error::JsonDecodeError(_, _) => "undecodable answer",
+                    google_calendar3::Error::MissingToken(_) => "no access token",
+                    _ => "other",
+                };
+                tracing::warn!(kind, status = ?capture.status, connection = %self.connection.id, "Calendar API call failed without an answer");
                 (capture.status.unwrap_or(0), None, capture.retry_after)
             }
         }

@@ -9,21 +9,29 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Resolves the client IP from the peer address and forwarding headers.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.to_canonical();
     if !trusted.contains(&peer) {
         return peer;
     }
-    let hops: Vec<IpAddr> = headers
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    hops.iter()
-        .rev()
-        .find(|ip| !trusted.contains(ip))
-        .copied()
-        .unwrap_or(peer)
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // A hop we cannot read ends the walk: what stands left of it is the client's to write.
+        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
+            return client;
+        };
+        client = ip;
+        if !trusted.contains(&ip) {
+            return ip;
+        }
+    }
+    client
 }
 
 /// The peer address of a request, if the server was started with connect info.
@@ -41,6 +49,23 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", v.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn unreadable_hops_end_the_walk_and_mapped_addresses_match() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let h = xff("6.6.6.6, unknown, 198.51.100.7");
+        assert_eq!(
+            client_ip(proxy, &h, &[proxy]),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        let h = xff("6.6.6.6, 203.0.113.1:443");
+        assert_eq!(client_ip(proxy, &h, &[proxy]), proxy);
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(mapped, &xff("198.51.100.9"), &[proxy]),
+            "198.51.100.9".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

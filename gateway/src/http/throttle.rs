@@ -51,7 +51,7 @@ impl KeyExtractor for CredentialKey {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            Some(value) => value.as_bytes().to_vec(),
+            Some(value) => value.trim().as_bytes().to_vec(),
             None => self.ip.extract(req)?.to_string().into_bytes(),
         };
         let digest = Sha256::digest(material);

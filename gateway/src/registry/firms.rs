@@ -46,9 +46,31 @@ pub fn validate_firm_id(id: &str) -> StoreResult<()> {
     }
 }
 
+/// The registry keeps no database passwords: a firm database URL must not carry
+/// one (PostgreSQL reads it from the scopegate user's `~/.pgpass` / `PGPASSFILE`).
+pub fn refuse_embedded_password(url: &str) -> StoreResult<()> {
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority = after_scheme.split(['/', '?']).next().unwrap_or_default();
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let in_query = url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|p| p.to_ascii_lowercase().starts_with("password="))
+    });
+    if in_userinfo || in_query {
+        return Err(StoreError::Invalid(
+            "the database URL carries a password; scopegate stores no database passwords: put it in the ~/.pgpass (or PGPASSFILE) of the user running scopegate and give the URL without it".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Registry {
     pub async fn add_firm(&self, id: &str, name: &str, data_url: &str) -> StoreResult<Firm> {
         validate_firm_id(id)?;
+        refuse_embedded_password(data_url)?;
         if name.trim().is_empty() {
             return Err(StoreError::Invalid("firm name must not be empty".into()));
         }
@@ -104,6 +126,14 @@ fn firm_from_row(row: &sqlx::any::AnyRow) -> Firm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_passwords_are_refused() {
+        assert!(refuse_embedded_password("postgres://u:pw@db/firm").is_err());
+        assert!(refuse_embedded_password("postgres://u@db/firm?password=pw").is_err());
+        assert!(refuse_embedded_password("postgres://u@db:5432/firm").is_ok());
+        assert!(refuse_embedded_password("sqlite:///var/lib/scopegate/firms/a.db").is_ok());
+    }
 
     #[test]
     fn slugs_are_valid_firm_ids() {
