@@ -133,7 +133,7 @@ impl Registry {
     ) -> StoreResult<()> {
         passwords::check_policy(password).map_err(StoreError::Invalid)?;
         let hash = passwords::hash(password);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let changed =
             sqlx::query("UPDATE firm_users SET password_hash = $1 WHERE firm_id = $2 AND id = $3")
                 .bind(hash)
@@ -158,7 +158,7 @@ impl Registry {
 
     /// Disables a user of this firm (they can no longer log in) and ends their sessions.
     pub async fn disable_user(&self, firm_id: &str, user_id: &str) -> StoreResult<FirmUser> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let changed = sqlx::query("UPDATE firm_users SET disabled_at = $1 WHERE firm_id = $2 AND id = $3 AND disabled_at IS NULL")
             .bind(now_ms()).bind(firm_id).bind(user_id)
             .execute(&mut *tx).await?.rows_affected();

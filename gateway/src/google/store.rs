@@ -137,7 +137,7 @@ pub async fn upsert_connection(
     key_id: &str,
 ) -> StoreResult<Connection> {
     let now = now_ms();
-    let mut tx = registry.pool().begin().await?;
+    let mut tx = registry.begin_write().await?;
     sqlx::query("INSERT INTO google_connections (id, grant_id, firm_id, firm_user_id, calendar_id, refresh_token_sealed, key_id, status, connected_at, updated_at, cursor, events_count, job_due_at, job_attempts) VALUES ($1, $2, $3, $4, 'primary', $5, $6, 'active', $7, $7, 0, 0, $7, 0) ON CONFLICT (firm_id, firm_user_id) DO UPDATE SET grant_id = excluded.grant_id, refresh_token_sealed = excluded.refresh_token_sealed, key_id = excluded.key_id, status = 'active', connected_at = excluded.connected_at, updated_at = excluded.updated_at, cursor = 0, last_error = NULL, job_due_at = excluded.job_due_at, job_attempts = 0")
         .bind(uuid::Uuid::new_v4().to_string()).bind(&pending.grant_id).bind(&pending.firm_id).bind(&pending.firm_user_id)
         .bind(refresh_sealed).bind(key_id).bind(now)
@@ -399,7 +399,7 @@ pub async fn write_batch(
     connection_id: &str,
     writes: &BatchWrites,
 ) -> StoreResult<()> {
-    let mut tx = registry.pool().begin().await?;
+    let mut tx = registry.begin_write().await?;
     for (diary_id, event_id) in &writes.intents {
         sqlx::query("INSERT INTO google_events (connection_id, diary_id, event_id, content_sha256) VALUES ($1, $2, $3, NULL) ON CONFLICT (connection_id, diary_id) DO NOTHING")
             .bind(connection_id).bind(diary_id).bind(event_id)

@@ -185,7 +185,7 @@ async fn commit_batch(
     }
     let mut seqs = vec![0; records.len()];
     let at = now_ms();
-    let mut tx = registry.pool().begin().await?;
+    let mut tx = registry.begin_write().await?;
     for (firm_id, indexes) in by_firm {
         let (mut seq, mut prev_hash) =
             lock_chain_head(&mut tx, registry.backend(), firm_id).await?;

@@ -112,7 +112,7 @@ impl Registry {
     /// Revokes one credential of a firm and every token issued with it.
     pub async fn revoke_credential(&self, firm_id: &str, client_id: &str) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT id FROM credentials WHERE firm_id = $1 AND client_id = $2 AND revoked_at IS NULL")
             .bind(firm_id).bind(client_id).fetch_optional(&mut *tx).await?
             .ok_or_else(|| StoreError::NotFound(format!("firm {firm_id} has no active credential {client_id}")))?;

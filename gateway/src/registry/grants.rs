@@ -53,7 +53,7 @@ impl Registry {
         let hash = contract.schema_hash();
         let version = contract.manifest.contract_version.as_str();
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = grant_in_tx(&mut tx, firm_id, connector).await?;
         let grant_id = match existing {
             Some(g) if g.enabled && g.schema_hash == hash => {
@@ -97,7 +97,7 @@ impl Registry {
         let actor = validate_actor(actor)?;
         self.firm(firm_id).await?;
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let grant = match grant_in_tx(&mut tx, firm_id, connector).await? {
             Some(g) if g.enabled => g,
             _ => {
