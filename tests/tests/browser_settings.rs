@@ -280,14 +280,63 @@ async fn fee_earner_reads_and_admin_reconsents_and_manages_users() {
     app.stop().await;
 }
 
-/// Drives a running `scopegate demo` (not started by the suite): run the demo,
-/// then `SCOPEGATE_DEMO_URL=... SCOPEGATE_DEMO_PASSWORD=... cargo test -p
-/// scopegate-e2e --test browser_settings -- --ignored demo`.
+/// Kills the demo process when the test ends, passing or failing.
+struct DemoProcess(std::process::Child);
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `scopegate` binary cargo built next to this test (`cargo test --workspace` builds it).
+fn scopegate_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("scopegate");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the suite with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts `scopegate demo` exactly as the README says, reads the login it prints,
+/// and logs in with it in the browser.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a running `scopegate demo`; see the doc comment"]
 async fn demo_login_works_in_the_browser() {
-    let base = std::env::var("SCOPEGATE_DEMO_URL").expect("SCOPEGATE_DEMO_URL");
-    let password = std::env::var("SCOPEGATE_DEMO_PASSWORD").expect("SCOPEGATE_DEMO_PASSWORD");
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(scopegate_binary())
+        .args(["--listen", "127.0.0.1:0", "demo", "--demo-dir"])
+        .arg(dir.path().join("demo"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start scopegate demo");
+    let stdout = child.stdout.take().unwrap();
+    let _demo = DemoProcess(child);
+    let (mut base, mut password) = (String::new(), String::new());
+    for line in BufReader::new(stdout).lines().take(200) {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("scopegate demo is running at ") {
+            base = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if line.contains("firm admin:") {
+            password = line.rsplit("password ").next().unwrap().trim().to_string();
+        }
+        if line.contains("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !password.is_empty(),
+        "demo printed no login"
+    );
     let browser = Browser::start().await;
     browser.goto(&format!("{base}/settings")).await;
     browser.type_into("#login-firm", "harbour-law").await;
