@@ -236,22 +236,7 @@ fn audit_verify_exits_non_zero_naming_the_record() {
     );
     let key = master_key();
     let server = Server::start(d, &[("SCOPEGATE_MASTER_KEY", &key)], None);
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-u",
-            &format!(
-                "{}:{}",
-                field(&creds, "client_id"),
-                field(&creds, "client_secret")
-            ),
-            "-d",
-            "grant_type=client_credentials",
-            &format!("{}/oauth/token", server.base),
-        ])
-        .output()
-        .unwrap();
-    let token: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = vendor_token(&server.base, &creds);
     for _ in 0..3 {
         std::process::Command::new("curl")
             .args([
@@ -259,10 +244,7 @@ fn audit_verify_exits_non_zero_naming_the_record() {
                 "-o",
                 "/dev/null",
                 "-H",
-                &format!(
-                    "Authorization: Bearer {}",
-                    token["access_token"].as_str().unwrap()
-                ),
+                &format!("Authorization: Bearer {token}"),
                 &format!("{}/v1/matters", server.base),
             ])
             .status()

@@ -43,25 +43,7 @@ fn sigterm_under_load_leaves_nothing_half_written() {
         ],
         None,
     );
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-u",
-            &format!(
-                "{}:{}",
-                field(&creds, "client_id"),
-                field(&creds, "client_secret")
-            ),
-            "-d",
-            "grant_type=client_credentials",
-            &format!("{}/oauth/token", server.base),
-        ])
-        .output()
-        .unwrap();
-    let token = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = vendor_token(&server.base, &creds);
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..6 {

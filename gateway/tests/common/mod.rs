@@ -127,6 +127,34 @@ impl Drop for Server {
     }
 }
 
+/// Exchanges the `client_id=`/`client_secret=` printed by `credential issue`
+/// for an access token at `base`, with curl and HTTP Basic, as a vendor would.
+pub fn vendor_token(base: &str, issued: &str) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-u",
+            &format!(
+                "{}:{}",
+                field(issued, "client_id"),
+                field(issued, "client_secret")
+            ),
+        ])
+        .args([
+            "-d",
+            "grant_type=client_credentials",
+            &format!("{base}/oauth/token"),
+        ])
+        .output()
+        .expect("curl");
+    let body: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("token response is JSON");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
 /// A fresh master key for `serve`.
 pub fn master_key() -> String {
     Command::new(BIN)
