@@ -22,7 +22,6 @@ use common::{backends, env_usize, machine_line, per_sec, PgDatabase};
 use futures::TryStreamExt;
 use scopegate::outbound_log::{verify_all, LogRecord, GENESIS_HASH};
 use scopegate::registry::{Backend, Registry};
-use sqlx::Row;
 use std::time::{Duration, Instant};
 
 const COLUMNS: &str = "firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash";
@@ -178,29 +177,7 @@ async fn scan_decode(registry: &Registry, firms: &[String]) -> u64 {
             .fetch(registry.pool());
         let mut prev = GENESIS_HASH.to_string();
         while let Some(row) = rows.try_next().await.expect("row") {
-            let list = |name: &str| -> Vec<String> {
-                serde_json::from_str(&row.get::<String, _>(name)).expect("list")
-            };
-            let rec = LogRecord {
-                firm_id: row.get("firm_id"),
-                seq: row.get("seq"),
-                kind: row.get("kind"),
-                at: row.get("at"),
-                grant_id: row.get("grant_id"),
-                connector: row.get("connector"),
-                direction: row.get("direction"),
-                method: row.get("method"),
-                target: row.get("target"),
-                fields: list("fields"),
-                record_ids: list("record_ids"),
-                payload_sha256: row.get("payload_sha256"),
-                bytes: row.get("bytes"),
-                send_seq: row.get("send_seq"),
-                status: row.get("status"),
-                latency_us: row.get("latency_us"),
-                prev_hash: row.get("prev_hash"),
-                hash: row.get("hash"),
-            };
+            let rec = LogRecord::from_row(&row);
             assert_eq!(rec.prev_hash, prev, "chain link");
             prev = rec.hash;
             count += 1;

@@ -98,7 +98,8 @@ impl LogRecord {
         ))
     }
 
-    pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Self {
+    /// Decodes a row selected with the log's columns (unreadable lists decode as a marker the hash will reject).
+    pub fn from_row(row: &sqlx::any::AnyRow) -> Self {
         let list = |name: &str| -> Vec<String> {
             serde_json::from_str(&row.get::<String, _>(name))
                 .unwrap_or_else(|_| vec!["<unreadable>".into()])
