@@ -13,6 +13,7 @@ on_both_backends!(
     disabling_kills_credentials_and_tokens_in_one_step,
     credential_and_token_checks,
     a_changed_schema_does_not_widen_a_grant,
+    rotation_replaces_a_credential_all_or_nothing,
 );
 
 async fn firms_register_once_and_are_found(env: TestEnv) {
@@ -296,4 +297,56 @@ async fn a_changed_schema_does_not_widen_a_grant(env: TestEnv) {
     let ledger = env.registry.consent_ledger("alpha-law").await.unwrap();
     assert_eq!(ledger.last().unwrap().contract_version, "2");
     app.stop().await;
+}
+
+async fn rotation_replaces_a_credential_all_or_nothing(env: TestEnv) {
+    env.add_seeded_firm("alpha-law", small_seed()).await;
+    let (old_id, old_secret) =
+        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
+    let client = env
+        .registry
+        .authenticate_client(&old_id, &old_secret)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = env
+        .registry
+        .issue_token(&client, &["fees:write".into()], 900)
+        .await
+        .unwrap();
+    let new = env
+        .registry
+        .rotate_credential("alpha-law", "accounting", &old_id)
+        .await
+        .unwrap();
+    assert!(env
+        .registry
+        .authenticate_client(&old_id, &old_secret)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(env
+        .registry
+        .resolve_token(token.access_token.expose_secret())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(env
+        .registry
+        .authenticate_client(&new.client_id, new.client_secret.expose_secret())
+        .await
+        .unwrap()
+        .is_some());
+    // Rotating what is no longer active fails and issues nothing.
+    let before = env.registry.credentials("alpha-law").await.unwrap().len();
+    assert!(matches!(
+        env.registry
+            .rotate_credential("alpha-law", "accounting", &old_id)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        env.registry.credentials("alpha-law").await.unwrap().len(),
+        before
+    );
 }

@@ -73,23 +73,25 @@ impl Registry {
                 "connector {connector} is not enabled for firm {firm_id}; enable it first"
             )));
         }
-        let credential_id = uuid::Uuid::new_v4().to_string();
-        let client_id = secrets::generate(SecretKind::ClientId);
-        let secret = secrets::generate(SecretKind::ClientSecret);
-        let inserted = sqlx::query("INSERT INTO credentials (id, grant_id, firm_id, client_id, secret_sha256, created_at) SELECT $1, g.id, g.firm_id, $2, $3, $4 FROM grants g WHERE g.id = $5 AND g.enabled = 1")
-            .bind(&credential_id).bind(&client_id).bind(secrets::sha256_hex(&secret)).bind(now_ms()).bind(&grant.id)
-            .execute(self.pool()).await?
-            .rows_affected();
-        if inserted != 1 {
-            return Err(StoreError::Conflict(format!(
-                "connector {connector} was switched off for firm {firm_id}"
-            )));
-        }
-        Ok(IssuedCredential {
-            credential_id,
-            client_id,
-            client_secret: SecretString::from(secret),
-        })
+        let mut conn = self.pool().acquire().await?;
+        insert_credential(&mut conn, &grant.id, firm_id, connector).await
+    }
+
+    /// Replaces one credential of a firm's connector with a new one in a single
+    /// transaction: the new secret exists only if the old credential (and its
+    /// tokens) is revoked, and the old one stays live if anything fails.
+    pub async fn rotate_credential(
+        &self,
+        firm_id: &str,
+        connector: &str,
+        client_id: &str,
+    ) -> StoreResult<IssuedCredential> {
+        let grant = self.grant(firm_id, connector).await?;
+        let mut tx = self.begin_write().await?;
+        revoke_in(&mut tx, firm_id, client_id).await?;
+        let issued = insert_credential(&mut tx, &grant.id, firm_id, connector).await?;
+        tx.commit().await?;
+        Ok(issued)
     }
 
     /// Credentials of one firm (all connectors), newest first.
@@ -111,18 +113,8 @@ impl Registry {
 
     /// Revokes one credential of a firm and every token issued with it.
     pub async fn revoke_credential(&self, firm_id: &str, client_id: &str) -> StoreResult<()> {
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT id FROM credentials WHERE firm_id = $1 AND client_id = $2 AND revoked_at IS NULL")
-            .bind(firm_id).bind(client_id).fetch_optional(&mut *tx).await?
-            .ok_or_else(|| StoreError::NotFound(format!("firm {firm_id} has no active credential {client_id}")))?;
-        let id: String = row.get("id");
-        sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE credential_id = $2 AND revoked_at IS NULL").bind(now).bind(&id).execute(&mut *tx).await?;
+        revoke_in(&mut tx, firm_id, client_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -236,4 +228,65 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         .zip(db.iter())
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
+}
+
+/// Inserts a new credential for an enabled grant (refused if it was switched off meanwhile).
+async fn insert_credential(
+    conn: &mut sqlx::AnyConnection,
+    grant_id: &str,
+    firm_id: &str,
+    connector: &str,
+) -> StoreResult<IssuedCredential> {
+    let credential_id = uuid::Uuid::new_v4().to_string();
+    let client_id = secrets::generate(SecretKind::ClientId);
+    let secret = secrets::generate(SecretKind::ClientSecret);
+    let inserted = sqlx::query("INSERT INTO credentials (id, grant_id, firm_id, client_id, secret_sha256, created_at) SELECT $1, g.id, g.firm_id, $2, $3, $4 FROM grants g WHERE g.id = $5 AND g.enabled = 1")
+        .bind(&credential_id).bind(&client_id).bind(secrets::sha256_hex(&secret)).bind(now_ms()).bind(grant_id)
+        .execute(&mut *conn).await?
+        .rows_affected();
+    if inserted != 1 {
+        return Err(StoreError::Conflict(format!(
+            "connector {connector} is not enabled for firm {firm_id}; enable it first"
+        )));
+    }
+    Ok(IssuedCredential {
+        credential_id,
+        client_id,
+        client_secret: SecretString::from(secret),
+    })
+}
+
+/// Revokes one active credential of a firm and every token issued with it.
+async fn revoke_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    firm_id: &str,
+    client_id: &str,
+) -> StoreResult<()> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "SELECT id FROM credentials WHERE firm_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(firm_id)
+    .bind(client_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| {
+        StoreError::NotFound(format!(
+            "firm {firm_id} has no active credential {client_id}"
+        ))
+    })?;
+    let id: String = row.get("id");
+    sqlx::query("UPDATE credentials SET revoked_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(&id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE access_tokens SET revoked_at = $1 WHERE credential_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(&id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -117,11 +117,7 @@ pub async fn rotate(
     active(&state, session.firm(), c.id(), &client_id).await?;
     let cred = state
         .registry
-        .issue_credential(session.firm(), c.id())
-        .await?;
-    state
-        .registry
-        .revoke_credential(session.firm(), &client_id)
+        .rotate_credential(session.firm(), c.id(), &client_id)
         .await?;
     Ok((
         axum::http::StatusCode::CREATED,
