@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::{backends, env_usize, machine_line, per_sec, PgDatabase};
+use common::{backends, env_usize, machine_line, per_sec, BenchRegistry};
 use futures::TryStreamExt;
 use scopegate::outbound_log::{verify_all, LogRecord, GENESIS_HASH};
 use scopegate::registry::{Backend, Registry};
@@ -193,43 +193,23 @@ async fn timed<F: std::future::Future<Output = u64>>(f: F) -> (u64, Duration) {
 }
 
 async fn bench_backend(backend: &str, total: usize, firm_count: usize, ids: usize, rounds: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pg = match backend {
-        "sqlite" => None,
-        "postgres" => match PgDatabase::create("audit_verify").await {
-            Ok(db) => Some(db),
-            Err(e) => {
-                println!("postgres: SKIPPED ({e})");
-                return;
-            }
-        },
-        other => panic!("unknown backend {other:?}; use sqlite or postgres"),
+    let Some(bench) = BenchRegistry::create(backend, "audit_verify", firm_count).await else {
+        return;
     };
-    let url = match &pg {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", dir.path().join("registry.db").display()),
-    };
-    let registry = Registry::connect_and_migrate(&url).await.expect("registry");
-    let firms: Vec<String> = (0..firm_count).map(|i| format!("firm-{i:03}")).collect();
-    for firm in &firms {
-        registry
-            .add_firm(firm, firm, &format!("sqlite:///nonexistent/{firm}.db"))
-            .await
-            .expect("add firm");
-    }
+    let (registry, firms) = (&bench.registry, &bench.firms);
     let per_firm = total / firm_count;
     let started = Instant::now();
-    fill(&registry, &firms, per_firm, ids).await;
+    fill(registry, firms, per_firm, ids).await;
     let fill_time = started.elapsed();
     println!(
         "{backend:<9} fill: {} records in {:.1}s ({:.0} records/s, hashed and inserted){}",
         per_firm * firm_count,
         fill_time.as_secs_f64(),
         per_sec((per_firm * firm_count) as u64, fill_time),
-        match &pg {
+        match &bench.pg {
             None => format!(
                 ", file {:.0} MB",
-                std::fs::metadata(dir.path().join("registry.db"))
+                std::fs::metadata(bench.dir.path().join("registry.db"))
                     .map(|m| m.len() as f64 / 1e6)
                     .unwrap_or(0.0)
             ),
@@ -243,10 +223,10 @@ async fn bench_backend(backend: &str, total: usize, firm_count: usize, ids: usiz
             .expect("analyze");
     }
     for round in 1..=rounds {
-        let (n_scan, t_scan) = timed(scan(&registry, &firms)).await;
-        let (n_decode, t_decode) = timed(scan_decode(&registry, &firms)).await;
+        let (n_scan, t_scan) = timed(scan(registry, firms)).await;
+        let (n_decode, t_decode) = timed(scan_decode(registry, firms)).await;
         let started = Instant::now();
-        let report = verify_all(&registry, None).await.expect("verify");
+        let report = verify_all(registry, None).await.expect("verify");
         let t_verify = started.elapsed();
         assert_eq!(report.faults, vec![], "the filled log verifies");
         assert_eq!((n_scan, n_decode), (report.records, report.records));
@@ -273,10 +253,7 @@ async fn bench_backend(backend: &str, total: usize, firm_count: usize, ids: usiz
             100.0 * (t_verify.as_secs_f64() - t_decode.as_secs_f64()).max(0.0) / t_verify.as_secs_f64()
         );
     }
-    registry.close().await;
-    if let Some(db) = pg {
-        db.drop_now().await;
-    }
+    bench.finish().await;
 }
 
 #[tokio::main]

@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::{backends, env_usize, machine_line, per_sec, PgDatabase};
+use common::{backends, env_usize, machine_line, per_sec, BenchRegistry};
 use scopegate::outbound_log::{verify_all, Direction, NewSend, OutboundLog};
 use scopegate::registry::Registry;
 use std::time::{Duration, Instant};
@@ -108,34 +108,14 @@ async fn run_case(
 }
 
 async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], firm_count: usize) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pg = match backend {
-        "sqlite" => None,
-        "postgres" => match PgDatabase::create("outbound_log").await {
-            Ok(db) => Some(db),
-            Err(e) => {
-                println!("postgres: SKIPPED ({e})");
-                return;
-            }
-        },
-        other => panic!("unknown backend {other:?}; use sqlite or postgres"),
+    let Some(bench) = BenchRegistry::create(backend, "outbound_log", firm_count).await else {
+        return;
     };
-    let url = match &pg {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", dir.path().join("registry.db").display()),
-    };
-    let registry = Registry::connect_and_migrate(&url).await.expect("registry");
-    let firms: Vec<String> = (0..firm_count).map(|i| format!("firm-{i:03}")).collect();
-    for firm in &firms {
-        registry
-            .add_firm(firm, firm, &format!("sqlite:///nonexistent/{firm}.db"))
-            .await
-            .expect("add firm");
-    }
+    let (registry, firms) = (&bench.registry, &bench.firms);
     // Warm-up (not reported): creates the WAL / fills caches.
     run_case(
-        &registry,
-        &firms,
+        registry,
+        firms,
         4,
         GROUP_MAX_BATCH,
         Duration::from_millis(500),
@@ -144,8 +124,8 @@ async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], fir
 
     let duration = Duration::from_secs(seconds);
     for &writers in writer_counts {
-        let baseline = run_case(&registry, &firms, writers, 1, duration).await;
-        let group = run_case(&registry, &firms, writers, GROUP_MAX_BATCH, duration).await;
+        let baseline = run_case(registry, firms, writers, 1, duration).await;
+        let group = run_case(registry, firms, writers, GROUP_MAX_BATCH, duration).await;
         for (mode, o) in [
             ("one commit per record (baseline)", &baseline),
             ("group commit (max batch 512)", &group),
@@ -164,7 +144,7 @@ async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], fir
         );
     }
     let started = Instant::now();
-    let report = verify_all(&registry, None).await.expect("verify");
+    let report = verify_all(registry, None).await.expect("verify");
     println!(
         "{backend:<9} check: verify_all read {} records of {} firms in {:.2}s, {} chain faults",
         report.records,
@@ -172,10 +152,7 @@ async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], fir
         started.elapsed().as_secs_f64(),
         report.faults.len()
     );
-    registry.close().await;
-    if let Some(db) = pg {
-        db.drop_now().await;
-    }
+    bench.finish().await;
 }
 
 #[tokio::main]

@@ -82,6 +82,61 @@ impl PgDatabase {
     }
 }
 
+/// A fresh registry for one bench run, with `firm_count` registered firms
+/// (`firm-000`, ...). Keep it alive for the run, then call `finish`.
+pub struct BenchRegistry {
+    pub dir: tempfile::TempDir,
+    pub pg: Option<PgDatabase>,
+    pub registry: scopegate::registry::Registry,
+    pub firms: Vec<String>,
+}
+
+impl BenchRegistry {
+    /// `None` (after saying so) when PostgreSQL is asked for but unreachable.
+    pub async fn create(backend: &str, label: &str, firm_count: usize) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = match backend {
+            "sqlite" => None,
+            "postgres" => match PgDatabase::create(label).await {
+                Ok(db) => Some(db),
+                Err(e) => {
+                    println!("postgres: SKIPPED ({e})");
+                    return None;
+                }
+            },
+            other => panic!("unknown backend {other:?}; use sqlite or postgres"),
+        };
+        let url = match &pg {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("registry.db").display()),
+        };
+        let registry = scopegate::registry::Registry::connect_and_migrate(&url)
+            .await
+            .expect("registry");
+        let firms: Vec<String> = (0..firm_count).map(|i| format!("firm-{i:03}")).collect();
+        for firm in &firms {
+            registry
+                .add_firm(firm, firm, &format!("sqlite:///nonexistent/{firm}.db"))
+                .await
+                .expect("add firm");
+        }
+        Some(Self {
+            dir,
+            pg,
+            registry,
+            firms,
+        })
+    }
+
+    /// Closes the registry and drops a PostgreSQL database.
+    pub async fn finish(self) {
+        self.registry.close().await;
+        if let Some(db) = self.pg {
+            db.drop_now().await;
+        }
+    }
+}
+
 /// A field of /proc/self/status in kB (`VmHWM` = peak RSS, `VmRSS` = current).
 pub fn proc_status_kb(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

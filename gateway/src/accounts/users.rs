@@ -147,11 +147,7 @@ impl Registry {
                 "no user {user_id} in this firm"
             )));
         }
-        sqlx::query("DELETE FROM admin_sessions WHERE firm_id = $1 AND user_id = $2")
-            .bind(firm_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions(&mut tx, firm_id, user_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -167,11 +163,7 @@ impl Registry {
                 "no active user {user_id} in this firm"
             )));
         }
-        sqlx::query("DELETE FROM admin_sessions WHERE firm_id = $1 AND user_id = $2")
-            .bind(firm_id)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions(&mut tx, firm_id, user_id).await?;
         tx.commit().await?;
         self.user(firm_id, user_id).await
     }
@@ -217,4 +209,18 @@ fn user_from_row(row: &sqlx::any::AnyRow) -> FirmUser {
         created_at: row.get("created_at"),
         disabled_at: row.get("disabled_at"),
     }
+}
+
+/// Ends every session of a user (inside the caller's transaction).
+async fn end_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    firm_id: &str,
+    user_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM admin_sessions WHERE firm_id = $1 AND user_id = $2")
+        .bind(firm_id)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
