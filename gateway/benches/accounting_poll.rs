@@ -22,12 +22,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::{backends, env_usize, machine_line, ms, per_sec, Percentiles, PgDatabase};
 use scopegate::app::Application;
-use scopegate::catalogue::Catalogue;
 use scopegate::config::{Config, ConfigArgs};
-use scopegate::http::accounting::{encode_cursor, page_params};
 use scopegate::keys::Keyring;
 use scopegate::registry::Registry;
 use scopegate::tenancy::{default_firm_url, provision_firm_database, seed};
+use scopegate_accounting::{encode_cursor, page_params};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
@@ -114,15 +113,16 @@ async fn bare_transactions(State(bare): State<Bare>, RawQuery(query): RawQuery) 
 
 /// Serves the bare handler on a loopback port; returns its base URL.
 async fn start_bare(firm_url: &str) -> String {
-    let connector = Catalogue::built_in()
+    let connector = scopegate::connectors::catalogue()
         .require("accounting")
         .expect("accounting");
     let projection = connector.projection("transaction");
-    // Exactly the SELECT `accounting::read_changes` runs.
+    // Exactly the SELECT the core's projected reader (`capabilities::reader`) runs.
+    let table = projection.table();
     let sql = format!(
-        "SELECT {} FROM {} WHERE change_seq > $1 ORDER BY change_seq LIMIT $2",
+        "SELECT {} FROM {} WHERE {table}.change_seq > $1 ORDER BY {table}.change_seq LIMIT $2",
         projection.select_list(),
-        projection.table()
+        projection.from_clause()
     );
     // The same pool settings `Tenancy` uses for a firm database.
     let options = sqlx::any::AnyConnectOptions::from_str(firm_url).expect("firm url");
@@ -256,7 +256,7 @@ async fn bench_backend(backend: &str, requests: usize, clients: usize, rounds: u
         .add_firm(FIRM, "Bench Firm", &firm_url)
         .await
         .expect("add firm");
-    let catalogue = Catalogue::built_in();
+    let catalogue = scopegate::connectors::catalogue();
     let accounting = catalogue.require("accounting").expect("accounting");
     registry
         .enable_grant(FIRM, &accounting.contract, "admin@bench")

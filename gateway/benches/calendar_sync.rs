@@ -8,7 +8,6 @@
 //! BENCH_CONCURRENCY (16), BENCH_RATE (1000 calls/s per user), BENCH_INTERVAL_MS (100), BENCH_CHANGES (40).
 
 use scopegate::app::Application;
-use scopegate::catalogue::Catalogue;
 use scopegate::config::{Config, ConfigArgs};
 use scopegate::keys::Keyring;
 use scopegate::tenancy::{default_firm_url, next_change_seqs, provision_firm_database, seed};
@@ -130,7 +129,7 @@ fn main() {
         registry
             .enable_grant(
                 FIRM,
-                &Catalogue::built_in().require("google-calendar").unwrap().contract,
+                &scopegate::connectors::catalogue().require("google-calendar").unwrap().contract,
                 "bench",
             )
             .await

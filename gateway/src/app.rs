@@ -1,6 +1,7 @@
 //! The running gateway: shared state, startup (`Application::build`, which
 //! tests start on port 0) and graceful shutdown.
 
+use crate::capabilities::CoreServices;
 use crate::catalogue::Catalogue;
 use crate::config::Config;
 use crate::http::throttle::{ApiLimiters, AuthThrottle};
@@ -8,6 +9,7 @@ use crate::keys::Keyring;
 use crate::outbound_log::OutboundLog;
 use crate::registry::Registry;
 use crate::tenancy::Tenancy;
+use scopegate_contract::{Capabilities, Connector};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,16 @@ pub struct App {
     pub api_limiters: ApiLimiters,
     pub accounts: crate::accounts::Accounts,
     pub google: Arc<crate::google::GoogleRuntime>,
+    /// The registered connectors with the capabilities each was given.
+    pub connectors: Vec<RunningConnector>,
+    /// Set to true when the gateway starts shutting down (connectors' background work ends).
+    pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// A registered connector and its capabilities.
+pub struct RunningConnector {
+    pub connector: Arc<dyn Connector>,
+    pub capabilities: Capabilities,
 }
 
 /// Axum state: a cheap handle on the `App`.
@@ -48,17 +60,24 @@ impl Application {
     /// Connects the registry, runs migrations, binds the listener.
     pub async fn build(config: Config, keyring: Arc<Keyring>) -> anyhow::Result<Self> {
         let registry = Registry::connect_and_migrate(&config.database_url).await?;
-        let catalogue = match &config.schemas_dir {
-            Some(dir) => Catalogue::from_dir(dir)?,
-            None => Catalogue::built_in(),
-        };
+        let catalogue = crate::connectors::catalogue_from(config.schemas_dir.as_deref())?;
         let (log, log_writer) = OutboundLog::start(registry.clone());
+        let tenancy = Tenancy::new(registry.clone(), config.firm_pool_capacity);
+        let (stopping, stop_signal) = tokio::sync::watch::channel(false);
+        let connectors = running_connectors(
+            &CoreServices::new(registry.clone(), tenancy.clone(), log.clone()),
+            &catalogue,
+            &config,
+            &stop_signal,
+        );
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let trusted = Arc::new(config.trusted_proxies.clone());
         let app = App {
-            tenancy: Tenancy::new(registry.clone(), config.firm_pool_capacity),
+            tenancy,
+            connectors,
+            stopping,
             auth_throttle: AuthThrottle::new(&config.limits),
             api_limiters: ApiLimiters::new(&config.limits, trusted),
             accounts: crate::accounts::Accounts::new(&config),
@@ -98,6 +117,12 @@ impl Application {
         } = self;
         let pruner = tokio::spawn(prune_periodically(state.clone()));
         let calendar_sync = crate::google::worker::spawn(state.clone());
+        let background: Vec<_> = state
+            .connectors
+            .iter()
+            .filter_map(|r| r.connector.background(r.capabilities.clone()))
+            .map(tokio::spawn)
+            .collect();
         let router = crate::http::router(state.clone());
         axum::serve(
             listener,
@@ -107,7 +132,11 @@ impl Application {
         .await?;
         pruner.abort();
         state.google.stop();
+        state.stopping.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(30), calendar_sync).await;
+        for task in background {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
         let registry = state.registry.clone();
         drop(state);
         // The writer ends once the last log handle is gone, after committing its queue.
@@ -125,11 +154,37 @@ impl Application {
             state, log_writer, ..
         } = self;
         state.google.stop();
+        state.stopping.send_replace(true);
         let registry = state.registry.clone();
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(10), log_writer).await;
         registry.close().await;
     }
+}
+
+/// Gives each registered connector its capabilities and operator settings.
+fn running_connectors(
+    core: &CoreServices,
+    catalogue: &Catalogue,
+    config: &Config,
+    stopping: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<RunningConnector> {
+    crate::connectors::registered()
+        .into_iter()
+        .filter_map(|connector| {
+            let compiled = catalogue.get(connector.id())?;
+            let settings = config
+                .connector_settings
+                .get(connector.id())
+                .cloned()
+                .unwrap_or_default();
+            let capabilities = core.capabilities_for(compiled, settings, stopping.clone());
+            Some(RunningConnector {
+                connector,
+                capabilities,
+            })
+        })
+        .collect()
 }
 
 async fn prune_periodically(state: AppState) {

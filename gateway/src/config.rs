@@ -236,6 +236,9 @@ pub struct Config {
     pub session_max_secs: u64,
     pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
     pub google: GoogleConfig,
+    /// Connector id -> its operator settings (e.g. a webhook's URL).
+    pub connector_settings:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl Config {
@@ -407,6 +410,7 @@ impl Config {
                 .or(file.trusted_proxies)
                 .unwrap_or_default(),
             limits,
+            connector_settings: Default::default(),
         })
     }
 

@@ -4,7 +4,6 @@
 //! 503). The emulator must end with exactly one event per entry: none
 //! duplicated, none missing.
 
-use scopegate::catalogue::Catalogue;
 use scopegate::registry::Registry;
 use scopegate::tenancy::{default_firm_url, provision_firm_database, seed};
 use scopegate_google_emulator::{Emulator, EmulatorConfig, RunningEmulator};
@@ -166,7 +165,7 @@ async fn sigkill_mid_sync(dir: tempfile::TempDir, registry_url: String, url: Str
     .await
     .unwrap();
     registry.add_firm(FIRM, "Harbour Law", &url).await.unwrap();
-    let catalogue = Catalogue::built_in();
+    let catalogue = scopegate::connectors::catalogue();
     registry
         .enable_grant(
             FIRM,

@@ -44,7 +44,7 @@ pub fn google_config(env: &TestEnv, emulator: &RunningEmulator, interval_ms: u64
 
 /// Enables the google-calendar connector for a firm.
 pub async fn enable_google(env: &TestEnv, firm_id: &str) {
-    let catalogue = scopegate::catalogue::Catalogue::built_in();
+    let catalogue = scopegate::connectors::catalogue();
     let connector = catalogue.require("google-calendar").expect("connector");
     env.registry
         .enable_grant(firm_id, &connector.contract, &format!("admin@{firm_id}"))

@@ -259,7 +259,7 @@ pub async fn enable_with_credential(
     connector: &str,
 ) -> (String, String) {
     use secrecy::ExposeSecret;
-    let catalogue = scopegate::catalogue::Catalogue::built_in();
+    let catalogue = scopegate::connectors::catalogue();
     let c = catalogue.require(connector).expect("connector");
     registry
         .enable_grant(firm_id, &c.contract, &format!("admin@{firm_id}"))
@@ -347,7 +347,7 @@ pub async fn sensitive_values(db: &FirmDb) -> Vec<String> {
 
 /// Property names a connector schema allows.
 pub fn schema_fields(connector: &str, schema: &str) -> std::collections::BTreeSet<String> {
-    let catalogue = scopegate::catalogue::Catalogue::built_in();
+    let catalogue = scopegate::connectors::catalogue();
     let c = catalogue.require(connector).expect("connector");
     c.projection(schema)
         .fields

@@ -156,13 +156,15 @@ async fn vendor_flow_polls_posts_and_sees_only_new_changes(env: TestEnv) {
             "sensitive value {value:?} left the gateway"
         );
     }
-    // Every response was logged: one send and one result per request.
+    // Every response was logged: one send and one result per request; a fee
+    // post also records the inbound fee it wrote (a send and a result).
     let report = scopegate::outbound_log::verify_all(&env.registry, Some("alpha-law"))
         .await
         .unwrap();
     assert!(report.faults.is_empty());
     let requests = 9 + 3 + 1 + 3 + 2; // transaction pages, matter pages, empty poll, fees, new pages
-    assert_eq!(report.records, 2 * requests as u64);
+    let fees = 3;
+    assert_eq!(report.records, 2 * (requests + fees) as u64);
     app.stop().await;
 }
 

@@ -85,7 +85,7 @@ async fn ten_thousand_randomised_requests_never_cross_firms(env: TestEnv) {
                 match rng.gen_range(0..5) {
                     0 | 1 => {
                         // Poll with a random (possibly foreign or forged) cursor.
-                        let cursor = scopegate::http::accounting::encode_cursor(rng.gen_range(0..400));
+                        let cursor = scopegate_accounting::encode_cursor(rng.gen_range(0..400));
                         let path = if rng.gen_bool(0.5) { format!("/v1/transactions?limit={}&cursor={cursor}", rng.gen_range(1..80)) } else { format!("/v1/transactions?limit={}", rng.gen_range(1..80)) };
                         let r = app.get(&path, token).await;
                         assert_eq!(r.status(), 200);

@@ -2,7 +2,6 @@
 //! grants and the consent ledger, credentials and tokens, and the rule that a
 //! bad request leaves the registry unchanged.
 
-use scopegate::catalogue::Catalogue;
 use scopegate::registry::StoreError;
 use scopegate_e2e::{enable_with_credential, on_both_backends, small_seed, TestEnv};
 use secrecy::ExposeSecret;
@@ -38,7 +37,9 @@ async fn firms_register_once_and_are_found(env: TestEnv) {
 
 async fn grants_switch_with_ledger_and_refuse_repeats(env: TestEnv) {
     env.add_seeded_firm("alpha-law", small_seed()).await;
-    let accounting = Catalogue::built_in().require("accounting").unwrap();
+    let accounting = scopegate::connectors::catalogue()
+        .require("accounting")
+        .unwrap();
     let registry = &env.registry;
     assert!(matches!(
         registry
@@ -277,7 +278,7 @@ async fn a_changed_schema_does_not_widen_a_grant(env: TestEnv) {
         .contains("re-consent"));
 
     // Re-consent to version 2 through the same catalogue: now it serves, with the wider field.
-    let wider = scopegate::catalogue::Catalogue::from_dir(&schemas).unwrap();
+    let wider = scopegate::connectors::catalogue_from(Some(&schemas)).unwrap();
     env.registry
         .enable_grant(
             "alpha-law",

@@ -47,7 +47,9 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
     let admin = AdminClient::login(&app.base, "f1", "admin@f1.example").await;
     let all = admin.get_json("/admin/v1/outbound").await;
     let records = all["data"].as_array().unwrap();
-    assert_eq!(records.len(), 12, "6 sends and 6 results");
+    // 6 requests, a send and a result each, and each fee post's inbound record pair.
+    const RECORDS: usize = 16;
+    assert_eq!(records.len(), RECORDS, "8 sends and 8 results");
     assert!(
         records
             .windows(2)
@@ -57,15 +59,20 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
     assert!(all["next_before"].is_null());
 
     let ok = admin.get_json("/admin/v1/outbound?status=ok").await;
-    assert_eq!(ok["data"].as_array().unwrap().len(), 5);
+    assert_eq!(ok["data"].as_array().unwrap().len(), 6);
     assert!(ok["data"]
         .as_array()
         .unwrap()
         .iter()
         .all(|r| r["kind"] == "result" && r["status"].as_i64().unwrap() < 300));
+    // The refused fee: its inbound record's result and the logged answer.
     let errors = admin.get_json("/admin/v1/outbound?status=error").await;
-    assert_eq!(errors["data"].as_array().unwrap().len(), 1);
-    assert_eq!(errors["data"][0]["status"], failed_status);
+    assert_eq!(errors["data"].as_array().unwrap().len(), 2);
+    assert!(errors["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == failed_status));
     let exact = admin
         .get_json(&format!("/admin/v1/outbound?status={failed_status}"))
         .await;
@@ -88,7 +95,7 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
             started - 60_000
         ))
         .await;
-    assert_eq!(from_start["data"].as_array().unwrap().len(), 12);
+    assert_eq!(from_start["data"].as_array().unwrap().len(), RECORDS);
     assert_eq!(
         admin
             .get_json("/admin/v1/outbound?connector=google_calendar")
@@ -129,7 +136,7 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
             None => break,
         }
     }
-    assert_eq!(seen, (1..=12).rev().collect::<Vec<i64>>());
+    assert_eq!(seen, (1..=RECORDS as i64).rev().collect::<Vec<i64>>());
 
     // The export is byte for byte what `scopegate audit export` writes.
     let export = admin.get("/admin/v1/outbound/export").await;
@@ -143,7 +150,7 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
     .await
     .unwrap();
     assert_eq!(exported, cli);
-    assert_eq!(exported.iter().filter(|b| **b == b'\n').count(), 12);
+    assert_eq!(exported.iter().filter(|b| **b == b'\n').count(), RECORDS);
     app.stop().await;
 }
 

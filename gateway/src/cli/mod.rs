@@ -151,7 +151,7 @@ async fn run(command: Command, config: Config) -> CliResult {
 /// The connector catalogue the configuration asks for.
 pub(crate) fn catalogue(config: &Config) -> Result<crate::catalogue::Catalogue, CliError> {
     match &config.schemas_dir {
-        Some(dir) => Ok(crate::catalogue::Catalogue::from_dir(dir)?),
-        None => Ok(crate::catalogue::Catalogue::built_in()),
+        Some(dir) => Ok(crate::connectors::catalogue_from(Some(dir))?),
+        None => Ok(crate::connectors::catalogue()),
     }
 }

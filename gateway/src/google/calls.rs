@@ -13,14 +13,17 @@ use crate::outbound_log::{Direction, NewSend};
 use google_calendar3::api::Event;
 use google_calendar3::common::{Delegate, Retry};
 use google_calendar3::CalendarHub;
+use scopegate_contract::CheckedPayload;
 use serde_json::Value;
 use std::time::Duration;
 
-/// What to do at Google.
+/// What to do at Google. An event to write is a checked payload: the bytes
+/// the outbound log records are the ones its schema passed, and the `Event`
+/// handed to the Calendar client is decoded from exactly those bytes.
 #[derive(Debug, Clone)]
 pub enum Op {
-    Insert(Event, Vec<u8>),
-    Update(String, Event, Vec<u8>),
+    Insert(CheckedPayload),
+    Update(String, CheckedPayload),
     Delete(String),
 }
 
@@ -96,6 +99,18 @@ impl Caller<'_> {
         let runtime = &self.app.google;
         let config = &self.app.config.google;
         let calendar = self.connection.calendar_id.as_str();
+        // The Event the Calendar client sends is decoded from the checked bytes, before anything is logged.
+        let event = match op {
+            Op::Insert(checked) | Op::Update(_, checked) => {
+                Some(checked.decode::<Event>().map_err(|e| {
+                    CallError::Failed(format!(
+                        "a checked event does not decode as a Calendar Event ({:?}); not sent",
+                        e.classify()
+                    ))
+                })?)
+            }
+            Op::Delete(_) => None,
+        };
         let mut last = String::from("no attempt made");
         for attempt in 0..backoff::MAX_ATTEMPTS {
             if runtime.is_stopping() {
@@ -124,17 +139,17 @@ impl Caller<'_> {
                 }
             };
             let (method, target, fields, payload) = match op {
-                Op::Insert(_, body) => (
+                Op::Insert(event) => (
                     "POST",
                     format!("{}calendars/{calendar}/events", config.api_base),
-                    field_names(body),
-                    body.clone(),
+                    event.fields().to_vec(),
+                    event.bytes().to_vec(),
                 ),
-                Op::Update(id, _, body) => (
+                Op::Update(id, event) => (
                     "PUT",
                     format!("{}calendars/{calendar}/events/{id}", config.api_base),
-                    field_names(body),
-                    body.clone(),
+                    event.fields().to_vec(),
+                    event.bytes().to_vec(),
                 ),
                 Op::Delete(id) => (
                     "DELETE",
@@ -159,7 +174,7 @@ impl Caller<'_> {
                 })
                 .await
                 .map_err(|e| CallError::Retry(e.to_string(), None))?;
-            let (status, reason, retry_after) = self.execute(op, &token).await;
+            let (status, reason, retry_after) = self.execute(op, event.clone(), &token).await;
             self.app
                 .log
                 .record_result(&receipt, status)
@@ -187,7 +202,12 @@ impl Caller<'_> {
     }
 
     /// Sends the request; returns (status, reason, Retry-After). Status 0: no answer.
-    async fn execute(&self, op: &Op, token: &str) -> (u16, Option<String>, Option<Duration>) {
+    async fn execute(
+        &self,
+        op: &Op,
+        event: Option<Event>,
+        token: &str,
+    ) -> (u16, Option<String>, Option<Duration>) {
         let config = &self.app.config.google;
         let mut hub = CalendarHub::new(self.app.google.api_client.clone(), HubToken(token.into()));
         hub.base_url(config.api_base.clone());
@@ -200,28 +220,31 @@ impl Caller<'_> {
         );
         let calendar = self.connection.calendar_id.as_str();
         let mut capture = Capture::default();
-        let result = match op {
-            Op::Insert(event, _) => hub
+        let result = match (op, event) {
+            (Op::Insert(_), Some(event)) => hub
                 .events()
-                .insert(event.clone(), calendar)
+                .insert(event, calendar)
                 .delegate(&mut capture)
                 .doit()
                 .await
                 .map(|(r, _)| r.status().as_u16()),
-            Op::Update(id, event, _) => hub
+            (Op::Update(id, _), Some(event)) => hub
                 .events()
-                .update(event.clone(), calendar, id)
+                .update(event, calendar, id)
                 .delegate(&mut capture)
                 .doit()
                 .await
                 .map(|(r, _)| r.status().as_u16()),
-            Op::Delete(id) => hub
+            (Op::Delete(id), _) => hub
                 .events()
                 .delete(calendar, id)
                 .delegate(&mut capture)
                 .doit()
                 .await
                 .map(|r| r.status().as_u16()),
+            (Op::Insert(_) | Op::Update(..), None) => {
+                unreachable!("call() decodes every write before it is logged")
+            }
         };
         match result {
             Ok(status) => (status, None, None),
@@ -249,11 +272,4 @@ impl Caller<'_> {
             }
         }
     }
-}
-
-fn field_names(body: &[u8]) -> Vec<String> {
-    serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.as_object().map(|o| o.keys().cloned().collect()))
-        .unwrap_or_default()
 }

@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod calls;
+pub mod connector;
 pub mod consent;
 pub mod event_id;
 pub mod lease;
@@ -30,10 +31,5 @@ pub const CONNECTOR: &str = "google-calendar";
 /// The narrowest scope that lets the gateway write events in the user's calendar.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/calendar.events";
 
+pub use connector::GoogleCalendar;
 pub use runtime::GoogleRuntime;
-
-impl crate::tenancy::FirmScope for crate::registry::grants::Grant {
-    fn firm_id(&self) -> &str {
-        &self.firm_id
-    }
-}

@@ -20,6 +20,7 @@ use crate::projection::Projection;
 use chrono::{TimeZone, Utc};
 use futures::StreamExt;
 use google_calendar3::api::{Event, EventDateTime};
+use scopegate_contract::CheckedPayload;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -201,8 +202,8 @@ pub async fn run_pass(app: &App, connection_id: &str) -> Result<PassReport, Call
     Ok(report)
 }
 
-/// The Google event for a diary entry, and the exact JSON body that will be sent.
-pub fn event_for(row: &DiaryRow, event_id: &str) -> (Event, Vec<u8>) {
+/// The Google event for a diary entry, as the JSON body its schema will check.
+pub fn event_for(row: &DiaryRow, event_id: &str) -> serde_json::Value {
     let time = |ms: i64| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
     let (start, end) = if row.all_day {
         let first = time(row.starts_at).date_naive();
@@ -241,7 +242,7 @@ pub fn event_for(row: &DiaryRow, event_id: &str) -> (Event, Vec<u8>) {
     };
     let mut value = serde_json::to_value(&event).expect("event serialises");
     google_calendar3::common::remove_json_null_values(&mut value);
-    (event, serde_json::to_vec(&value).expect("json"))
+    value
 }
 
 async fn sync_entry(
@@ -264,25 +265,25 @@ async fn sync_entry(
         });
     }
     let event_id = event_id::derive(secret, &row.id);
-    let (event, body) = event_for(row, &event_id);
-    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    if let Err(v) = event_schema.check(&json) {
-        return Ok((
-            Outcome::Refused(format!("the event failed its schema at {v}; not sent")),
-            Effect::None,
-        ));
-    }
-    let hash = hex::encode(Sha256::digest(&body));
+    // Only a checked payload can be sent: the bytes logged are the bytes checked,
+    // and the Calendar API's Event is decoded from them.
+    let event = match event_schema.schema().check(&event_for(row, &event_id)) {
+        Ok(checked) => checked,
+        Err(v) => {
+            return Ok((
+                Outcome::Refused(format!("the event failed its schema at {v}; not sent")),
+                Effect::None,
+            ))
+        }
+    };
+    let hash = hex::encode(Sha256::digest(event.bytes()));
     if mapping.as_ref().and_then(|m| m.content_sha256.as_deref()) == Some(hash.as_str()) {
         return Ok((Outcome::Unchanged, Effect::None));
     }
     let known = mapping.as_ref().is_some_and(|m| m.content_sha256.is_some());
     let outcome = if known {
         let answer = caller
-            .call(
-                &Op::Update(event_id.clone(), event.clone(), body.clone()),
-                &row.id,
-            )
+            .call(&Op::Update(event_id.clone(), event.clone()), &row.id)
             .await?;
         match answer.status {
             200..=299 => Outcome::Updated,
@@ -296,12 +297,12 @@ async fn sync_entry(
                 )
                 .await
                 .map_err(|e| CallError::Failed(e.to_string()))?;
-                insert(caller, row, &event_id, &event, &body).await?
+                insert(caller, row, &event_id, &event).await?
             }
             _ => refused(&answer),
         }
     } else {
-        insert(caller, row, &event_id, &event, &body).await?
+        insert(caller, row, &event_id, &event).await?
     };
     let effect = match outcome {
         Outcome::Inserted | Outcome::Updated => Effect::Sent(row.id.clone(), event_id, hash),
@@ -315,20 +316,14 @@ async fn insert(
     caller: &Caller<'_>,
     row: &DiaryRow,
     event_id: &str,
-    event: &Event,
-    body: &[u8],
+    event: &CheckedPayload,
 ) -> Result<Outcome, CallError> {
-    let answer = caller
-        .call(&Op::Insert(event.clone(), body.to_vec()), &row.id)
-        .await?;
+    let answer = caller.call(&Op::Insert(event.clone()), &row.id).await?;
     Ok(match answer.status {
         200..=299 => Outcome::Inserted,
         409 => {
             let again = caller
-                .call(
-                    &Op::Update(event_id.to_string(), event.clone(), body.to_vec()),
-                    &row.id,
-                )
+                .call(&Op::Update(event_id.to_string(), event.clone()), &row.id)
                 .await?;
             match again.status {
                 200..=299 => Outcome::Updated,

@@ -1,9 +1,7 @@
 //! HTTP surface: health, the OAuth token endpoints, the connector APIs and
 //! the OpenAPI document, each in its own module.
 
-pub mod accounting;
 pub mod admin;
-pub mod bearer;
 pub mod client_ip;
 pub mod google;
 pub mod oauth;
@@ -12,6 +10,7 @@ pub mod problem;
 pub mod security_headers;
 pub mod settings;
 pub mod throttle;
+pub mod vendor_auth;
 
 use crate::app::AppState;
 use axum::extract::State;
@@ -25,7 +24,7 @@ use tower_http::trace::TraceLayer;
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
-    let api = accounting::routes()
+    let api = connector_routes(&state)
         .layer(state.api_limiters.credential_layer())
         .layer(state.api_limiters.ip_layer());
     let oauth = oauth::routes()
@@ -56,6 +55,30 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Every registered connector's vendor routes, each behind bearer-token
+/// authentication for that connector's grants, with its errors as problem+json.
+fn connector_routes(state: &AppState) -> Router<AppState> {
+    let mut routes = Router::new();
+    for running in &state.connectors {
+        let Some(connector_routes) = running.connector.routes() else {
+            continue;
+        };
+        let auth_state = (state.clone(), running.connector.id());
+        routes = routes.merge(
+            connector_routes
+                .route_layer(axum::middleware::from_fn_with_state(
+                    auth_state,
+                    vendor_auth::authenticate,
+                ))
+                .layer(axum::middleware::map_response(
+                    vendor_auth::render_connector_errors,
+                ))
+                .with_state(running.capabilities.clone()),
+        );
+    }
+    routes
 }
 
 async fn healthz() -> impl IntoResponse {

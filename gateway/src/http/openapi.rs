@@ -7,49 +7,53 @@ use crate::app::AppState;
 use crate::catalogue::Catalogue;
 use axum::extract::State;
 use axum::Json;
+use scopegate_contract::Connector;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "scopegate connector API", description = "Per-firm, opt-in, minimal-projection access to a law firm's practice data. Obtain a token with the OAuth 2.0 client-credentials grant at /oauth/token using the client_id and client_secret the firm issued you."),
-    paths(super::accounting::transactions, super::accounting::matters, super::accounting::post_fee,
-        super::admin::session::login, super::admin::session::logout, super::admin::session::me,
+    paths(super::admin::session::login, super::admin::session::logout, super::admin::session::me,
         super::admin::connectors::list, super::admin::connectors::enable, super::admin::connectors::disable,
         super::admin::credentials::list, super::admin::credentials::issue, super::admin::credentials::rotate, super::admin::credentials::revoke,
         super::admin::outbound::list, super::admin::outbound::export, super::admin::ledger::list,
         super::admin::users::list, super::admin::users::add, super::admin::users::reset_password, super::admin::users::disable,
         super::admin::google::connection, super::admin::google::connect, super::admin::google::disconnect),
-    tags((name = "accounting", description = "What a bookkeeper sees: transactions, matter references, fee posting"),
-         (name = "admin", description = "The firm's settings (what the settings page calls). Cookie session from POST /admin/v1/session or the host application's hand-off; every request other than GET carries X-CSRF-Token from GET /admin/v1/me; everything is scoped to the session's firm."))
+    tags((name = "admin", description = "The firm's settings (what the settings page calls). Cookie session from POST /admin/v1/session or the host application's hand-off; every request other than GET carries X-CSRF-Token from GET /admin/v1/me; everything is scoped to the session's firm."))
 )]
 struct ApiDoc;
 
-/// Component name -> (connector, schema name) for the schemas the paths reference.
-const COMPONENTS: &[(&str, &str, &str)] = &[
-    ("Transaction", "accounting", "transaction"),
-    ("MatterRef", "accounting", "matter_ref"),
-    ("TransactionsPage", "accounting", "transactions_page"),
-    ("MattersPage", "accounting", "matters_page"),
-    ("Fee", "accounting", "fee"),
-    ("FeeResult", "accounting", "fee_result"),
-];
-
-/// Builds the whole document.
-pub fn document(catalogue: &Catalogue, public_url: &str) -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("openapi serialises");
+/// Builds the whole document: the gateway's own paths and every connector's.
+pub fn document(
+    connectors: &[Arc<dyn Connector>],
+    catalogue: &Catalogue,
+    public_url: &str,
+) -> Value {
+    let mut api = ApiDoc::openapi();
     let mut schemas = serde_json::Map::new();
-    for (component, connector, schema) in COMPONENTS {
-        if let Some(c) = catalogue.get(connector) {
+    let mut scopes = serde_json::Map::new();
+    for connector in connectors {
+        if let Some(paths) = connector.openapi() {
+            api.merge(paths);
+        }
+        for (scope, description) in connector.scope_descriptions() {
+            scopes.insert(scope.to_string(), json!(description));
+        }
+        let Some(c) = catalogue.get(connector.id()) else {
+            continue;
+        };
+        for (component, schema) in connector.openapi_components() {
             let mut document = c.projection(schema).document.clone();
             if let Value::Object(map) = &mut document {
                 map.remove("$schema");
-                map.retain(|k, _| !k.starts_with("x-"));
                 strip_extensions(map);
             }
             schemas.insert(component.to_string(), document);
         }
     }
+    let mut doc = serde_json::to_value(api).expect("openapi serialises");
     schemas.insert("Problem".into(), json!({
         "type": "object",
         "description": "RFC 9457 problem details",
@@ -66,7 +70,7 @@ pub fn document(catalogue: &Catalogue, public_url: &str) -> Value {
             "description": "OAuth 2.0 client credentials (RFC 6749 s4.4); client authentication by HTTP Basic or form body.",
             "flows": { "clientCredentials": {
                 "tokenUrl": format!("{public_url}/oauth/token"),
-                "scopes": { "transactions:read": "Read accounting transactions and matter references", "fees:write": "Post fees to matters" }
+                "scopes": scopes
             }}
         }
     });
@@ -93,7 +97,16 @@ fn strip_extensions(map: &mut serde_json::Map<String, Value>) {
 }
 
 pub async fn serve(State(state): State<AppState>) -> Json<Value> {
-    Json(document(&state.catalogue, &state.config.public_url))
+    let connectors: Vec<_> = state
+        .connectors
+        .iter()
+        .map(|r| r.connector.clone())
+        .collect();
+    Json(document(
+        &connectors,
+        &state.catalogue,
+        &state.config.public_url,
+    ))
 }
 
 #[cfg(test)]
@@ -102,7 +115,11 @@ mod tests {
 
     #[test]
     fn every_reference_resolves() {
-        let doc = document(&Catalogue::built_in(), "http://x");
+        let doc = document(
+            &crate::connectors::registered(),
+            &crate::connectors::catalogue(),
+            "http://x",
+        );
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
         let text = doc.to_string();
         for piece in text.split("#/components/schemas/").skip(1) {

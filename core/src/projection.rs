@@ -4,11 +4,11 @@
 //! the gateway ever selects. Every payload, outgoing or incoming, is checked
 //! against its schema before it moves.
 
-use scopegate_contract::ConnectorContract;
+use scopegate_contract::{ConnectorContract, Schema, SchemaViolation};
 use serde_json::{Map, Value};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// How a column's value becomes a JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub struct Projection {
     pub fields: Vec<ProjectedField>,
     /// The schema with sibling `$ref`s inlined (what the OpenAPI document embeds).
     pub document: Value,
-    validator: Arc<jsonschema::Validator>,
+    schema: Schema,
 }
 
 impl std::fmt::Debug for Projection {
@@ -54,35 +54,11 @@ impl std::fmt::Debug for Projection {
     }
 }
 
-/// A payload that does not match its schema, naming the offending field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaViolation {
-    /// JSON pointer of the field (`/amount_cents`), or the field named in the message.
-    pub field: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for SchemaViolation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
 impl Projection {
     /// Compiles schema `name` of a connector contract.
     pub fn compile(contract: &ConnectorContract, name: &str) -> Result<Self, String> {
-        let raw = contract.schema(name).ok_or("schema missing")?;
-        let files: BTreeMap<&str, &Value> = contract
-            .manifest
-            .schemas
-            .iter()
-            .filter_map(|(n, file)| contract.schema(n).map(|doc| (file.as_str(), doc)))
-            .collect();
-        let document = inline_refs(raw, &files, 0)?;
-        let validator = jsonschema::options()
-            .should_validate_formats(true)
-            .build(&document)
-            .map_err(|e| format!("not a valid JSON Schema: {e}"))?;
+        let schema = Schema::compile(contract, name)?;
+        let document = schema.document().clone();
         let source_table = document
             .get("x-source-table")
             .and_then(Value::as_str)
@@ -100,25 +76,18 @@ impl Projection {
             join,
             fields,
             document,
-            validator: Arc::new(validator),
+            schema,
         })
     }
 
     /// Checks a payload; the first violation names the field.
     pub fn check(&self, payload: &Value) -> Result<(), SchemaViolation> {
-        match self.validator.iter_errors(payload).next() {
-            None => Ok(()),
-            Some(error) => {
-                let path = error.instance_path().to_string();
-                let message = error.masked().to_string();
-                let field = if path.is_empty() {
-                    unexpected_field(&message).unwrap_or_default()
-                } else {
-                    path
-                };
-                Err(SchemaViolation { field, message })
-            }
-        }
+        self.schema.validate(payload)
+    }
+
+    /// The compiled schema, which makes [`scopegate_contract::CheckedPayload`]s.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// The column list for a `SELECT` (identifiers checked against the firm-data contract).
@@ -197,54 +166,6 @@ impl Projection {
     pub fn field_names(&self) -> Vec<String> {
         self.fields.iter().map(|f| f.name.clone()).collect()
     }
-}
-
-/// additionalProperties errors have an empty path; pull the field from the message.
-fn unexpected_field(message: &str) -> Option<String> {
-    let open = message.find(['\'', '"'])?;
-    let quote = message[open..].chars().next()?;
-    let start = open + 1;
-    let end = start + message[start..].find(quote)?;
-    Some(format!("/{}", &message[start..end]))
-}
-
-/// Replaces `{"$ref": "sibling.json"}` with the sibling document.
-fn inline_refs(
-    value: &Value,
-    files: &BTreeMap<&str, &Value>,
-    depth: usize,
-) -> Result<Value, String> {
-    if depth > 8 {
-        return Err("$ref nesting too deep".into());
-    }
-    Ok(match value {
-        Value::Object(map) => {
-            if let Some(Value::String(target)) = map.get("$ref") {
-                let doc = files
-                    .get(target.as_str())
-                    .ok_or_else(|| format!("$ref to unknown file {target}"))?;
-                let mut inlined = inline_refs(doc, files, depth + 1)?;
-                if let Value::Object(m) = &mut inlined {
-                    m.remove("$schema");
-                    m.remove("$id");
-                }
-                inlined
-            } else {
-                Value::Object(
-                    map.iter()
-                        .map(|(k, v)| Ok((k.clone(), inline_refs(v, files, depth + 1)?)))
-                        .collect::<Result<_, String>>()?,
-                )
-            }
-        }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| inline_refs(v, files, depth + 1))
-                .collect::<Result<_, _>>()?,
-        ),
-        other => other.clone(),
-    })
 }
 
 /// Reads `x-join: {"table", "column", "on"}`, checking both columns exist.
@@ -385,12 +306,12 @@ fn parse_tables(sql: &str) -> BTreeMap<String, BTreeSet<String>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::catalogue::Catalogue;
+    use crate::catalogue::repository_catalogue;
     use serde_json::json;
 
     #[test]
     fn transaction_projection_reads_only_its_columns() {
-        let accounting = Catalogue::built_in().require("accounting").unwrap();
+        let accounting = repository_catalogue().require("accounting").unwrap();
         let p = accounting.projection("transaction");
         assert_eq!(p.table(), "accounting_transactions");
         assert!(!p.select_list().contains("internal_note"));
@@ -399,7 +320,7 @@ mod tests {
 
     #[test]
     fn fee_violations_name_the_field() {
-        let accounting = Catalogue::built_in().require("accounting").unwrap();
+        let accounting = repository_catalogue().require("accounting").unwrap();
         let fee = accounting.projection("fee");
         let ok = json!({"matter_id": "00000000-0000-0000-0000-000000000000", "amount_cents": 100, "currency": "ZAR", "description": "x", "fee_date": "2026-01-02"});
         assert!(fee.check(&ok).is_ok());
@@ -416,7 +337,7 @@ mod tests {
 
     #[test]
     fn diary_projection_selects_only_its_columns_through_its_join() {
-        let calendar = Catalogue::built_in().require("google-calendar").unwrap();
+        let calendar = repository_catalogue().require("google-calendar").unwrap();
         let p = calendar.projection("diary_entry");
         assert_eq!(
             p.from_clause(),
@@ -461,7 +382,7 @@ mod tests {
 
     #[test]
     fn page_schemas_inline_their_items() {
-        let accounting = Catalogue::built_in().require("accounting").unwrap();
+        let accounting = repository_catalogue().require("accounting").unwrap();
         let page = accounting.projection("transactions_page");
         let bad = json!({"data": [{"id": "x", "internal_note": "secret"}], "next_cursor": "c", "has_more": false});
         assert!(page.check(&bad).is_err());

@@ -46,6 +46,18 @@ impl FirmScope for crate::registry::credentials::TokenGrant {
     }
 }
 
+impl FirmScope for scopegate_contract::FirmGrant {
+    fn firm_id(&self) -> &str {
+        scopegate_contract::FirmGrant::firm_id(self)
+    }
+}
+
+impl FirmScope for crate::registry::grants::Grant {
+    fn firm_id(&self) -> &str {
+        &self.firm_id
+    }
+}
+
 /// The lazily-opened, bounded set of firm pools.
 #[derive(Clone)]
 pub struct Tenancy {

@@ -165,6 +165,73 @@ impl Registry {
         Ok(grant_from_row(&row))
     }
 
+    /// Enabled grants of one connector consented at `schema_hash` (background work).
+    pub async fn active_grants_of(
+        &self,
+        connector: &str,
+        schema_hash: &str,
+    ) -> StoreResult<Vec<Grant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE connector = $1 AND enabled = 1 AND schema_hash = $2 ORDER BY firm_id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(connector)
+            .bind(schema_hash)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(grant_from_row).collect())
+    }
+
+    /// True while grant `grant_id` of the firm is enabled at `schema_hash`.
+    pub async fn grant_is_active(
+        &self,
+        firm_id: &str,
+        grant_id: &str,
+        schema_hash: &str,
+    ) -> StoreResult<bool> {
+        let row = sqlx::query(
+            "SELECT id FROM grants WHERE id = $1 AND firm_id = $2 AND enabled = 1 AND schema_hash = $3",
+        )
+        .bind(grant_id)
+        .bind(firm_id)
+        .bind(schema_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// A named background cursor of a grant (0 when never moved).
+    pub async fn connector_cursor(&self, grant_id: &str, name: &str) -> StoreResult<i64> {
+        let row =
+            sqlx::query("SELECT value FROM connector_cursors WHERE grant_id = $1 AND name = $2")
+                .bind(grant_id)
+                .bind(name)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|r| r.get::<i64, _>("value")).unwrap_or(0))
+    }
+
+    /// Moves a cursor from `from` to `to`; false when it no longer stood at `from`.
+    pub async fn advance_connector_cursor(
+        &self,
+        grant_id: &str,
+        name: &str,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<bool> {
+        let now = now_ms();
+        let moved = if from == 0 {
+            sqlx::query("INSERT INTO connector_cursors (grant_id, name, value, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (grant_id, name) DO UPDATE SET value = $3, updated_at = $4 WHERE connector_cursors.value = 0")
+                .bind(grant_id).bind(name).bind(to).bind(now)
+                .execute(self.pool()).await?
+        } else {
+            sqlx::query("UPDATE connector_cursors SET value = $3, updated_at = $4 WHERE grant_id = $1 AND name = $2 AND value = $5")
+                .bind(grant_id).bind(name).bind(to).bind(now).bind(from)
+                .execute(self.pool()).await?
+        };
+        Ok(moved.rows_affected() == 1)
+    }
+
     /// Grants of one firm, or of every firm when `firm_id` is `None` (operator view).
     pub async fn grants(&self, firm_id: Option<&str>) -> StoreResult<Vec<Grant>> {
         let rows = match firm_id {

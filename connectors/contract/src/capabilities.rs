@@ -1,0 +1,202 @@
+//! What a connector may do with firm data, and nothing more. The core
+//! implements these traits for one connector at a time; a connector receives
+//! them bundled as [`Capabilities`] (the state of its routes and its
+//! background job). Every method takes a [`FirmGrant`] the connector cannot
+//! forge, and everything that leaves takes a [`CheckedPayload`].
+
+use crate::{CheckedPayload, ConnectorError, FirmGrant, LoggedBody, Schema};
+use axum::http::StatusCode;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, so the capability traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Rows read through a projection, oldest change first.
+#[derive(Debug, Clone, Default)]
+pub struct ChangePage {
+    /// Each row holds exactly its schema's fields.
+    pub items: Vec<Value>,
+    /// The `id` of each row (what the outbound log names).
+    pub record_ids: Vec<String>,
+    /// More rows changed after the last one.
+    pub has_more: bool,
+}
+
+/// Reads a firm's database through the connector's table-bound schemas only.
+pub trait ProjectedReader: Send + Sync {
+    /// Rows of `schema` whose `change_seq` is above `after`, at most `limit`.
+    fn changes<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        schema: &'a str,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>>;
+}
+
+/// A response to the grant's principal, as the outbound log names it.
+#[derive(Debug, Clone)]
+pub struct Reply<'a> {
+    pub method: &'a str,
+    pub route: &'a str,
+    pub status: StatusCode,
+    /// Ids of the firm records the body is about.
+    pub record_ids: Vec<String>,
+}
+
+/// The only way firm data leaves: commit the send record, send exactly the
+/// checked bytes, record the result.
+pub trait AuditedSender: Send + Sync {
+    /// A vendor-facing response body, logged before it is returned.
+    fn respond<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        reply: Reply<'a>,
+        payload: CheckedPayload,
+    ) -> BoxFuture<'a, Result<LoggedBody, ConnectorError>>;
+
+    /// A problem (`application/problem+json`) whose detail derives from firm
+    /// data (e.g. "no such matter"): logged like any other response.
+    fn respond_problem<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        reply: Reply<'a>,
+        field: &'a str,
+        detail: &'a str,
+    ) -> BoxFuture<'a, Result<LoggedBody, ConnectorError>>;
+
+    /// POSTs the checked bytes to `url` (JSON) with the core's HTTP client
+    /// (timeouts, no redirects); returns the status the receiver answered.
+    fn deliver<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        url: &'a str,
+        record_ids: Vec<String>,
+        payload: CheckedPayload,
+    ) -> BoxFuture<'a, Result<u16, ConnectorError>>;
+}
+
+/// What posting a fee came to.
+#[derive(Debug, Clone)]
+pub enum FeeOutcome {
+    /// Written now; the stored fee, checked against the result schema.
+    Created(CheckedPayload),
+    /// This idempotency key already posted the same fee: the original.
+    Replayed(CheckedPayload),
+    /// The fee names a matter this firm does not have.
+    UnknownMatter,
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+/// Validated writes into the firm's database, logged as inbound.
+pub trait InboundWriter: Send + Sync {
+    /// Posts a fee once per idempotency key; the stored fee comes back checked
+    /// against `result_schema`.
+    fn post_fee<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        route: &'a str,
+        fee: CheckedPayload,
+        idempotency_key: &'a str,
+        result_schema: &'a Schema,
+    ) -> BoxFuture<'a, Result<FeeOutcome, ConnectorError>>;
+}
+
+/// Background work: the grants to act for, and durable per-grant cursors.
+pub trait GrantLeases: Send + Sync {
+    /// This connector's enabled, currently-consented grants, as lease handles.
+    fn active_grants(&self) -> BoxFuture<'_, Result<Vec<FirmGrant>, ConnectorError>>;
+    /// A named cursor of the grant (0 when never set).
+    fn cursor<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<i64, ConnectorError>>;
+    /// Moves a cursor from `from` to `to`; false when another instance moved it first.
+    fn advance_cursor<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        name: &'a str,
+        from: i64,
+        to: i64,
+    ) -> BoxFuture<'a, Result<bool, ConnectorError>>;
+}
+
+/// Everything a connector is given, for one connector.
+#[derive(Clone)]
+pub struct Capabilities {
+    reader: Arc<dyn ProjectedReader>,
+    sender: Arc<dyn AuditedSender>,
+    inbound: Arc<dyn InboundWriter>,
+    leases: Arc<dyn GrantLeases>,
+    schemas: Arc<BTreeMap<String, Schema>>,
+    settings: Arc<BTreeMap<String, String>>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The parts [`Capabilities`] is made of (built by the core).
+pub struct CapabilityParts {
+    pub reader: Arc<dyn ProjectedReader>,
+    pub sender: Arc<dyn AuditedSender>,
+    pub inbound: Arc<dyn InboundWriter>,
+    pub leases: Arc<dyn GrantLeases>,
+    pub schemas: BTreeMap<String, Schema>,
+    /// The operator's settings for this connector (`[connector.<id>]`).
+    pub settings: BTreeMap<String, String>,
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Capabilities {
+    pub fn new(parts: CapabilityParts) -> Self {
+        Self {
+            reader: parts.reader,
+            sender: parts.sender,
+            inbound: parts.inbound,
+            leases: parts.leases,
+            schemas: Arc::new(parts.schemas),
+            settings: Arc::new(parts.settings),
+            stopping: parts.stopping,
+        }
+    }
+
+    pub fn reader(&self) -> &dyn ProjectedReader {
+        self.reader.as_ref()
+    }
+    pub fn sender(&self) -> &dyn AuditedSender {
+        self.sender.as_ref()
+    }
+    pub fn inbound(&self) -> &dyn InboundWriter {
+        self.inbound.as_ref()
+    }
+    pub fn leases(&self) -> &dyn GrantLeases {
+        self.leases.as_ref()
+    }
+
+    /// One of the connector's compiled schemas (a missing one is a bug: 500).
+    pub fn schema(&self, name: &str) -> Result<&Schema, ConnectorError> {
+        self.schemas
+            .get(name)
+            .ok_or_else(|| ConnectorError::Internal(format!("no schema {name}")))
+    }
+
+    /// An operator setting of this connector.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(String::as_str)
+    }
+
+    /// True once the gateway is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Resolves when the gateway starts shutting down.
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.clone();
+        let _ = stopping.wait_for(|s| *s).await;
+    }
+}

@@ -1,0 +1,124 @@
+//! Bearer-token authentication for connector routes (RFC 6750). The token
+//! resolves to its grant; the core mints the grant handle the connector's
+//! handler receives. The firm, the grant and the scopes come from the token,
+//! never from the request. A token of another connector is refused here, as
+//! lacking scope, before the connector's handler runs.
+
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::capabilities::grant_for_token;
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use scopegate_contract::ConnectorError;
+
+fn invalid_token(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", detail).with_header(
+        WWW_AUTHENTICATE,
+        &format!(
+            "Bearer realm=\"scopegate\", error=\"invalid_token\", error_description=\"{detail}\""
+        ),
+    )
+}
+
+/// A 403 `insufficient_scope` for `scope`.
+pub fn insufficient_scope(scope: &str) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        format!("this token lacks scope {scope}"),
+    )
+    .with_header(
+        WWW_AUTHENTICATE,
+        &format!("Bearer realm=\"scopegate\", error=\"insufficient_scope\", scope=\"{scope}\""),
+    )
+}
+
+/// Resolves the bearer token for a route of connector `connector_id`.
+pub async fn authenticate(
+    State((state, connector_id)): State<(AppState, &'static str)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let bearer = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    match resolve(&state, connector_id, bearer.as_deref()).await {
+        Ok(grant) => {
+            request.extensions_mut().insert(grant);
+            next.run(request).await
+        }
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn resolve(
+    state: &AppState,
+    connector_id: &str,
+    bearer: Option<&str>,
+) -> Result<scopegate_contract::FirmGrant, Problem> {
+    let token = bearer.ok_or_else(|| invalid_token("a bearer token is required"))?;
+    let token = state
+        .registry
+        .resolve_token(token)
+        .await?
+        .ok_or_else(|| invalid_token("the access token is invalid, expired or revoked"))?;
+    let connector = state
+        .catalogue
+        .get(&token.connector)
+        .ok_or_else(|| Problem::internal("token of an unknown connector"))?;
+    let grant = grant_for_token(&token, &connector).map_err(|stale| {
+        Problem::forbidden(format!(
+            "the firm consented to an earlier data contract of {}; nothing is shared until a firm admin re-consents to version {}",
+            stale.connector, stale.current_version
+        ))
+    })?;
+    if grant.connector() != connector_id {
+        let scope = request_scope_hint(state, connector_id);
+        return Err(insufficient_scope(&scope));
+    }
+    Ok(grant)
+}
+
+/// The scopes of the route's connector, named in a refusal of another connector's token.
+fn request_scope_hint(state: &AppState, connector_id: &str) -> String {
+    state
+        .catalogue
+        .get(connector_id)
+        .map(|c| c.contract.manifest.scopes.join(" "))
+        .unwrap_or_default()
+}
+
+/// Renders a connector's error (attached to its response) as problem+json.
+pub async fn render_connector_errors(response: Response) -> Response {
+    match response.extensions().get::<ConnectorError>().cloned() {
+        Some(error) => Problem::from(error).into_response(),
+        None => response,
+    }
+}
+
+impl From<ConnectorError> for Problem {
+    fn from(e: ConnectorError) -> Self {
+        match e {
+            ConnectorError::BadRequest { field, detail } => {
+                let problem = Problem::bad_request(detail);
+                match field {
+                    Some(f) => problem.with("field", f),
+                    None => problem,
+                }
+            }
+            ConnectorError::Invalid { field, detail } => Problem::unprocessable(&field, detail),
+            ConnectorError::InsufficientScope(scope) => insufficient_scope(&scope),
+            ConnectorError::Stopped => {
+                Problem::forbidden("this connector is switched off for the firm")
+            }
+            ConnectorError::Unavailable(detail) => Problem::unavailable(detail),
+            ConnectorError::Internal(cause) => Problem::internal(cause),
+        }
+    }
+}
