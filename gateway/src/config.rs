@@ -1,6 +1,12 @@
 //! Configuration, layered: command-line flags > `SCOPEGATE_*` environment >
 //! TOML file (`--config` / `SCOPEGATE_CONFIG`) > defaults.
 //!
+//! Each setting is declared once, as a field of [`ConfigArgs`]: clap reads it
+//! from its flag or else its environment variable, serde reads the same struct
+//! from the TOML file, and [`Config::resolve`] lays the first over the second
+//! (the one generic merge, generated with the struct) before applying the
+//! defaults and checks below.
+//!
 //! | flag | environment | TOML key | default |
 //! |---|---|---|---|
 //! | `--config` | `SCOPEGATE_CONFIG` | - | none |
@@ -34,17 +40,26 @@
 //! | `--google-sync-interval-ms` | `SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS` | `google_sync_interval_ms` | `2000` |
 //! | `--google-user-concurrency` | `SCOPEGATE_GOOGLE_USER_CONCURRENCY` | `google_user_concurrency` | `4` |
 //! | `--google-user-rate-per-second` | `SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND` | `google_user_rate_per_second` | `10` (Google's 600/min) |
+//! | `--connector-setting ID.KEY=VALUE` (repeatable) | `SCOPEGATE_CONNECTOR_SETTINGS` (`ID.KEY=VALUE,...`) | `[connector.<id>]` tables of strings | none |
 //!
 //! Settings logins are throttled with the same failure budgets as client
 //! authentication (`auth_failures_per_ip`, and `auth_failures_per_client` per
 //! firm account). The hand-off key is the host application's Ed25519 public
 //! key, base64 (32 bytes).
+//!
+//! Connector settings are merged key by key: the file's `[connector.<id>]`
+//! tables are the base and each `ID.KEY=VALUE` from the flags or the
+//! environment replaces that one key. As for every setting, flags, when given,
+//! replace their environment variable as a whole. Values cannot contain commas
+//! on the command line, and they are plain text (shown by `Debug`): no secrets.
 
 use crate::keys::{KeyError, Keyring};
 use clap::Args;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
 /// How logs are written.
@@ -56,140 +71,203 @@ pub enum LogFormat {
     Json,
 }
 
-/// Flags (and their environment variables) shared by every subcommand.
-#[derive(Debug, Clone, Default, Args)]
-pub struct ConfigArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "SCOPEGATE_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-    /// Folder for the SQLite registry and per-firm databases.
-    #[arg(long, env = "SCOPEGATE_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
-    /// Registry database: sqlite://... or postgres://...
-    #[arg(
-        long,
-        env = "SCOPEGATE_DATABASE_URL",
-        global = true,
-        hide_env_values = true
-    )]
-    pub database_url: Option<String>,
-    /// Address to listen on.
-    #[arg(long, env = "SCOPEGATE_LISTEN", global = true)]
-    pub listen: Option<SocketAddr>,
-    /// URL clients use to reach this gateway (shown in printed instructions).
-    #[arg(long, env = "SCOPEGATE_PUBLIC_URL", global = true)]
-    pub public_url: Option<String>,
-    /// File holding the master key(s), one base64 key per line, newest first.
-    #[arg(long, env = "SCOPEGATE_MASTER_KEY_FILE", global = true)]
-    pub master_key_file: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, env = "SCOPEGATE_LOG_FORMAT", global = true)]
-    pub log_format: Option<LogFormat>,
-    /// Read connector manifests and schemas from this folder instead of the built-in ones.
-    #[arg(long, env = "SCOPEGATE_SCHEMAS_DIR", global = true)]
-    pub schemas_dir: Option<PathBuf>,
-    /// Lifetime of access tokens, seconds.
-    #[arg(long, env = "SCOPEGATE_TOKEN_TTL_SECS", global = true)]
-    pub token_ttl_secs: Option<u64>,
-    /// How many firm databases may be open at once.
-    #[arg(long, env = "SCOPEGATE_FIRM_POOL_CAPACITY", global = true)]
-    pub firm_pool_capacity: Option<usize>,
-    /// Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs).
-    #[arg(
-        long,
-        env = "SCOPEGATE_TRUSTED_PROXIES",
-        global = true,
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Option<Vec<IpAddr>>,
-    /// Sustained API requests per second per credential and per client IP.
-    #[arg(long, env = "SCOPEGATE_API_RATE_PER_SECOND", global = true)]
-    pub api_rate_per_second: Option<u64>,
-    /// API burst allowance per credential and per client IP.
-    #[arg(long, env = "SCOPEGATE_API_BURST", global = true)]
-    pub api_burst: Option<u32>,
-    /// Failed client authentications allowed per IP before 429.
-    #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_IP", global = true)]
-    pub auth_failures_per_ip: Option<u32>,
-    /// Failed client authentications allowed per client_id (all IPs) before 429.
-    #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_CLIENT", global = true)]
-    pub auth_failures_per_client: Option<u32>,
-    /// Seconds for one allowed failure to come back.
-    #[arg(long, env = "SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS", global = true)]
-    pub auth_failure_recovery_secs: Option<u64>,
-    /// Settings sessions end after this many seconds without a request.
-    #[arg(long, env = "SCOPEGATE_SESSION_IDLE_SECS", global = true)]
-    pub session_idle_secs: Option<u64>,
-    /// Settings sessions end this many seconds after login, used or not.
-    #[arg(long, env = "SCOPEGATE_SESSION_MAX_SECS", global = true)]
-    pub session_max_secs: Option<u64>,
-    /// The host application's Ed25519 public key (base64) for settings hand-off.
-    #[arg(long, env = "SCOPEGATE_HANDOFF_PUBLIC_KEY", global = true)]
-    pub handoff_public_key: Option<String>,
-    /// Google's OAuth authorize endpoint.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_AUTH_URL", global = true)]
-    pub google_auth_url: Option<String>,
-    /// Google's OAuth token endpoint.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_TOKEN_URL", global = true)]
-    pub google_token_url: Option<String>,
-    /// Google's OAuth revocation endpoint.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_REVOKE_URL", global = true)]
-    pub google_revoke_url: Option<String>,
-    /// Calendar API base URL, ending in `calendar/v3/`.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_API_BASE", global = true)]
-    pub google_api_base: Option<String>,
-    /// OAuth client id of this gateway's Google Cloud project.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_ID", global = true)]
-    pub google_client_id: Option<String>,
-    /// File holding the OAuth client secret (or set SCOPEGATE_GOOGLE_CLIENT_SECRET).
-    #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_SECRET_FILE", global = true)]
-    pub google_client_secret_file: Option<PathBuf>,
-    /// Redirect URL registered with Google for the consent callback.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_REDIRECT_URL", global = true)]
-    pub google_redirect_url: Option<String>,
-    /// How often the calendar sync looks for changed diary entries, milliseconds.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS", global = true)]
-    pub google_sync_interval_ms: Option<u64>,
-    /// Calendar API calls in flight at once per connected user.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_USER_CONCURRENCY", global = true)]
-    pub google_user_concurrency: Option<usize>,
-    /// Calendar API calls per second per connected user.
-    #[arg(long, env = "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", global = true)]
-    pub google_user_rate_per_second: Option<u32>,
+/// One layer's value of a setting, and how it lies over a lower layer's.
+trait Layer {
+    fn over(self, lower: Self) -> Self;
 }
 
-/// The TOML file: the same settings, every key optional, unknown keys refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    listen: Option<SocketAddr>,
-    public_url: Option<String>,
-    master_key_file: Option<PathBuf>,
-    log_format: Option<LogFormat>,
-    schemas_dir: Option<PathBuf>,
-    token_ttl_secs: Option<u64>,
-    firm_pool_capacity: Option<usize>,
-    trusted_proxies: Option<Vec<IpAddr>>,
-    api_rate_per_second: Option<u64>,
-    api_burst: Option<u32>,
-    auth_failures_per_ip: Option<u32>,
-    auth_failures_per_client: Option<u32>,
-    auth_failure_recovery_secs: Option<u64>,
-    session_idle_secs: Option<u64>,
-    session_max_secs: Option<u64>,
-    handoff_public_key: Option<String>,
-    google_auth_url: Option<String>,
-    google_token_url: Option<String>,
-    google_revoke_url: Option<String>,
-    google_api_base: Option<String>,
-    google_client_id: Option<String>,
-    google_client_secret_file: Option<PathBuf>,
-    google_redirect_url: Option<String>,
-    google_sync_interval_ms: Option<u64>,
-    google_user_concurrency: Option<usize>,
-    google_user_rate_per_second: Option<u32>,
+/// A single value: the highest layer that sets it wins.
+impl<T> Layer for Option<T> {
+    fn over(self, lower: Self) -> Self {
+        self.or(lower)
+    }
+}
+
+/// Keyed items (connector settings): both layers', the higher one's last so
+/// that they win key by key.
+impl<T> Layer for Vec<T> {
+    fn over(self, mut lower: Self) -> Self {
+        lower.extend(self);
+        lower
+    }
+}
+
+/// Declares the settings struct and, from the same field list, the merge of
+/// one layer over another, so that adding a setting is adding one field.
+macro_rules! layered_settings {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// These settings over `lower`'s, setting by setting.
+            fn over(self, lower: Self) -> Self {
+                Self {
+                    $($field: Layer::over(self.$field, lower.$field),)*
+                }
+            }
+        }
+    };
+}
+
+layered_settings! {
+    /// Every setting, each optional: clap fills it from flags and environment
+    /// (shared by every subcommand), serde from the TOML file, which has the
+    /// same keys (except `config`) and refuses unknown ones.
+    #[derive(Debug, Clone, Default, Args, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ConfigArgs {
+        /// TOML configuration file.
+        #[arg(long, env = "SCOPEGATE_CONFIG", global = true)]
+        #[serde(skip)]
+        pub config: Option<PathBuf>,
+        /// Folder for the SQLite registry and per-firm databases.
+        #[arg(long, env = "SCOPEGATE_DATA_DIR", global = true)]
+        pub data_dir: Option<PathBuf>,
+        /// Registry database: sqlite://... or postgres://...
+        #[arg(long, env = "SCOPEGATE_DATABASE_URL", global = true, hide_env_values = true)]
+        pub database_url: Option<String>,
+        /// Address to listen on.
+        #[arg(long, env = "SCOPEGATE_LISTEN", global = true)]
+        pub listen: Option<SocketAddr>,
+        /// URL clients use to reach this gateway (shown in printed instructions).
+        #[arg(long, env = "SCOPEGATE_PUBLIC_URL", global = true)]
+        pub public_url: Option<String>,
+        /// File holding the master key(s), one base64 key per line, newest first.
+        #[arg(long, env = "SCOPEGATE_MASTER_KEY_FILE", global = true)]
+        pub master_key_file: Option<PathBuf>,
+        /// Log format.
+        #[arg(long, env = "SCOPEGATE_LOG_FORMAT", global = true)]
+        pub log_format: Option<LogFormat>,
+        /// Read connector manifests and schemas from this folder instead of the built-in ones.
+        #[arg(long, env = "SCOPEGATE_SCHEMAS_DIR", global = true)]
+        pub schemas_dir: Option<PathBuf>,
+        /// Lifetime of access tokens, seconds.
+        #[arg(long, env = "SCOPEGATE_TOKEN_TTL_SECS", global = true)]
+        pub token_ttl_secs: Option<u64>,
+        /// How many firm databases may be open at once.
+        #[arg(long, env = "SCOPEGATE_FIRM_POOL_CAPACITY", global = true)]
+        pub firm_pool_capacity: Option<usize>,
+        /// Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs).
+        #[arg(long, env = "SCOPEGATE_TRUSTED_PROXIES", global = true, value_delimiter = ',')]
+        pub trusted_proxies: Option<Vec<IpAddr>>,
+        /// Sustained API requests per second per credential and per client IP.
+        #[arg(long, env = "SCOPEGATE_API_RATE_PER_SECOND", global = true)]
+        pub api_rate_per_second: Option<u64>,
+        /// API burst allowance per credential and per client IP.
+        #[arg(long, env = "SCOPEGATE_API_BURST", global = true)]
+        pub api_burst: Option<u32>,
+        /// Failed client authentications allowed per IP before 429.
+        #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_IP", global = true)]
+        pub auth_failures_per_ip: Option<u32>,
+        /// Failed client authentications allowed per client_id (all IPs) before 429.
+        #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_CLIENT", global = true)]
+        pub auth_failures_per_client: Option<u32>,
+        /// Seconds for one allowed failure to come back.
+        #[arg(long, env = "SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS", global = true)]
+        pub auth_failure_recovery_secs: Option<u64>,
+        /// Settings sessions end after this many seconds without a request.
+        #[arg(long, env = "SCOPEGATE_SESSION_IDLE_SECS", global = true)]
+        pub session_idle_secs: Option<u64>,
+        /// Settings sessions end this many seconds after login, used or not.
+        #[arg(long, env = "SCOPEGATE_SESSION_MAX_SECS", global = true)]
+        pub session_max_secs: Option<u64>,
+        /// The host application's Ed25519 public key (base64) for settings hand-off.
+        #[arg(long, env = "SCOPEGATE_HANDOFF_PUBLIC_KEY", global = true)]
+        pub handoff_public_key: Option<String>,
+        /// Google's OAuth authorize endpoint.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_AUTH_URL", global = true)]
+        pub google_auth_url: Option<String>,
+        /// Google's OAuth token endpoint.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_TOKEN_URL", global = true)]
+        pub google_token_url: Option<String>,
+        /// Google's OAuth revocation endpoint.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_REVOKE_URL", global = true)]
+        pub google_revoke_url: Option<String>,
+        /// Calendar API base URL, ending in `calendar/v3/`.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_API_BASE", global = true)]
+        pub google_api_base: Option<String>,
+        /// OAuth client id of this gateway's Google Cloud project.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_ID", global = true)]
+        pub google_client_id: Option<String>,
+        /// File holding the OAuth client secret (or set SCOPEGATE_GOOGLE_CLIENT_SECRET).
+        #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_SECRET_FILE", global = true)]
+        pub google_client_secret_file: Option<PathBuf>,
+        /// Redirect URL registered with Google for the consent callback.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_REDIRECT_URL", global = true)]
+        pub google_redirect_url: Option<String>,
+        /// How often the calendar sync looks for changed diary entries, milliseconds.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS", global = true)]
+        pub google_sync_interval_ms: Option<u64>,
+        /// Calendar API calls in flight at once per connected user.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_USER_CONCURRENCY", global = true)]
+        pub google_user_concurrency: Option<usize>,
+        /// Calendar API calls per second per connected user.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", global = true)]
+        pub google_user_rate_per_second: Option<u32>,
+        /// A connector's setting, ID.KEY=VALUE (repeatable; comma-separated in the environment).
+        #[arg(
+            long = "connector-setting",
+            env = "SCOPEGATE_CONNECTOR_SETTINGS",
+            global = true,
+            value_name = "ID.KEY=VALUE",
+            value_delimiter = ',',
+            hide_env_values = true
+        )]
+        #[serde(rename = "connector", default, deserialize_with = "connector_tables")]
+        pub connector_settings: Vec<ConnectorSetting>,
+    }
+}
+
+/// One connector setting: `ID.KEY=VALUE` on the command line, `KEY = "VALUE"`
+/// in the file's `[connector.ID]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorSetting {
+    pub connector: String,
+    pub key: String,
+    pub value: String,
+}
+
+impl FromStr for ConnectorSetting {
+    type Err = String;
+
+    /// `ID.KEY=VALUE`: the ID runs to the first `.`, the KEY to the first `=`.
+    fn from_str(item: &str) -> Result<Self, String> {
+        item.split_once('=')
+            .and_then(|(name, value)| {
+                let (connector, key) = name.trim().split_once('.')?;
+                (!connector.is_empty() && !key.is_empty()).then(|| Self {
+                    connector: connector.into(),
+                    key: key.into(),
+                    value: value.into(),
+                })
+            })
+            .ok_or_else(|| "expected ID.KEY=VALUE".into())
+    }
+}
+
+/// The file's `[connector.<id>]` tables, as settings.
+fn connector_tables<'de, D: serde::Deserializer<'de>>(
+    tables: D,
+) -> Result<Vec<ConnectorSetting>, D::Error> {
+    let tables = BTreeMap::<String, BTreeMap<String, String>>::deserialize(tables)?;
+    Ok(tables
+        .into_iter()
+        .flat_map(|(connector, keys)| {
+            keys.into_iter().map(move |(key, value)| ConnectorSetting {
+                connector: connector.clone(),
+                key,
+                value,
+            })
+        })
+        .collect())
 }
 
 /// The Google Calendar connector's settings (see the table above). All
@@ -236,56 +314,33 @@ pub struct Config {
     pub session_max_secs: u64,
     pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
     pub google: GoogleConfig,
-    /// Connector id -> its operator settings (e.g. a webhook's URL).
-    pub connector_settings:
-        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// Connector id -> key -> value.
+    pub connector_settings: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Config {
-    /// Resolves flags/env (already merged by clap) over the TOML file over defaults.
+    /// Lays flags/env (already merged by clap) over the TOML file, then
+    /// applies defaults and checks.
     pub fn resolve(args: &ConfigArgs) -> Result<Self, String> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => ConfigArgs::default(),
         };
-        let data_dir = args
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("data"));
-        let data_dir = absolute(&data_dir);
-        let database_url = args
+        let s = args.clone().over(file);
+        let data_dir = absolute(&s.data_dir.unwrap_or_else(|| PathBuf::from("data")));
+        let database_url = s
             .database_url
-            .clone()
-            .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("registry.db").display()));
-        let listen = args
+        let listen = s
             .listen
-            .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("addr"));
-        let public_url = args
-            .public_url
-            .clone()
-            .or(file.public_url)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = s.public_url.unwrap_or_else(|| format!("http://{listen}"));
         let limits = Limits {
-            api_rate_per_second: args
-                .api_rate_per_second
-                .or(file.api_rate_per_second)
-                .unwrap_or(50),
-            api_burst: args.api_burst.or(file.api_burst).unwrap_or(100),
-            auth_failures_per_ip: args
-                .auth_failures_per_ip
-                .or(file.auth_failures_per_ip)
-                .unwrap_or(5),
-            auth_failures_per_client: args
-                .auth_failures_per_client
-                .or(file.auth_failures_per_client)
-                .unwrap_or(50),
-            auth_failure_recovery_secs: args
-                .auth_failure_recovery_secs
-                .or(file.auth_failure_recovery_secs)
-                .unwrap_or(60),
+            api_rate_per_second: s.api_rate_per_second.unwrap_or(50),
+            api_burst: s.api_burst.unwrap_or(100),
+            auth_failures_per_ip: s.auth_failures_per_ip.unwrap_or(5),
+            auth_failures_per_client: s.auth_failures_per_client.unwrap_or(50),
+            auth_failure_recovery_secs: s.auth_failure_recovery_secs.unwrap_or(60),
         };
         if limits.api_rate_per_second == 0
             || limits.api_burst == 0
@@ -295,122 +350,85 @@ impl Config {
         {
             return Err("rate limits must be positive numbers".into());
         }
-        let session_idle_secs = args
-            .session_idle_secs
-            .or(file.session_idle_secs)
-            .unwrap_or(1800)
-            .clamp(1, 7 * 86_400);
-        let session_max_secs = args
+        let session_idle_secs = s.session_idle_secs.unwrap_or(1800).clamp(1, 7 * 86_400);
+        let session_max_secs = s
             .session_max_secs
-            .or(file.session_max_secs)
             .unwrap_or(43_200)
             .clamp(session_idle_secs, 30 * 86_400);
-        let handoff_public_key = match args.handoff_public_key.clone().or(file.handoff_public_key) {
+        let handoff_public_key = match s.handoff_public_key {
             Some(text) => Some(crate::accounts::handoff::parse_public_key(&text)?),
             None => None,
         };
         let public_url = public_url.trim_end_matches('/').to_string();
-        let google = GoogleConfig {
-            auth_url: args
-                .google_auth_url
-                .clone()
-                .or(file.google_auth_url)
-                .unwrap_or_else(|| "https://accounts.google.com/o/oauth2/v2/auth".into()),
-            token_url: args
-                .google_token_url
-                .clone()
-                .or(file.google_token_url)
-                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
-            revoke_url: args
-                .google_revoke_url
-                .clone()
-                .or(file.google_revoke_url)
-                .unwrap_or_else(|| "https://oauth2.googleapis.com/revoke".into()),
-            api_base: {
-                let base = args
-                    .google_api_base
-                    .clone()
-                    .or(file.google_api_base)
-                    .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3/".into());
-                if base.ends_with('/') {
-                    base
-                } else {
-                    format!("{base}/")
-                }
+        let client_secret = match std::env::var("SCOPEGATE_GOOGLE_CLIENT_SECRET") {
+            Ok(secret) => Some(secret.trim().to_string().into()),
+            Err(_) => match s.google_client_secret_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| {
+                            format!(
+                                "cannot read Google client secret file {}: {e}",
+                                path.display()
+                            )
+                        })?
+                        .trim()
+                        .to_string()
+                        .into(),
+                ),
+                None => None,
             },
-            client_id: args.google_client_id.clone().or(file.google_client_id),
-            client_secret: match std::env::var("SCOPEGATE_GOOGLE_CLIENT_SECRET") {
-                Ok(secret) => Some(secret.trim().to_string().into()),
-                Err(_) => match args
-                    .google_client_secret_file
-                    .clone()
-                    .or(file.google_client_secret_file)
-                {
-                    Some(path) => Some(
-                        std::fs::read_to_string(&path)
-                            .map_err(|e| {
-                                format!(
-                                    "cannot read Google client secret file {}: {e}",
-                                    path.display()
-                                )
-                            })?
-                            .trim()
-                            .to_string()
-                            .into(),
-                    ),
-                    None => None,
-                },
-            },
-            redirect_url: args
-                .google_redirect_url
-                .clone()
-                .or(file.google_redirect_url)
-                .unwrap_or_else(|| format!("{public_url}/oauth/google/callback")),
-            sync_interval_ms: args
-                .google_sync_interval_ms
-                .or(file.google_sync_interval_ms)
-                .unwrap_or(2000)
-                .max(10),
-            user_concurrency: args
-                .google_user_concurrency
-                .or(file.google_user_concurrency)
-                .unwrap_or(4)
-                .clamp(1, 64),
-            user_rate_per_second: args
-                .google_user_rate_per_second
-                .or(file.google_user_rate_per_second)
-                .unwrap_or(10)
-                .max(1),
         };
+        let api_base = s
+            .google_api_base
+            .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3/".into());
+        let google = GoogleConfig {
+            auth_url: s
+                .google_auth_url
+                .unwrap_or_else(|| "https://accounts.google.com/o/oauth2/v2/auth".into()),
+            token_url: s
+                .google_token_url
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+            revoke_url: s
+                .google_revoke_url
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/revoke".into()),
+            api_base: if api_base.ends_with('/') {
+                api_base
+            } else {
+                format!("{api_base}/")
+            },
+            client_id: s.google_client_id,
+            client_secret,
+            redirect_url: s
+                .google_redirect_url
+                .unwrap_or_else(|| format!("{public_url}/oauth/google/callback")),
+            sync_interval_ms: s.google_sync_interval_ms.unwrap_or(2000).max(10),
+            user_concurrency: s.google_user_concurrency.unwrap_or(4).clamp(1, 64),
+            user_rate_per_second: s.google_user_rate_per_second.unwrap_or(10).max(1),
+        };
+        let mut connector_settings = BTreeMap::<_, BTreeMap<_, _>>::new();
+        for setting in s.connector_settings {
+            connector_settings
+                .entry(setting.connector)
+                .or_default()
+                .insert(setting.key, setting.value);
+        }
         Ok(Self {
-            session_idle_secs,
-            session_max_secs,
-            handoff_public_key,
-            google,
             data_dir,
             database_url,
             listen,
             public_url,
-            master_key_file: args.master_key_file.clone().or(file.master_key_file),
-            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            schemas_dir: args.schemas_dir.clone().or(file.schemas_dir),
-            token_ttl_secs: args
-                .token_ttl_secs
-                .or(file.token_ttl_secs)
-                .unwrap_or(900)
-                .clamp(60, 86_400),
-            firm_pool_capacity: args
-                .firm_pool_capacity
-                .or(file.firm_pool_capacity)
-                .unwrap_or(256)
-                .max(1),
-            trusted_proxies: args
-                .trusted_proxies
-                .clone()
-                .or(file.trusted_proxies)
-                .unwrap_or_default(),
+            master_key_file: s.master_key_file,
+            log_format: s.log_format.unwrap_or_default(),
+            schemas_dir: s.schemas_dir,
+            token_ttl_secs: s.token_ttl_secs.unwrap_or(900).clamp(60, 86_400),
+            firm_pool_capacity: s.firm_pool_capacity.unwrap_or(256).max(1),
+            trusted_proxies: s.trusted_proxies.unwrap_or_default(),
             limits,
-            connector_settings: Default::default(),
+            session_idle_secs,
+            session_max_secs,
+            handoff_public_key,
+            google,
+            connector_settings,
         })
     }
 
@@ -426,7 +444,7 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, String> {
+fn read_file(path: &Path) -> Result<ConfigArgs, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
@@ -535,5 +553,151 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    /// The command line as the binary parses it, with these environment
+    /// variables set for the parse only (no other test parses flags).
+    fn parse(argv: &[&str], env: &[(&str, &str)]) -> Result<ConfigArgs, String> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: ConfigArgs,
+        }
+        static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, value) in env {
+            std::env::set_var(name, value);
+        }
+        let parsed = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("scopegate").chain(argv.iter().copied()),
+        );
+        for (name, _) in env {
+            std::env::remove_var(name);
+        }
+        parsed.map(|cli| cli.config).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\napi_burst = 7\ntoken_ttl_secs = 120\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let env = [
+            ("SCOPEGATE_CONFIG", path),
+            ("SCOPEGATE_API_BURST", "5"),
+            ("SCOPEGATE_TOKEN_TTL_SECS", "300"),
+        ];
+        let args = parse(&["--api-burst", "3"], &env).unwrap();
+        let config = Config::resolve(&args).unwrap();
+        assert_eq!(config.limits.api_burst, 3, "flag over env and file");
+        assert_eq!(config.token_ttl_secs, 300, "env over file");
+        assert_eq!(config.listen.port(), 9999, "file over default");
+        assert_eq!(config.log_format, LogFormat::Json, "file over default");
+        assert_eq!(config.limits.api_rate_per_second, 50, "default");
+        assert_eq!(config.firm_pool_capacity, 256, "default");
+        let config = Config::resolve(&parse(&[], &env).unwrap()).unwrap();
+        assert_eq!(config.limits.api_burst, 5, "env over file");
+    }
+
+    #[test]
+    fn connector_settings_merge_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[connector.accounting]\nbase_url = \"https://file.example\"\nregion = \"eu\"\n\
+             tier = \"file\"\n\n[connector.crm]\nmode = \"file\"\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let env = [
+            ("SCOPEGATE_CONFIG", path),
+            (
+                "SCOPEGATE_CONNECTOR_SETTINGS",
+                "accounting.region=uk, accounting.tier=env,billing.url=https://b.example/?a=1",
+            ),
+        ];
+        let settings = |argv: &[&str]| {
+            Config::resolve(&parse(argv, &env).unwrap())
+                .unwrap()
+                .connector_settings
+        };
+        let from_env = settings(&[]);
+        let expected = |pairs: &[(&str, &str, &str)]| {
+            let mut map = BTreeMap::<String, BTreeMap<String, String>>::new();
+            for (connector, key, value) in pairs {
+                map.entry(connector.to_string())
+                    .or_default()
+                    .insert(key.to_string(), value.to_string());
+            }
+            map
+        };
+        assert_eq!(
+            from_env,
+            expected(&[
+                ("accounting", "base_url", "https://file.example"),
+                ("accounting", "region", "uk"),
+                ("accounting", "tier", "env"),
+                ("billing", "url", "https://b.example/?a=1"),
+                ("crm", "mode", "file"),
+            ])
+        );
+        // Flags replace the variable as a whole, and lie key by key over the file.
+        let from_flags = settings(&[
+            "--connector-setting",
+            "accounting.tier=flag",
+            "--connector-setting",
+            "crm.mode=a.b=c",
+        ]);
+        assert_eq!(
+            from_flags,
+            expected(&[
+                ("accounting", "base_url", "https://file.example"),
+                ("accounting", "region", "eu"),
+                ("accounting", "tier", "flag"),
+                ("crm", "mode", "a.b=c"),
+            ])
+        );
+        // Nothing anywhere: an empty map.
+        assert!(Config::resolve(&ConfigArgs::default())
+            .unwrap()
+            .connector_settings
+            .is_empty());
+    }
+
+    #[test]
+    fn a_malformed_connector_setting_is_one_line_naming_it() {
+        for item in [
+            "accounting",
+            "accounting=x",
+            ".key=x",
+            "accounting.=x",
+            "=x",
+        ] {
+            let err = parse(&["--connector-setting", item], &[]).unwrap_err();
+            let first = err.lines().next().unwrap();
+            assert!(first.contains(&format!("'{item}'")), "{err}");
+            assert!(first.contains("ID.KEY=VALUE"), "{err}");
+        }
+        let err = parse(
+            &[],
+            &[("SCOPEGATE_CONNECTOR_SETTINGS", "crm.mode=x,broken")],
+        )
+        .unwrap_err();
+        assert!(err.lines().next().unwrap().contains("'broken'"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[connector.crm]\nmode = \"x\"\nretries = 3\n").unwrap();
+        let err = Config::resolve(&ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("line 3") && err.contains("string"), "{err}");
     }
 }

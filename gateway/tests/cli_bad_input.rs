@@ -188,6 +188,11 @@ fn bad_input_is_one_line_and_changes_nothing() {
         &["--config", config.to_str().unwrap(), "firm", "list"],
         "bad.toml",
     );
+    refused(
+        d,
+        &["--connector-setting", "accounting.region", "firm", "list"],
+        "'accounting.region'",
+    );
     // A registry URL that does not connect.
     let out = std::process::Command::new(BIN)
         .args([
