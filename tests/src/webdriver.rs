@@ -1,29 +1,33 @@
-//! A small W3C WebDriver client (over reqwest) driving Debian's headless
-//! Chromium through `chromedriver`, for the settings browser tests. Every
-//! wait is bounded; screenshots go to `tests/artifacts/`.
+//! Drives Debian's headless Chromium through `chromedriver` with the
+//! `fantoccini` WebDriver client, for the settings browser tests. A thin
+//! wrapper: CSS selectors in, panics with context out. Every wait is bounded;
+//! screenshots go to `tests/artifacts/`.
 
-use base64::Engine;
-use serde_json::{json, Value};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::error::{CmdError, NewSessionError};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use fantoccini::elements::Element;
+
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// A running chromedriver with one browser session.
+/// How long `find`, `wait_text`, `click` and `type_into` wait for the page.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A running chromedriver with one browser session; both are ended on drop.
 pub struct Browser {
+    client: Client,
     driver: Child,
-    http: reqwest::Client,
-    url: String,
+    port: u16,
     _profile: tempfile::TempDir,
 }
-
-/// A found element.
-#[derive(Clone, Debug)]
-pub struct Element(String);
-
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium; panics with one clear line if they are missing.
@@ -35,270 +39,181 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().expect("addr").port()
         };
-        let driver = Command::new(CHROMEDRIVER)
+        let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let http = reqwest::Client::new();
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = http.get(format!("{url}/status")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not start within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let profile = tempfile::tempdir().expect("profile dir");
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let caps = json!({
             "browserName": "chrome",
+            "timeouts": {"pageLoad": 30_000, "script": 10_000},
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
                          "--disable-dev-shm-usage", "--window-size=1280,1000",
                          format!("--user-data-dir={}", profile.path().display())]
             }
-        }}});
-        let created: Value = http
-            .post(format!("{url}/session"))
-            .json(&caps)
-            .send()
+        });
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(caps.as_object().cloned().expect("capabilities object"));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let connect = async {
+            loop {
+                match builder.connect(&url).await {
+                    Ok(client) => return Ok(client),
+                    // chromedriver is not listening yet.
+                    Err(
+                        NewSessionError::Failed(_)
+                        | NewSessionError::FailedC(_)
+                        | NewSessionError::Lost(_),
+                    ) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        let started = tokio::time::timeout(Duration::from_secs(60), connect)
             .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("session json");
-        let id = created["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("chromium did not start: {created}"))
-            .to_string();
+            .unwrap_or_else(|_| Err("no session within 60 s".into()));
+        let client = started.unwrap_or_else(|e| {
+            let _ = driver.kill();
+            let _ = driver.wait();
+            panic!("chromedriver or chromium did not start: {e}")
+        });
         Self {
+            client,
             driver,
-            http,
-            url: format!("{url}/session/{id}"),
+            port,
             _profile: profile,
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut r = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let v: Value = r
-            .send()
-            .await
-            .expect("webdriver")
-            .json()
-            .await
-            .expect("webdriver json");
-        v["value"].clone()
-    }
-
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
-            .await;
+        self.client.goto(url).await.expect("navigate");
     }
 
-    /// The first visible element matching `css`, waiting up to 10 s.
-    pub async fn find(&self, css: &str) -> Element {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let v = self
-                .call(
-                    reqwest::Method::POST,
-                    "/elements",
-                    Some(json!({"using": "css selector", "value": css})),
-                )
-                .await;
-            for e in v.as_array().cloned().unwrap_or_default() {
-                let el = Element(e[ELEMENT_KEY].as_str().unwrap_or_default().to_string());
-                let shown = self
-                    .call(
-                        reqwest::Method::GET,
-                        &format!("/element/{}/displayed", el.0),
-                        None,
-                    )
-                    .await;
-                if shown == json!(true) {
-                    return el;
-                }
-                if std::env::var("WD_DEBUG").is_ok() {
-                    eprintln!("displayed({css}) -> {shown} for {e}");
-                }
+    /// The elements matching `css` that are visible now (no waiting).
+    async fn visible(&self, css: &str) -> Vec<Element> {
+        let mut shown = Vec::new();
+        for el in self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap_or_default()
+        {
+            if el.is_displayed().await.unwrap_or(false) {
+                shown.push(el);
             }
+        }
+        shown
+    }
+
+    /// Retries `act` on the first visible element matching `css` until it succeeds
+    /// (the page may re-render it in between), for up to 10 s.
+    async fn with_visible<T>(
+        &self,
+        css: &str,
+        act: impl AsyncFn(&Element) -> Result<T, CmdError>,
+    ) -> T {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let error = match self.visible(css).await.first() {
+                Some(el) => match act(el).await {
+                    Ok(value) => return value,
+                    Err(e) => e.to_string(),
+                },
+                None => "none visible".to_string(),
+            };
             if Instant::now() >= deadline {
-                let shot = self.screenshot("failure-last").await;
-                let source = self.call(reqwest::Method::GET, "/source", None).await;
-                let logs = self
-                    .call(
-                        reqwest::Method::POST,
-                        "/se/log",
-                        Some(json!({"type": "browser"})),
-                    )
+                self.fail(&format!("no usable element {css} within 10 s ({error})"))
                     .await;
-                panic!(
-                    "no visible element {css} within 10 s (screenshot {}; console {logs}; page {})",
-                    shot.display(),
-                    source
-                        .as_str()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(600)
-                        .collect::<String>()
-                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// How many elements matching `css` are visible now (no waiting).
-    pub async fn find_all_visible(&self, css: &str) -> usize {
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/elements",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        let mut n = 0;
-        for e in v.as_array().cloned().unwrap_or_default() {
-            let id = e[ELEMENT_KEY].as_str().unwrap_or_default().to_string();
-            if self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/element/{id}/displayed"),
-                    None,
-                )
-                .await
-                == json!(true)
-            {
-                n += 1;
-            }
-        }
-        n
+    /// The first visible element matching `css`, waiting up to 10 s.
+    pub async fn find(&self, css: &str) -> Element {
+        self.with_visible(css, async |el| Ok(el.clone())).await
     }
 
-    /// Waits until the element matching `css` contains `text`; returns its text.
+    /// How many elements matching `css` are visible now (no waiting).
+    pub async fn find_all_visible(&self, css: &str) -> usize {
+        self.visible(css).await.len()
+    }
+
+    /// Waits up to 10 s until the element matching `css` contains `text`; returns its text.
     pub async fn wait_text(&self, css: &str, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + WAIT;
         loop {
-            let el = self.find(css).await;
-            let got = self.text(&el).await;
+            let got = match self.visible(css).await.first() {
+                Some(el) => el.text().await.unwrap_or_default(),
+                None => String::new(),
+            };
             if got.contains(text) {
                 return got;
             }
             if Instant::now() >= deadline {
-                let shot = self.screenshot("failure-last").await;
-                panic!(
-                    "{css} never showed {text:?}; it shows {got:?} (screenshot {})",
-                    shot.display()
-                );
+                self.fail(&format!("{css} never showed {text:?}; it shows {got:?}"))
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn text(&self, el: &Element) -> String {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{}/text", el.0),
-            None,
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+        el.text().await.expect("element text")
     }
 
     pub async fn attribute(&self, el: &Element, name: &str) -> Option<String> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{}/attribute/{name}", el.0),
-            None,
-        )
-        .await
-        .as_str()
-        .map(str::to_string)
+        el.attr(name).await.expect("element attribute")
     }
 
     pub async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/click", el.0),
-            Some(json!({})),
-        )
-        .await;
+        self.with_visible(css, async |el| el.click().await).await
     }
 
     pub async fn type_into(&self, css: &str, text: &str) {
-        let el = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/clear", el.0),
-            Some(json!({})),
-        )
-        .await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/value", el.0),
-            Some(json!({"text": text})),
-        )
-        .await;
+        self.with_visible(css, async |el| {
+            el.clear().await?;
+            el.send_keys(text).await
+        })
+        .await
     }
 
     /// Presses keys on the focused element (e.g. "\u{E004}" for Tab, "\u{E007}" for Enter).
     pub async fn keys(&self, keys: &str) {
-        let actions: Vec<Value> = keys
+        let presses = keys
             .chars()
-            .flat_map(|c| {
-                [
-                    json!({"type": "keyDown", "value": c.to_string()}),
-                    json!({"type": "keyUp", "value": c.to_string()}),
-                ]
-            })
-            .collect();
-        self.call(
-            reqwest::Method::POST,
-            "/actions",
-            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
-        )
-        .await;
+            .fold(KeyActions::new("keyboard".into()), |seq, c| {
+                seq.then(KeyAction::Down { value: c })
+                    .then(KeyAction::Up { value: c })
+            });
+        self.client.perform_actions(presses).await.expect("keys");
     }
 
     /// The id attribute of the focused element.
     pub async fn active_id(&self) -> String {
-        let v = self
-            .call(reqwest::Method::GET, "/element/active", None)
-            .await;
-        let el = Element(v[ELEMENT_KEY].as_str().unwrap_or_default().to_string());
+        let el = self.client.active_element().await.expect("active element");
         self.attribute(&el, "id").await.unwrap_or_default()
     }
 
     /// Resizes the window (to check the narrow layout).
     pub async fn resize(&self, width: u32, height: u32) {
-        self.call(
-            reqwest::Method::POST,
-            "/window/rect",
-            Some(json!({"width": width, "height": height})),
-        )
-        .await;
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize");
     }
 
     /// Saves a PNG screenshot as `tests/artifacts/<name>.png`; returns the path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().expect("screenshot base64"))
-            .expect("png");
+        let png = self.client.screenshot().await.expect("screenshot");
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("artifacts");
         std::fs::create_dir_all(&dir).expect("artifacts dir");
         let path = dir.join(format!("{name}.png"));
@@ -306,16 +221,59 @@ impl Browser {
         path
     }
 
+    /// Panics with `what`, a screenshot, the browser console and the start of the page.
+    async fn fail(&self, what: &str) -> ! {
+        let shot = self.screenshot("failure-last").await;
+        let console = self.client.issue_cmd(BrowserLog).await;
+        let source = self.client.source().await.unwrap_or_default();
+        let page: String = source.chars().take(600).collect();
+        panic!(
+            "{what} (screenshot {}; console {console:?}; page {page})",
+            shot.display()
+        );
+    }
+
     /// Ends the browser session and chromedriver.
-    pub async fn quit(mut self) {
-        let _ = self.http.delete(&self.url).send().await;
+    pub async fn quit(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// A failing test never reaches `quit`: chromedriver's `/shutdown` closes Chromium
+    /// too (killing chromedriver alone would leave it running); then chromedriver is killed.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(
+                b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            );
+            let _ = s.read(&mut [0; 256]);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.driver.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
+/// chromedriver's `POST /session/{id}/se/log` for the browser console, which fantoccini does not wrap.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
     }
 }
