@@ -161,7 +161,7 @@ fn main() {
         };
 
         // Initial sync.
-        let mut consent = scopegate::google::consent::start(&state, FIRM, &user).await.unwrap();
+        let mut consent = scopegate::google::consent::start(&state.google, FIRM, &user).await.unwrap();
         consent.query_pairs_mut().append_pair("login_hint", "bench@gmail.example");
         let location = http.get(consent.as_str()).send().await.unwrap().headers()["location"]
             .to_str()

@@ -25,7 +25,7 @@ pub struct App {
     pub auth_throttle: AuthThrottle,
     pub api_limiters: ApiLimiters,
     pub accounts: crate::accounts::Accounts,
-    pub google: Arc<crate::google::GoogleRuntime>,
+    pub google: Arc<crate::google::GoogleContext>,
     /// The registered connectors with the capabilities each was given.
     pub connectors: Vec<RunningConnector>,
     /// Set to true when the gateway starts shutting down (connectors' background work ends).
@@ -75,14 +75,19 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let trusted = Arc::new(config.trusted_proxies.clone());
         let app = App {
-            tenancy,
+            tenancy: tenancy.clone(),
             connectors,
             stopping,
             auth_throttle: AuthThrottle::new(&config.limits),
             api_limiters: ApiLimiters::new(&config.limits, trusted),
             accounts: crate::accounts::Accounts::new(&config),
-            google: Arc::new(crate::google::GoogleRuntime::new(
-                config.google.user_rate_per_second,
+            google: Arc::new(crate::google::GoogleContext::new(
+                registry.clone(),
+                tenancy.clone(),
+                log.clone(),
+                keyring.clone(),
+                catalogue.clone(),
+                config.google.clone(),
             )),
             registry,
             log,
@@ -116,7 +121,7 @@ impl Application {
             log_writer,
         } = self;
         let pruner = tokio::spawn(prune_periodically(state.clone()));
-        let calendar_sync = crate::google::worker::spawn(state.clone());
+        let calendar_sync = crate::google::worker::spawn(state.google.clone());
         let background: Vec<_> = state
             .connectors
             .iter()
@@ -131,7 +136,7 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await?;
         pruner.abort();
-        state.google.stop();
+        state.google.runtime.stop();
         state.stopping.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(30), calendar_sync).await;
         for task in background {
@@ -153,7 +158,7 @@ impl Application {
         let Application {
             state, log_writer, ..
         } = self;
-        state.google.stop();
+        state.google.runtime.stop();
         state.stopping.send_replace(true);
         let registry = state.registry.clone();
         drop(state);

@@ -55,7 +55,7 @@ pub async fn enable_google(env: &TestEnv, firm_id: &str) {
 /// Connects `user` as their browser would, signed in at Google as `account`:
 /// start, follow Google's redirect back to the gateway's callback. Returns the callback's status.
 pub async fn connect_user(app: &TestApp, firm_id: &str, user: &str, account: &str) -> u16 {
-    let mut url = scopegate::google::consent::start(&app.state, firm_id, user)
+    let mut url = scopegate::google::consent::start(&app.state.google, firm_id, user)
         .await
         .expect("consent start");
     url.query_pairs_mut().append_pair("login_hint", account);

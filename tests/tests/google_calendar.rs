@@ -231,7 +231,7 @@ async fn connect_sync_edit_delete_and_switch_off(env: TestEnv) {
     );
 
     // The user disconnects, asking for the created events to go: deleted, token revoked and forgotten.
-    let report = scopegate::google::consent::disconnect(&app.state, FIRM, &user, true)
+    let report = scopegate::google::consent::disconnect(&app.state.google, FIRM, &user, true)
         .await
         .expect("disconnect");
     assert_eq!(report.events_deleted as i64, live);
@@ -268,11 +268,11 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
         .unwrap();
     assert_eq!(bogus.status(), 400);
     assert_eq!(bogus.headers()["content-type"], "application/problem+json");
-    let unknown_user = scopegate::google::consent::start(&app.state, FIRM, "no-such-user")
+    let unknown_user = scopegate::google::consent::start(&app.state.google, FIRM, "no-such-user")
         .await
         .unwrap_err();
-    assert_eq!(unknown_user.status, 404);
-    let url = scopegate::google::consent::start(&app.state, FIRM, &user)
+    assert_eq!(unknown_user.status(), 404);
+    let url = scopegate::google::consent::start(&app.state.google, FIRM, &user)
         .await
         .unwrap();
     let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
@@ -308,7 +308,7 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
         .unwrap_or_default()
         .contains("invalid_grant"));
     assert!(c.refresh_token_sealed.is_none());
-    let statuses = scopegate::google::consent::connection_statuses(&app.state, FIRM)
+    let statuses = scopegate::google::consent::connection_statuses(&app.state.google, FIRM)
         .await
         .unwrap();
     assert_eq!(statuses[0].status, "needs_reconsent");
@@ -333,9 +333,10 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     assert_calendar_matches(&emulator, &db, &user).await;
 
     // The admin switches off and asks for the created events to be deleted.
-    let report = scopegate::google::switch_off::switch_off(&app.state, FIRM, "admin@harbour", true)
-        .await
-        .unwrap();
+    let report =
+        scopegate::google::switch_off::switch_off(&app.state.google, FIRM, "admin@harbour", true)
+            .await
+            .unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.events_deleted as i64, live);
     assert_eq!(emulator.live_events().len(), 0);

@@ -495,7 +495,7 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
         one.get_json("/admin/v1/google/connection").await["me"]["connected"],
         true
     );
-    let firm_b = scopegate::google::consent::connection_statuses(&app.state, "firm-b")
+    let firm_b = scopegate::google::consent::connection_statuses(&app.state.google, "firm-b")
         .await
         .unwrap();
     assert_eq!(firm_b.len(), 1, "firm B gained nothing");
@@ -527,7 +527,7 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
         one.post("/admin/v1/google/disconnect", None).await.status(),
         404
     );
-    let firm_a = scopegate::google::consent::connection_statuses(&app.state, "firm-a")
+    let firm_a = scopegate::google::consent::connection_statuses(&app.state.google, "firm-a")
         .await
         .unwrap();
     let state_of = |id: &str| {
@@ -538,7 +538,7 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     };
     assert_eq!(state_of(&a1).as_deref(), Some("disconnected"));
     assert_eq!(state_of(&a2).as_deref(), Some("active"));
-    let firm_b = scopegate::google::consent::connection_statuses(&app.state, "firm-b")
+    let firm_b = scopegate::google::consent::connection_statuses(&app.state.google, "firm-b")
         .await
         .unwrap();
     assert_eq!(firm_b[0].status, "active");

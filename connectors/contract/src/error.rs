@@ -24,6 +24,18 @@ pub enum ConnectorError {
     /// The grant was switched off or its consent is stale: stop sending.
     #[error("the grant is no longer active")]
     Stopped,
+    /// What the request names does not exist for this firm (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Not allowed in the firm's current state, e.g. the connector is off (403).
+    #[error("{0}")]
+    Refused(String),
+    /// The third party's own service failed or answered nonsense (502).
+    #[error("{0}")]
+    Upstream(String),
     /// A dependency (a database, the outbound log) is unavailable now (503).
     #[error("{0}")]
     Unavailable(String),
@@ -51,7 +63,10 @@ impl ConnectorError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InsufficientScope(_) | Self::Stopped => StatusCode::FORBIDDEN,
+            Self::InsufficientScope(_) | Self::Stopped | Self::Refused(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

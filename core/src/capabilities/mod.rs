@@ -102,6 +102,12 @@ impl From<StoreError> for ConnectorError {
                     "a database the gateway needs is unreachable; try again shortly".into(),
                 )
             }
+            StoreError::NotFound(detail) => ConnectorError::NotFound(detail),
+            StoreError::Conflict(detail) => ConnectorError::Conflict(detail),
+            StoreError::Invalid(detail) => ConnectorError::Invalid {
+                field: String::new(),
+                detail,
+            },
             other => ConnectorError::Internal(other.to_string()),
         }
     }

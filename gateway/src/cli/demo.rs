@@ -229,9 +229,9 @@ mod google_demo {
         .await
         .map_err(crate::registry::StoreError::from)?
         .get("n");
-        let mut url = crate::google::consent::start(state, firm, &user)
+        let mut url = crate::google::consent::start(&state.google, firm, &user)
             .await
-            .map_err(|p| CliError(p.detail))?;
+            .map_err(|e| CliError(e.to_string()))?;
         url.query_pairs_mut()
             .append_pair("login_hint", "demo.fee.earner@gmail.example");
         let http = reqwest::Client::builder()

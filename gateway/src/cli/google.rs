@@ -5,8 +5,11 @@
 //! events the gateway created).
 
 use super::{CliError, CliResult};
-use crate::app::Application;
 use crate::config::Config;
+use crate::google::GoogleContext;
+use crate::outbound_log::OutboundLog;
+use crate::registry::Registry;
+use crate::tenancy::Tenancy;
 use clap::Subcommand;
 
 #[derive(Subcommand)]
@@ -46,11 +49,11 @@ pub enum GoogleCommand {
     },
 }
 
-fn problem_line(p: crate::http::problem::Problem) -> CliError {
-    CliError(p.detail)
+fn problem_line(e: scopegate_contract::ConnectorError) -> CliError {
+    CliError(e.to_string())
 }
 
-pub async fn run(mut config: Config, command: GoogleCommand) -> CliResult {
+pub async fn run(config: Config, command: GoogleCommand) -> CliResult {
     crate::telemetry::init(config.log_format, "warn");
     // Listing statuses opens nothing sealed; everything else needs the master key.
     let keyring = match command {
@@ -59,9 +62,19 @@ pub async fn run(mut config: Config, command: GoogleCommand) -> CliResult {
             .keyring()
             .map_err(|e| CliError(format!("cannot use the master key: {e}")))?,
     };
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    let app = Application::build(config, keyring).await?;
-    let state = app.state();
+    // Only what the connector needs: the registry, the firm pools, the outbound
+    // log (the writer commits its queue before this command exits), no listener.
+    let registry = Registry::connect_and_migrate(&config.database_url).await?;
+    let catalogue = super::catalogue(&config)?;
+    let (log, log_writer) = OutboundLog::start(registry.clone());
+    let state = GoogleContext::new(
+        registry.clone(),
+        Tenancy::new(registry.clone(), config.firm_pool_capacity),
+        log,
+        keyring,
+        catalogue,
+        config.google.clone(),
+    );
     let result = match command {
         GoogleCommand::Connect { firm, user } => {
             crate::google::consent::start(&state, &firm, &user)
@@ -133,7 +146,9 @@ pub async fn run(mut config: Config, command: GoogleCommand) -> CliResult {
                 }
             }),
     };
+    state.runtime.stop();
     drop(state);
-    app.close().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), log_writer).await;
+    registry.close().await;
     result
 }

@@ -7,8 +7,8 @@
 use super::backoff::{self, Verdict};
 use super::store::{self, Connection};
 use super::tokens::{HubToken, TokenError, TokenSource};
+use super::GoogleContext;
 use super::CONNECTOR;
-use crate::app::App;
 use crate::outbound_log::{Direction, NewSend};
 use google_calendar3::api::Event;
 use google_calendar3::common::{Delegate, Retry};
@@ -57,7 +57,7 @@ pub enum CallError {
 
 /// The context shared by the calls of one connection.
 pub struct Caller<'a> {
-    pub app: &'a App,
+    pub ctx: &'a GoogleContext,
     pub connection: &'a Connection,
     pub tokens: &'a TokenSource,
     pub schema_hash: &'a str,
@@ -96,8 +96,8 @@ fn reason_of(json: &Value) -> Option<String> {
 impl Caller<'_> {
     /// Performs `op` for diary entry `diary_id` (named in the log, never sent).
     pub async fn call(&self, op: &Op, diary_id: &str) -> Result<Answer, CallError> {
-        let runtime = &self.app.google;
-        let config = &self.app.config.google;
+        let runtime = &self.ctx.runtime;
+        let config = &self.ctx.config;
         let calendar = self.connection.calendar_id.as_str();
         // The Event the Calendar client sends is decoded from the checked bytes, before anything is logged.
         let event = match op {
@@ -118,7 +118,7 @@ impl Caller<'_> {
             }
             let allowed = match self.purpose {
                 Purpose::Sync => {
-                    store::may_sync(&self.app.registry, &self.connection.id, self.schema_hash)
+                    store::may_sync(&self.ctx.registry, &self.connection.id, self.schema_hash)
                         .await
                         .map_err(|e| CallError::Failed(e.to_string()))?
                 }
@@ -128,7 +128,7 @@ impl Caller<'_> {
                 return Err(CallError::Stopped);
             }
             runtime.limiter(&self.connection.id).until_ready().await;
-            let token = match self.tokens.access_token(self.app).await {
+            let token = match self.tokens.access_token(self.ctx).await {
                 Ok(t) => t,
                 Err(TokenError::InvalidGrant) => return Err(CallError::NeedsReconsent),
                 Err(TokenError::Setup(e)) => return Err(CallError::Failed(e)),
@@ -159,7 +159,7 @@ impl Caller<'_> {
                 ),
             };
             let receipt = self
-                .app
+                .ctx
                 .log
                 .record_send(NewSend {
                     firm_id: self.connection.firm_id.clone(),
@@ -175,7 +175,7 @@ impl Caller<'_> {
                 .await
                 .map_err(|e| CallError::Retry(e.to_string(), None))?;
             let (status, reason, retry_after) = self.execute(op, event.clone(), &token).await;
-            self.app
+            self.ctx
                 .log
                 .record_result(&receipt, status)
                 .await
@@ -208,8 +208,8 @@ impl Caller<'_> {
         event: Option<Event>,
         token: &str,
     ) -> (u16, Option<String>, Option<Duration>) {
-        let config = &self.app.config.google;
-        let mut hub = CalendarHub::new(self.app.google.api_client.clone(), HubToken(token.into()));
+        let config = &self.ctx.config;
+        let mut hub = CalendarHub::new(self.ctx.runtime.api_client.clone(), HubToken(token.into()));
         hub.base_url(config.api_base.clone());
         hub.root_url(
             config

@@ -8,18 +8,17 @@
 
 use super::store::{self, Connection, Pending, SEAL_REFRESH, SEAL_VERIFIER};
 use super::tokens::{oauth_client, status_capturing, TokenSource};
+use super::GoogleContext;
 use super::{CONNECTOR, SCOPE};
-use crate::app::App;
 use crate::clock::now_ms;
-use crate::http::problem::Problem;
 use crate::outbound_log::{Direction, NewSend};
 use crate::registry::grants::Grant;
 use crate::registry::StoreError;
-use axum::http::StatusCode;
 use oauth2::url::Url;
 use oauth2::{
     AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, Scope, TokenResponse,
 };
+use scopegate_contract::ConnectorError;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -29,33 +28,38 @@ use std::time::Duration;
 /// How long an authorize link stays usable.
 pub const CONSENT_TTL_MS: i64 = 10 * 60 * 1000;
 
-fn bad_gateway(detail: impl Into<String>) -> Problem {
-    Problem::new(StatusCode::BAD_GATEWAY, "Bad gateway", detail)
+fn bad_gateway(detail: impl Into<String>) -> ConnectorError {
+    ConnectorError::Upstream(detail.into())
+}
+
+fn internal(cause: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::Internal(cause.to_string())
+}
+
+fn unavailable(detail: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::Unavailable(detail.to_string())
 }
 
 /// The firm's enabled grant for the current contract, or why there is none.
-async fn usable_grant(app: &App, firm_id: &str) -> Result<Grant, Problem> {
-    let connector = app
-        .catalogue
-        .require(CONNECTOR)
-        .map_err(Problem::internal)?;
-    let grant = match app.registry.grant(firm_id, CONNECTOR).await {
+async fn usable_grant(ctx: &GoogleContext, firm_id: &str) -> Result<Grant, ConnectorError> {
+    let connector = ctx.catalogue.require(CONNECTOR).map_err(internal)?;
+    let grant = match ctx.registry.grant(firm_id, CONNECTOR).await {
         Ok(g) => g,
         Err(StoreError::NotFound(_)) => {
-            return Err(Problem::forbidden(format!(
+            return Err(ConnectorError::Refused(format!(
                 "Google Calendar is not switched on for firm {firm_id}; a firm admin must enable it first"
             )))
         }
         Err(e) => return Err(e.into()),
     };
     if !grant.enabled {
-        return Err(Problem::forbidden(format!(
+        return Err(ConnectorError::Refused(format!(
             "Google Calendar is switched off for firm {firm_id}"
         )));
     }
     if grant.schema_hash != connector.schema_hash {
-        return Err(Problem::forbidden(
-            "the Google Calendar data contract changed since the firm consented; a firm admin must switch it on again",
+        return Err(ConnectorError::Refused(
+            "the Google Calendar data contract changed since the firm consented; a firm admin must switch it on again".into(),
         ));
     }
     Ok(grant)
@@ -70,35 +74,38 @@ fn state_hash(state: &str) -> String {
 pub const BROWSER_STATE_PREFIX: &str = "b.";
 
 /// Starts consent for fee earner `firm_user_id` (`users.id` in the firm's database).
-pub async fn start(app: &App, firm_id: &str, firm_user_id: &str) -> Result<Url, Problem> {
-    Ok(start_with(app, firm_id, firm_user_id, false).await?.0)
+pub async fn start(
+    ctx: &GoogleContext,
+    firm_id: &str,
+    firm_user_id: &str,
+) -> Result<Url, ConnectorError> {
+    Ok(start_with(ctx, firm_id, firm_user_id, false).await?.0)
 }
 
 /// Starts consent from the settings page: returns the authorize URL and the
 /// `state`, which the page's browser keeps in a cookie; the callback refuses
 /// a `state` with [`BROWSER_STATE_PREFIX`] arriving without that cookie.
 pub async fn start_in_browser(
-    app: &App,
+    ctx: &GoogleContext,
     firm_id: &str,
     firm_user_id: &str,
-) -> Result<(Url, String), Problem> {
-    start_with(app, firm_id, firm_user_id, true).await
+) -> Result<(Url, String), ConnectorError> {
+    start_with(ctx, firm_id, firm_user_id, true).await
 }
 
 async fn start_with(
-    app: &App,
+    ctx: &GoogleContext,
     firm_id: &str,
     firm_user_id: &str,
     browser: bool,
-) -> Result<(Url, String), Problem> {
-    let client = oauth_client(&app.config.google).map_err(Problem::unavailable)?;
-    let grant = usable_grant(app, firm_id).await?;
-    let db = app.tenancy.firm_db(&grant).await?;
+) -> Result<(Url, String), ConnectorError> {
+    let client = oauth_client(&ctx.config).map_err(unavailable)?;
+    let grant = usable_grant(ctx, firm_id).await?;
+    let db = ctx.tenancy.firm_db(&grant).await?;
     if !super::reader::user_exists(&db, firm_user_id).await? {
-        return Err(
-            Problem::not_found(format!("firm {firm_id} has no user {firm_user_id}"))
-                .with("field", "firm_user_id"),
-        );
+        return Err(ConnectorError::NotFound(format!(
+            "firm {firm_id} has no user {firm_user_id}"
+        )));
     }
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state) = client
@@ -117,13 +124,13 @@ async fn start_with(
         .add_extra_param("include_granted_scopes", "false")
         .url();
     store::insert_pending(
-        &app.registry,
+        &ctx.registry,
         &state_hash(state.secret()),
         &Pending {
             firm_id: firm_id.to_string(),
             grant_id: grant.id,
             firm_user_id: firm_user_id.to_string(),
-            verifier_sealed: app
+            verifier_sealed: ctx
                 .keyring
                 .seal(SEAL_VERIFIER, verifier.secret().as_bytes()),
             expires_at: now_ms() + CONSENT_TTL_MS,
@@ -134,29 +141,33 @@ async fn start_with(
 }
 
 /// Completes consent from Google's redirect: exchanges the code, stores the sealed refresh token.
-pub async fn finish(app: &App, state: &str, code: &str) -> Result<Connection, Problem> {
+pub async fn finish(
+    ctx: &GoogleContext,
+    state: &str,
+    code: &str,
+) -> Result<Connection, ConnectorError> {
     let unknown = || {
-        Problem::bad_request(
+        ConnectorError::bad_request(
+            Some("state"),
             "this Google consent link is unknown, already used or expired; start again from settings",
         )
-        .with("field", "state")
     };
-    let pending = store::take_pending(&app.registry, &state_hash(state))
+    let pending = store::take_pending(&ctx.registry, &state_hash(state))
         .await?
         .ok_or_else(unknown)?;
     if pending.expires_at < now_ms() {
         return Err(unknown());
     }
-    let grant = usable_grant(app, &pending.firm_id).await?;
+    let grant = usable_grant(ctx, &pending.firm_id).await?;
     if grant.id != pending.grant_id {
         return Err(unknown());
     }
-    let client = oauth_client(&app.config.google).map_err(Problem::unavailable)?;
-    let verifier = app
+    let client = oauth_client(&ctx.config).map_err(unavailable)?;
+    let verifier = ctx
         .keyring
         .open(SEAL_VERIFIER, &pending.verifier_sealed)
-        .map_err(Problem::internal)?;
-    let receipt = app
+        .map_err(internal)?;
+    let receipt = ctx
         .log
         .record_send(NewSend {
             firm_id: pending.firm_id.clone(),
@@ -166,7 +177,7 @@ pub async fn finish(app: &App, state: &str, code: &str) -> Result<Connection, Pr
             method: "POST".into(),
             target: format!(
                 "{} (authorization code exchange for user {})",
-                app.config.google.token_url, pending.firm_user_id
+                ctx.config.token_url, pending.firm_user_id
             ),
             fields: vec![
                 "grant_type".into(),
@@ -179,7 +190,7 @@ pub async fn finish(app: &App, state: &str, code: &str) -> Result<Connection, Pr
         })
         .await?;
     let seen = Arc::new(AtomicU16::new(0));
-    let http = status_capturing(&app.google.oauth_http, &seen);
+    let http = status_capturing(&ctx.runtime.oauth_http, &seen);
     let result = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .set_pkce_verifier(PkceCodeVerifier::new(
@@ -187,7 +198,7 @@ pub async fn finish(app: &App, state: &str, code: &str) -> Result<Connection, Pr
         ))
         .request_async(&http)
         .await;
-    app.log
+    ctx.log
         .record_result(&receipt, seen.load(Ordering::SeqCst))
         .await?;
     let response = result.map_err(|e| {
@@ -197,16 +208,16 @@ pub async fn finish(app: &App, state: &str, code: &str) -> Result<Connection, Pr
     let refresh = response.refresh_token().ok_or_else(|| {
         bad_gateway("Google did not return a refresh token; remove scopegate's access in your Google account and connect again")
     })?;
-    let sealed = app.keyring.seal(SEAL_REFRESH, refresh.secret().as_bytes());
+    let sealed = ctx.keyring.seal(SEAL_REFRESH, refresh.secret().as_bytes());
     let connection =
-        store::upsert_connection(&app.registry, &pending, &sealed, app.keyring.primary_id())
+        store::upsert_connection(&ctx.registry, &pending, &sealed, ctx.keyring.primary_id())
             .await?;
-    app.google.forget(&connection.id);
-    if let Ok(source) = TokenSource::open(app, &connection) {
+    ctx.runtime.forget(&connection.id);
+    if let Ok(source) = TokenSource::open(ctx, &connection) {
         source.prime(response.access_token().secret(), response.expires_in());
-        app.google.keep_token_source(source);
+        ctx.runtime.keep_token_source(source);
     }
-    app.google.wake.notify_waiters();
+    ctx.runtime.wake.notify_waiters();
     Ok(connection)
 }
 
@@ -224,11 +235,11 @@ pub struct ConnectionStatus {
 
 /// Every connection of a firm.
 pub async fn connection_statuses(
-    app: &App,
+    ctx: &GoogleContext,
     firm_id: &str,
-) -> Result<Vec<ConnectionStatus>, Problem> {
-    app.registry.firm(firm_id).await?;
-    Ok(store::connections(&app.registry, firm_id)
+) -> Result<Vec<ConnectionStatus>, ConnectorError> {
+    ctx.registry.firm(firm_id).await?;
+    Ok(store::connections(&ctx.registry, firm_id)
         .await?
         .into_iter()
         .map(|c| ConnectionStatus {
@@ -254,33 +265,33 @@ pub struct DisconnectReport {
 /// Disconnects a fee earner: syncing stops at once; the created events are
 /// deleted when asked; the token is revoked at Google and deleted here.
 pub async fn disconnect(
-    app: &App,
+    ctx: &GoogleContext,
     firm_id: &str,
     firm_user_id: &str,
     delete_events: bool,
-) -> Result<DisconnectReport, Problem> {
-    let connection = store::connection_for_user(&app.registry, firm_id, firm_user_id)
+) -> Result<DisconnectReport, ConnectorError> {
+    let connection = store::connection_for_user(&ctx.registry, firm_id, firm_user_id)
         .await?
         .filter(|c| c.status != "disconnected" || c.refresh_token_sealed.is_some())
         .ok_or_else(|| {
-            Problem::not_found(format!(
+            ConnectorError::NotFound(format!(
                 "user {firm_user_id} of firm {firm_id} has no Google Calendar connection"
             ))
         })?;
-    store::set_status(&app.registry, &connection.id, "disconnected", None, false).await?;
-    let _claim = super::switch_off::wait_for_claim(app, &connection.id).await;
+    store::set_status(&ctx.registry, &connection.id, "disconnected", None, false).await?;
+    let _claim = super::switch_off::wait_for_claim(ctx, &connection.id).await;
     let mut events_deleted = 0;
     if delete_events && connection.refresh_token_sealed.is_some() {
-        events_deleted = super::switch_off::delete_created_events(app, &connection)
+        events_deleted = super::switch_off::delete_created_events(ctx, &connection)
             .await
             .map_err(|e| bad_gateway(format!("could not delete the events at Google: {e}")))?;
     }
     let revoked_at_google = match connection.refresh_token_sealed.as_ref() {
-        Some(_) => revoke(app, &connection).await,
+        Some(_) => revoke(ctx, &connection).await,
         None => false,
     };
-    store::set_status(&app.registry, &connection.id, "disconnected", None, true).await?;
-    app.google.forget(&connection.id);
+    store::set_status(&ctx.registry, &connection.id, "disconnected", None, true).await?;
+    ctx.runtime.forget(&connection.id);
     Ok(DisconnectReport {
         events_deleted,
         revoked_at_google,
@@ -290,12 +301,12 @@ pub async fn disconnect(
 /// Revokes the refresh token at Google (logged); true when Google confirmed.
 /// A plain form POST as Google documents it: the `oauth2` crate refuses a
 /// non-HTTPS revocation URL, which would rule out the local emulator.
-async fn revoke(app: &App, connection: &Connection) -> bool {
-    let source = match super::sync::token_source(app, connection) {
+async fn revoke(ctx: &GoogleContext, connection: &Connection) -> bool {
+    let source = match super::sync::token_source(ctx, connection) {
         Ok(s) => s,
         Err(_) => return false,
     };
-    let Ok(receipt) = app
+    let Ok(receipt) = ctx
         .log
         .record_send(NewSend {
             firm_id: connection.firm_id.clone(),
@@ -305,7 +316,7 @@ async fn revoke(app: &App, connection: &Connection) -> bool {
             method: "POST".into(),
             target: format!(
                 "{} (revoke the token of connection {})",
-                app.config.google.revoke_url, connection.id
+                ctx.config.revoke_url, connection.id
             ),
             fields: vec!["token".into()],
             record_ids: vec![connection.id.clone()],
@@ -315,15 +326,15 @@ async fn revoke(app: &App, connection: &Connection) -> bool {
     else {
         return false;
     };
-    let response = app
-        .google
+    let response = ctx
+        .runtime
         .oauth_http
-        .post(&app.config.google.revoke_url)
+        .post(&ctx.config.revoke_url)
         .form(&[("token", source.refresh_token().expose_secret())])
         .timeout(Duration::from_secs(30))
         .send()
         .await;
     let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
-    let _ = app.log.record_result(&receipt, status).await;
+    let _ = ctx.log.record_result(&receipt, status).await;
     status == 200
 }

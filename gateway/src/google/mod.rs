@@ -33,3 +33,47 @@ pub const SCOPE: &str = "https://www.googleapis.com/auth/calendar.events";
 
 pub use connector::GoogleCalendar;
 pub use runtime::GoogleRuntime;
+
+use crate::catalogue::Catalogue;
+use crate::config::GoogleConfig;
+use crate::keys::Keyring;
+use crate::outbound_log::OutboundLog;
+use crate::registry::Registry;
+use crate::tenancy::Tenancy;
+use std::sync::Arc;
+
+/// What the Google Calendar connector works with: the core's services, its
+/// configuration and its runtime. Built by the gateway's wiring (or by a CLI
+/// command that needs no listening gateway); it names nothing of the HTTP
+/// layer or the application, so the dependency points one way.
+pub struct GoogleContext {
+    pub registry: Registry,
+    pub tenancy: Tenancy,
+    pub log: OutboundLog,
+    pub keyring: Arc<Keyring>,
+    pub catalogue: Catalogue,
+    pub config: GoogleConfig,
+    pub runtime: Arc<GoogleRuntime>,
+}
+
+impl GoogleContext {
+    pub fn new(
+        registry: Registry,
+        tenancy: Tenancy,
+        log: OutboundLog,
+        keyring: Arc<Keyring>,
+        catalogue: Catalogue,
+        config: GoogleConfig,
+    ) -> Self {
+        let runtime = Arc::new(GoogleRuntime::new(config.user_rate_per_second));
+        Self {
+            registry,
+            tenancy,
+            log,
+            keyring,
+            catalogue,
+            config,
+            runtime,
+        }
+    }
+}

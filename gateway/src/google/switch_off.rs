@@ -6,16 +6,16 @@
 use super::calls::{CallError, Caller, Op, Purpose};
 use super::runtime::Claim;
 use super::store::{self, Connection};
+use super::GoogleContext;
 use super::CONNECTOR;
-use crate::app::App;
-use crate::http::problem::Problem;
 use futures::StreamExt;
+use scopegate_contract::ConnectorError;
 use std::time::Duration;
 
 /// Waits (up to 60 s) until no pass runs for the connection, then holds it.
-pub async fn wait_for_claim(app: &App, connection_id: &str) -> Option<Claim> {
+pub async fn wait_for_claim(ctx: &GoogleContext, connection_id: &str) -> Option<Claim> {
     for _ in 0..600 {
-        if let Some(claim) = app.google.claim(connection_id) {
+        if let Some(claim) = ctx.runtime.claim(connection_id) {
             return Some(claim);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -24,20 +24,23 @@ pub async fn wait_for_claim(app: &App, connection_id: &str) -> Option<Claim> {
 }
 
 /// Deletes every event the gateway created for a connection; returns how many.
-pub async fn delete_created_events(app: &App, connection: &Connection) -> Result<u64, CallError> {
-    let connector = app
+pub async fn delete_created_events(
+    ctx: &GoogleContext,
+    connection: &Connection,
+) -> Result<u64, CallError> {
+    let connector = ctx
         .catalogue
         .require(CONNECTOR)
         .map_err(CallError::Failed)?;
-    let tokens = super::sync::token_source(app, connection)?;
+    let tokens = super::sync::token_source(ctx, connection)?;
     let caller = Caller {
-        app,
+        ctx,
         connection,
         tokens: &tokens,
         schema_hash: &connector.schema_hash,
         purpose: Purpose::Cleanup,
     };
-    let mappings = store::mappings(&app.registry, &connection.id)
+    let mappings = store::mappings(&ctx.registry, &connection.id)
         .await
         .map_err(|e| CallError::Failed(e.to_string()))?;
     let results: Vec<Result<bool, CallError>> = futures::stream::iter(mappings)
@@ -48,7 +51,7 @@ pub async fn delete_created_events(app: &App, connection: &Connection) -> Result
                     let answer = caller.call(&Op::Delete(event_id), &diary_id).await?;
                     match answer.status {
                         200..=299 | 404 | 410 => {
-                            store::delete_mapping(&app.registry, &connection.id, &diary_id)
+                            store::delete_mapping(&ctx.registry, &connection.id, &diary_id)
                                 .await
                                 .map_err(|e| CallError::Failed(e.to_string()))?;
                             Ok(answer.status < 300)
@@ -60,7 +63,7 @@ pub async fn delete_created_events(app: &App, connection: &Connection) -> Result
                 })
             },
         )
-        .buffer_unordered(app.config.google.user_concurrency)
+        .buffer_unordered(ctx.config.user_concurrency)
         .collect()
         .await;
     let mut deleted = 0;
@@ -69,7 +72,7 @@ pub async fn delete_created_events(app: &App, connection: &Connection) -> Result
             deleted += 1;
         }
     }
-    store::reset_cursor(&app.registry, &connection.id)
+    store::reset_cursor(&ctx.registry, &connection.id)
         .await
         .map_err(|e| CallError::Failed(e.to_string()))?;
     Ok(deleted)
@@ -85,24 +88,24 @@ pub struct SwitchOffReport {
 
 /// Disables the firm's grant (syncing stops at once) and, when asked, deletes the created events.
 pub async fn switch_off(
-    app: &App,
+    ctx: &GoogleContext,
     firm_id: &str,
     actor: &str,
     delete_events: bool,
-) -> Result<SwitchOffReport, Problem> {
-    app.registry
+) -> Result<SwitchOffReport, ConnectorError> {
+    ctx.registry
         .disable_grant(firm_id, CONNECTOR, actor)
         .await?;
     let mut report = SwitchOffReport::default();
     if !delete_events {
         return Ok(report);
     }
-    for connection in store::connections(&app.registry, firm_id).await? {
+    for connection in store::connections(&ctx.registry, firm_id).await? {
         if connection.refresh_token_sealed.is_none() {
             continue;
         }
-        let _claim = wait_for_claim(app, &connection.id).await;
-        match delete_created_events(app, &connection).await {
+        let _claim = wait_for_claim(ctx, &connection.id).await;
+        match delete_created_events(ctx, &connection).await {
             Ok(n) => report.events_deleted += n,
             Err(e) => report
                 .failures

@@ -14,8 +14,8 @@ use super::event_id;
 use super::reader::{self, DiaryRow};
 use super::store::{self, Connection};
 use super::tokens::TokenSource;
+use super::GoogleContext;
 use super::CONNECTOR;
-use crate::app::App;
 use crate::projection::Projection;
 use chrono::{TimeZone, Utc};
 use futures::StreamExt;
@@ -55,49 +55,52 @@ enum Outcome {
 }
 
 /// The token source of a connection (cached for the process).
-pub fn token_source(app: &App, connection: &Connection) -> Result<Arc<TokenSource>, CallError> {
-    if let Some(source) = app.google.token_source(&connection.id) {
+pub fn token_source(
+    ctx: &GoogleContext,
+    connection: &Connection,
+) -> Result<Arc<TokenSource>, CallError> {
+    if let Some(source) = ctx.runtime.token_source(&connection.id) {
         if connection.refresh_token_sealed.as_deref() == Some(source.sealed.as_str()) {
             return Ok(source);
         }
         // Reconnected since this source was cached (maybe through another instance).
-        app.google.forget(&connection.id);
+        ctx.runtime.forget(&connection.id);
     }
-    let source = TokenSource::open(app, connection).map_err(|e| match e {
+    let source = TokenSource::open(ctx, connection).map_err(|e| match e {
         super::tokens::TokenError::InvalidGrant => CallError::NeedsReconsent,
         other => CallError::Failed(other.to_string()),
     })?;
-    Ok(app.google.keep_token_source(source))
+    Ok(ctx.runtime.keep_token_source(source))
 }
 
 /// Runs one pass; the caller must hold the connection's claim.
-pub async fn run_pass(app: &App, connection_id: &str) -> Result<PassReport, CallError> {
+pub async fn run_pass(ctx: &GoogleContext, connection_id: &str) -> Result<PassReport, CallError> {
     let failed = |e: crate::registry::StoreError| CallError::Failed(e.to_string());
-    let connection = store::connection(&app.registry, connection_id)
+    let connection = store::connection(&ctx.registry, connection_id)
         .await
         .map_err(failed)?;
-    let connector = app
+    let connector = ctx
         .catalogue
         .require(CONNECTOR)
         .map_err(CallError::Failed)?;
-    if !store::may_sync(&app.registry, connection_id, &connector.schema_hash)
+    if !store::may_sync(&ctx.registry, connection_id, &connector.schema_hash)
         .await
         .map_err(failed)?
     {
         return Err(CallError::Stopped);
     }
-    let grant = app
+    let grant = ctx
         .registry
         .grant(&connection.firm_id, CONNECTOR)
         .await
         .map_err(failed)?;
-    let db = app.tenancy.firm_db(&grant).await.map_err(failed)?;
-    let tokens = token_source(app, &connection)?;
-    let secret = store::grant_secret(&app.registry, &app.keyring, &connection.grant_id)
+    let db = ctx.tenancy.firm_db(&grant).await.map_err(failed)?;
+    let tokens = token_source(ctx, &connection)?;
+    let secret = store::grant_secret(&ctx.registry, &ctx.keyring, &connection.grant_id)
         .await
         .map_err(failed)?;
     let caller = Caller {
-        app,
+        ctx,
         connection: &connection,
         tokens: &tokens,
         schema_hash: &connector.schema_hash,
@@ -116,7 +119,7 @@ pub async fn run_pass(app: &App, connection_id: &str) -> Result<PassReport, Call
             break;
         };
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let mut known = store::mappings_for(&app.registry, connection_id, &ids)
+        let mut known = store::mappings_for(&ctx.registry, connection_id, &ids)
             .await
             .map_err(failed)?;
         // Intents first, in one transaction: a crash after an insert leaves a mapping to retry.
@@ -129,7 +132,7 @@ pub async fn run_pass(app: &App, connection_id: &str) -> Result<PassReport, Call
             ..Default::default()
         };
         if !intents.intents.is_empty() {
-            store::write_batch(&app.registry, connection_id, &intents)
+            store::write_batch(&ctx.registry, connection_id, &intents)
                 .await
                 .map_err(failed)?;
         }
@@ -149,7 +152,7 @@ pub async fn run_pass(app: &App, connection_id: &str) -> Result<PassReport, Call
                     })
                 },
             )
-            .buffer_unordered(app.config.google.user_concurrency)
+            .buffer_unordered(ctx.config.user_concurrency)
             .collect()
             .await;
         let mut first_error = None;
@@ -183,7 +186,7 @@ pub async fn run_pass(app: &App, connection_id: &str) -> Result<PassReport, Call
         }
         // What succeeded is kept even when the batch must be retried; the cursor moves only past a whole batch.
         writes.cursor = first_error.is_none().then_some(last);
-        store::write_batch(&app.registry, connection_id, &writes)
+        store::write_batch(&ctx.registry, connection_id, &writes)
             .await
             .map_err(failed)?;
         if let Some(e) = first_error {
@@ -289,7 +292,7 @@ async fn sync_entry(
             200..=299 => Outcome::Updated,
             404 | 410 => {
                 store::put_mapping(
-                    &caller.app.registry,
+                    &caller.ctx.registry,
                     &caller.connection.id,
                     &row.id,
                     &event_id,

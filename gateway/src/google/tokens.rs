@@ -6,8 +6,8 @@
 //! means the user must connect again.
 
 use super::store::SEAL_REFRESH;
+use super::GoogleContext;
 use super::CONNECTOR;
-use crate::app::App;
 use crate::config::GoogleConfig;
 use crate::outbound_log::{Direction, NewSend};
 use oauth2::basic::BasicClient;
@@ -102,12 +102,15 @@ pub struct TokenSource {
 
 impl TokenSource {
     /// Opens the sealed refresh token of a connection.
-    pub fn open(app: &App, connection: &super::store::Connection) -> Result<Self, TokenError> {
+    pub fn open(
+        ctx: &GoogleContext,
+        connection: &super::store::Connection,
+    ) -> Result<Self, TokenError> {
         let sealed = connection
             .refresh_token_sealed
             .as_deref()
             .ok_or(TokenError::InvalidGrant)?;
-        let plain = app
+        let plain = ctx
             .keyring
             .open(SEAL_REFRESH, sealed)
             .map_err(|e| TokenError::Setup(format!("cannot open the refresh token: {e}")))?;
@@ -137,7 +140,7 @@ impl TokenSource {
     }
 
     /// A valid access token, refreshing (once, for all waiters) when needed.
-    pub async fn access_token(&self, app: &App) -> Result<String, TokenError> {
+    pub async fn access_token(&self, ctx: &GoogleContext) -> Result<String, TokenError> {
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
@@ -145,7 +148,7 @@ impl TokenSource {
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
-        let token = self.refresh(app).await?;
+        let token = self.refresh(ctx).await?;
         Ok(token)
     }
 
@@ -160,9 +163,9 @@ impl TokenSource {
         }
     }
 
-    async fn refresh(&self, app: &App) -> Result<String, TokenError> {
-        let client = oauth_client(&app.config.google).map_err(TokenError::Setup)?;
-        let receipt = app
+    async fn refresh(&self, ctx: &GoogleContext) -> Result<String, TokenError> {
+        let client = oauth_client(&ctx.config).map_err(TokenError::Setup)?;
+        let receipt = ctx
             .log
             .record_send(NewSend {
                 firm_id: self.firm_id.clone(),
@@ -172,7 +175,7 @@ impl TokenSource {
                 method: "POST".into(),
                 target: format!(
                     "{} (refresh access token of connection {})",
-                    app.config.google.token_url, self.connection_id
+                    ctx.config.token_url, self.connection_id
                 ),
                 fields: vec!["grant_type".into(), "refresh_token".into()],
                 record_ids: vec![self.connection_id.clone()],
@@ -181,14 +184,14 @@ impl TokenSource {
             .await
             .map_err(|e| TokenError::Transient(e.to_string()))?;
         let seen = Arc::new(AtomicU16::new(0));
-        let http = status_capturing(&app.google.oauth_http, &seen);
+        let http = status_capturing(&ctx.runtime.oauth_http, &seen);
         let result = client
             .exchange_refresh_token(&RefreshToken::new(
                 self.refresh_token.expose_secret().to_string(),
             ))
             .request_async(&http)
             .await;
-        app.log
+        ctx.log
             .record_result(&receipt, seen.load(Ordering::SeqCst))
             .await
             .map_err(|e| TokenError::Transient(e.to_string()))?;

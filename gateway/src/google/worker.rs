@@ -1,4 +1,4 @@
-//! The durable sync job. Its state lives in the registry (each connection's
+//! The durable sync job. Its ctx lives in the registry (each connection's
 //! cursor, due time and attempts; each entry's mapping), so a gateway killed
 //! mid-pass resumes where it stopped. Every `sync_interval_ms` (or when
 //! woken) the worker runs a pass for each runnable connection, a few
@@ -7,7 +7,7 @@
 use super::calls::CallError;
 use super::store;
 use super::sync::{self, PassReport};
-use crate::app::AppState;
+use super::GoogleContext;
 use crate::clock::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,35 +15,35 @@ use std::time::Duration;
 const CONNECTIONS_AT_ONCE: usize = 8;
 
 /// Starts the worker; it ends after `runtime.stop()`, once its calls in flight finish.
-pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn(ctx: Arc<GoogleContext>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let interval = Duration::from_millis(state.config.google.sync_interval_ms);
+        let interval = Duration::from_millis(ctx.config.sync_interval_ms);
         loop {
-            if state.google.is_stopping() {
+            if ctx.runtime.is_stopping() {
                 break;
             }
-            if let Err(e) = run_due(&state).await {
+            if let Err(e) = run_due(&ctx).await {
                 tracing::warn!(error = %e, "calendar sync could not list its jobs");
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
-                _ = state.google.wake.notified() => {}
+                _ = ctx.runtime.wake.notified() => {}
             }
         }
     })
 }
 
 /// Runs a pass for every runnable connection.
-pub async fn run_due(state: &AppState) -> crate::registry::StoreResult<()> {
-    let due = store::runnable_connections(&state.registry, now_ms()).await?;
+pub async fn run_due(ctx: &Arc<GoogleContext>) -> crate::registry::StoreResult<()> {
+    let due = store::runnable_connections(&ctx.registry, now_ms()).await?;
     let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_AT_ONCE));
     let mut tasks = tokio::task::JoinSet::new();
     for connection in due {
-        let state = state.clone();
+        let ctx = ctx.clone();
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let _ = run_one(&state, &connection.id).await;
+            let _ = run_one(&ctx, &connection.id).await;
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -53,34 +53,34 @@ pub async fn run_due(state: &AppState) -> crate::registry::StoreResult<()> {
 /// Runs one pass for one connection and records its outcome on the connection.
 /// `Ok(None)` when a pass for it is already running here or on another instance.
 pub async fn run_one(
-    state: &AppState,
+    ctx: &Arc<GoogleContext>,
     connection_id: &str,
 ) -> Result<Option<PassReport>, CallError> {
-    let Some(_claim) = state.google.claim(connection_id) else {
+    let Some(_claim) = ctx.runtime.claim(connection_id) else {
         return Ok(None);
     };
-    let registry = &state.registry;
-    let lease =
-        match super::lease::acquire(registry, connection_id, &state.google.instance_id).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) => return Ok(None),
-            Err(e) => return Err(CallError::Failed(e.to_string())),
-        };
-    let outcome = run_leased(state, connection_id).await;
+    let registry = &ctx.registry;
+    let lease = match super::lease::acquire(registry, connection_id, &ctx.runtime.instance_id).await
+    {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(CallError::Failed(e.to_string())),
+    };
+    let outcome = run_leased(ctx, connection_id).await;
     lease.release().await;
     outcome
 }
 
 /// The pass itself, run while this instance holds the connection's lease.
 async fn run_leased(
-    state: &AppState,
+    ctx: &Arc<GoogleContext>,
     connection_id: &str,
 ) -> Result<Option<PassReport>, CallError> {
-    let registry = &state.registry;
+    let registry = &ctx.registry;
     let before = store::connection(registry, connection_id)
         .await
         .map_err(|e| CallError::Failed(e.to_string()))?;
-    let result = sync::run_pass(state, connection_id).await;
+    let result = sync::run_pass(ctx, connection_id).await;
     let noted = match &result {
         Ok(report) => {
             let busy = report.entries > 0
@@ -100,7 +100,7 @@ async fn run_leased(
         }
         Err(CallError::Stopped) => Ok(()),
         Err(CallError::NeedsReconsent) => {
-            state.google.forget(connection_id);
+            ctx.runtime.forget(connection_id);
             tracing::warn!(connection = %connection_id, "Google refused the refresh token; the user must connect again");
             let why = "Google refused the refresh token (invalid_grant): the fee earner must connect Google Calendar again";
             match before.refresh_token_sealed.as_deref() {

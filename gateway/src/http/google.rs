@@ -132,7 +132,9 @@ pub async fn callback(
     }
     let code = params.get("code").filter(|c| !c.is_empty());
     let result = match code {
-        Some(code) => crate::google::consent::finish(&state, consent_state, code).await,
+        Some(code) => crate::google::consent::finish(&state.google, consent_state, code)
+            .await
+            .map_err(Problem::from),
         None => Err(Problem::bad_request("the code parameter is missing").with("field", "code")),
     };
     if from_settings {

@@ -112,10 +112,19 @@ impl From<ConnectorError> for Problem {
                     None => problem,
                 }
             }
+            ConnectorError::Invalid { field, detail } if field.is_empty() => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request", detail)
+            }
             ConnectorError::Invalid { field, detail } => Problem::unprocessable(&field, detail),
             ConnectorError::InsufficientScope(scope) => insufficient_scope(&scope),
             ConnectorError::Stopped => {
                 Problem::forbidden("this connector is switched off for the firm")
+            }
+            ConnectorError::NotFound(detail) => Problem::not_found(detail),
+            ConnectorError::Conflict(detail) => Problem::conflict(detail),
+            ConnectorError::Refused(detail) => Problem::forbidden(detail),
+            ConnectorError::Upstream(detail) => {
+                Problem::new(StatusCode::BAD_GATEWAY, "Bad gateway", detail)
             }
             ConnectorError::Unavailable(detail) => Problem::unavailable(detail),
             ConnectorError::Internal(cause) => Problem::internal(cause),

@@ -170,7 +170,7 @@ pub async fn disable(
     };
     if c.id() == crate::google::CONNECTOR {
         let report = crate::google::switch_off::switch_off(
-            &state,
+            &state.google,
             session.firm(),
             &session.actor(),
             body.delete_events,

@@ -83,7 +83,7 @@ pub async fn connection(
     if !available(&state) {
         return Ok(Json(json!({ "available": false })));
     }
-    let statuses = consent::connection_statuses(&state, session.firm()).await?;
+    let statuses = consent::connection_statuses(&state.google, session.firm()).await?;
     let of = |id: &str| statuses.iter().find(|c| c.firm_user_id == id);
     let own = session.user.firm_user_id.as_deref();
     let mut body = json!({
@@ -120,7 +120,7 @@ pub async fn connect(State(state): State<AppState>, session: Session) -> Result<
     }
     let firm_user_id = linked_user(&session)?;
     let (url, consent_state) =
-        consent::start_in_browser(&state, session.firm(), firm_user_id).await?;
+        consent::start_in_browser(&state.google, session.firm(), firm_user_id).await?;
     let mut response = Json(json!({ "authorize_url": url.as_str() })).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -163,7 +163,12 @@ pub async fn disconnect(
         json_body(&headers, &body)?
     };
     let firm_user_id = linked_user(&session)?;
-    let report =
-        consent::disconnect(&state, session.firm(), firm_user_id, body.delete_events).await?;
+    let report = consent::disconnect(
+        &state.google,
+        session.firm(),
+        firm_user_id,
+        body.delete_events,
+    )
+    .await?;
     Ok(Json(json!(report)))
 }
