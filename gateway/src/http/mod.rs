@@ -26,7 +26,10 @@ use tower_http::trace::TraceLayer;
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let api = accounting::routes()
-        .layer(state.api_limiters.credential_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle::limit_per_credential,
+        ))
         .layer(state.api_limiters.ip_layer());
     let oauth = oauth::routes()
         .merge(google::routes())

