@@ -48,6 +48,90 @@ fn tally(statuses: &[u16]) -> String {
         .join(" ")
 }
 
+async fn stale_credential_of_one_firm_does_not_lock_out_the_others(env: TestEnv) {
+    // 101 firms with the accounting connector on; their own databases are
+    // never opened (a token needs only the registry).
+    let mut credentials = Vec::new();
+    for n in 0..101 {
+        let firm = format!("firm-{n:03}");
+        let url = format!(
+            "sqlite://{}/never-opened-{firm}.db",
+            env.dir.path().display()
+        );
+        env.registry
+            .add_firm(&firm, &format!("Firm {n}"), &url)
+            .await
+            .expect("add firm");
+        credentials.push(enable_with_credential(&env.registry, &firm, "accounting").await);
+    }
+    let (stale_id, stale_secret) = credentials[0].clone();
+    env.registry
+        .revoke_credential("firm-000", &stale_id)
+        .await
+        .expect("revoke");
+    // Failure budgets at their defaults; the general API rate is not what this is about.
+    let mut config = env.config();
+    config.limits.api_rate_per_second = 10_000;
+    config.limits.api_burst = 10_000;
+    let app = env.spawn_with(config).await;
+    let vendor = "198.51.100.77";
+
+    let mut retries = Vec::new();
+    for _ in 0..50 {
+        retries.push(
+            token_request(&app, vendor, &stale_id, &stale_secret)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    let mut others = Vec::new();
+    for (client_id, secret) in &credentials[1..] {
+        let r = token_request(&app, vendor, client_id, secret).await;
+        others.push(r.status().as_u16());
+    }
+    println!(
+        "50 retries of a revoked credential: {}; then 100 other firms' right credentials from the same IP: {}",
+        tally(&retries),
+        tally(&others)
+    );
+    assert_eq!(
+        others.iter().filter(|s| **s == 200).count(),
+        100,
+        "every other firm's credential must still get a token"
+    );
+    assert!(retries.iter().all(|s| *s == 401), "{}", tally(&retries));
+
+    // A flood of failures for one client id is still throttled...
+    let r = token_request(&app, vendor, &stale_id, &stale_secret).await;
+    assert_eq!(r.status(), 429, "the 51st failure of one client id");
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "slow_down");
+    // ...and so is a spray of client ids this gateway never issued; neither
+    // reaches the right credential of another firm from the same address.
+    let mut sprayed = Vec::new();
+    for _ in 0..6 {
+        let unknown = scopegate::secrets::generate(scopegate::secrets::SecretKind::ClientId);
+        let guess = scopegate::secrets::generate(scopegate::secrets::SecretKind::ClientSecret);
+        sprayed.push(
+            token_request(&app, vendor, &unknown, &guess)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(sprayed, vec![401, 401, 401, 401, 401, 429]);
+    let (client_id, secret) = &credentials[1];
+    assert_eq!(
+        token_request(&app, vendor, client_id, secret)
+            .await
+            .status(),
+        200
+    );
+    app.stop().await;
+}
+
 async fn api_budget_follows_the_credential(env: TestEnv) {
     env.add_seeded_firm("f1", small_seed()).await;
     let (client_id, secret) = enable_with_credential(&env.registry, "f1", "accounting").await;
@@ -136,4 +220,8 @@ async fn an_ipv6_64_is_one_client(env: TestEnv) {
     app.stop().await;
 }
 
-on_both_backends!(api_budget_follows_the_credential, an_ipv6_64_is_one_client,);
+on_both_backends!(
+    stale_credential_of_one_firm_does_not_lock_out_the_others,
+    api_budget_follows_the_credential,
+    an_ipv6_64_is_one_client,
+);

@@ -3,9 +3,9 @@
 //! and per credential: the bearer token is resolved to the credential it was
 //! issued for, so respelling the header or minting another token does not buy
 //! a fresh budget. Failed client authentications are limited much harder with
-//! governor's GCRA, per address and per client_id: once a key has used its
-//! failure budget it gets 429 with `Retry-After`. Limiter keys are pruned
-//! periodically (they are never evicted by themselves).
+//! governor's GCRA, per client id and per address; once a key has used its
+//! failure budget, what it refuses is described at [`AuthThrottle`]. Limiter
+//! keys are pruned periodically (they are never evicted by themselves).
 
 use super::client_ip::{client_ip, peer_of, rate_key};
 use super::problem::Problem;
@@ -203,11 +203,19 @@ fn governor_problem(error: GovernorError) -> Response {
 pub enum FailureKey {
     /// A client address (an IPv6 address by its /64).
     Ip(IpAddr),
-    /// SHA-256 prefix of the presented client id (never the secret).
+    /// SHA-256 prefix of the presented client id or account (never the secret).
     Client([u8; 16]),
 }
 
-/// Failed-authentication budgets per IP and per client id.
+/// Failed-authentication budgets per address and per client id (or settings
+/// account). What a spent budget refuses is up to the caller, and chosen so
+/// that nobody else's trouble refuses a right secret or password:
+///
+/// - an address over its budget is refused outright (its requests are not
+///   checked), so callers count against it only failures that point at a
+///   guesser: unknown client ids, or any failed login;
+/// - a client id over its budget still has its right secret accepted; wrong
+///   ones get 429.
 pub struct AuthThrottle {
     per_ip: DefaultKeyedRateLimiter<FailureKey>,
     per_client: DefaultKeyedRateLimiter<FailureKey>,
@@ -236,38 +244,52 @@ impl AuthThrottle {
         FailureKey::Client(key)
     }
 
-    /// Seconds to wait if this IP or client id is locked out now.
-    pub fn blocked_for(&self, ip: IpAddr, client_id: Option<&str>) -> Option<u64> {
+    fn blocked(&self, key: &FailureKey) -> Option<u64> {
         let now = Instant::now();
-        let blocked = self.blocked.lock().expect("throttle lock");
-        let mut keys = vec![FailureKey::Ip(rate_key(ip))];
-        keys.extend(client_id.map(Self::client_key));
-        keys.iter()
-            .filter_map(|k| blocked.get(k))
+        self.blocked
+            .lock()
+            .expect("throttle lock")
+            .get(key)
             .filter(|until| **until > now)
-            .map(|until| until.duration_since(now).as_secs() + 1)
-            .max()
+            .map(|until| ceil_secs(until.duration_since(now)))
     }
 
-    /// Counts one failure; returns the lockout in seconds if a budget is now spent.
-    pub fn record_failure(&self, ip: IpAddr, client_id: Option<&str>) -> Option<u64> {
-        let clock = DefaultClock::default();
-        let mut lockout = None;
-        let mut checks = vec![(&self.per_ip, FailureKey::Ip(rate_key(ip)))];
-        if let Some(id) = client_id {
-            checks.push((&self.per_client, Self::client_key(id)));
-        }
-        for (limiter, key) in checks {
-            if let Err(not_until) = limiter.check_key(&key) {
-                let wait = not_until.wait_time_from(clock.now());
-                self.blocked
-                    .lock()
-                    .expect("throttle lock")
-                    .insert(key, Instant::now() + wait);
-                lockout = Some(lockout.unwrap_or(0).max(wait.as_secs() + 1));
-            }
-        }
-        lockout
+    /// Seconds to wait if this address is locked out now.
+    pub fn ip_blocked(&self, ip: IpAddr) -> Option<u64> {
+        self.blocked(&FailureKey::Ip(rate_key(ip)))
+    }
+
+    /// Seconds to wait if this client id (or account) is over its budget now.
+    pub fn client_blocked(&self, client_id: &str) -> Option<u64> {
+        self.blocked(&Self::client_key(client_id))
+    }
+
+    /// Counts one failure against `key`; returns the lockout if its budget is now spent.
+    fn spend(&self, limiter: &DefaultKeyedRateLimiter<FailureKey>, key: FailureKey) -> Option<u64> {
+        let not_until = limiter.check_key(&key).err()?;
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        self.blocked
+            .lock()
+            .expect("throttle lock")
+            .insert(key, Instant::now() + wait);
+        Some(ceil_secs(wait))
+    }
+
+    /// Counts a failure against the address only (an unknown client id, a malformed request).
+    pub fn record_ip_failure(&self, ip: IpAddr) -> Option<u64> {
+        self.spend(&self.per_ip, FailureKey::Ip(rate_key(ip)))
+    }
+
+    /// Counts a failure against the client id only.
+    pub fn record_client_failure(&self, client_id: &str) -> Option<u64> {
+        self.spend(&self.per_client, Self::client_key(client_id))
+    }
+
+    /// Counts a failure against both; returns the longer lockout if a budget is now spent.
+    pub fn record_failure(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
+        let by_ip = self.record_ip_failure(ip);
+        let by_client = self.record_client_failure(client_id);
+        by_ip.max(by_client)
     }
 
     /// Forgets expired lockouts and idle limiter keys.
@@ -302,11 +324,25 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(t.record_failure(a, Some("sgc_x")), None);
+            assert_eq!(t.record_failure(a, "sgc_x"), None);
         }
-        assert!(t.record_failure(a, Some("sgc_x")).is_some());
-        assert!(t.blocked_for(a, None).is_some());
-        assert_eq!(t.blocked_for(b, Some("sgc_x")), None);
+        assert!(t.record_failure(a, "sgc_x").is_some());
+        assert!(t.ip_blocked(a).is_some());
+        assert_eq!(t.ip_blocked(b), None);
+        assert_eq!(t.client_blocked("sgc_x"), None, "4 of its 10");
+    }
+
+    #[test]
+    fn client_failures_do_not_spend_the_address_budget() {
+        let t = AuthThrottle::new(&limits());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            assert_eq!(t.record_client_failure("sgc_stale"), None);
+        }
+        assert!(t.record_client_failure("sgc_stale").is_some());
+        assert!(t.client_blocked("sgc_stale").is_some());
+        assert_eq!(t.ip_blocked(a), None);
+        assert_eq!(t.client_blocked("sgc_other"), None);
     }
 
     #[test]
@@ -314,17 +350,14 @@ mod tests {
         let t = AuthThrottle::new(&limits());
         for n in 1..=3 {
             let ip: IpAddr = format!("2001:db8:7:7::{n}").parse().unwrap();
-            assert_eq!(t.record_failure(ip, None), None);
+            assert_eq!(t.record_ip_failure(ip), None);
         }
         assert!(t
-            .record_failure("2001:db8:7:7:ffff::1".parse().unwrap(), None)
+            .record_ip_failure("2001:db8:7:7:ffff::1".parse().unwrap())
             .is_some());
         assert!(t
-            .blocked_for("2001:db8:7:7::abcd".parse().unwrap(), None)
+            .ip_blocked("2001:db8:7:7::abcd".parse().unwrap())
             .is_some());
-        assert_eq!(
-            t.blocked_for("2001:db8:7:8::1".parse().unwrap(), None),
-            None
-        );
+        assert_eq!(t.ip_blocked("2001:db8:7:8::1".parse().unwrap()), None);
     }
 }

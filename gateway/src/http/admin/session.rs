@@ -67,7 +67,10 @@ pub async fn login(
     let ip = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
     let account = format!("{}\n{}", body.firm.trim(), body.email.trim().to_lowercase());
     let throttle = &state.accounts.login_throttle;
-    if let Some(wait) = throttle.blocked_for(ip, Some(&account)) {
+    if let Some(wait) = throttle
+        .ip_blocked(ip)
+        .max(throttle.client_blocked(&account))
+    {
         return Err(Problem::too_many_requests(wait));
     }
     let found = match state.registry.firm(body.firm.trim()).await {
@@ -101,7 +104,7 @@ pub async fn login(
     .await
     .map_err(Problem::internal)?;
     let Some(user) = ok_user else {
-        if let Some(wait) = throttle.record_failure(ip, Some(&account)) {
+        if let Some(wait) = throttle.record_failure(ip, &account) {
             return Err(Problem::too_many_requests(wait));
         }
         return Err(Problem::new(
