@@ -4,6 +4,8 @@
 //! token) and an IPv6 client's /64, a locked settings account still takes its
 //! right password, and admin password hashing waits for the bounded permits.
 
+use scopegate::accounts::Role;
+use scopegate_e2e::settings::{add_login, login_response, PASSWORD};
 use scopegate_e2e::{enable_with_credential, on_both_backends, small_seed, TestApp, TestEnv};
 use serde_json::Value;
 
@@ -220,8 +222,68 @@ async fn an_ipv6_64_is_one_client(env: TestEnv) {
     app.stop().await;
 }
 
+async fn a_locked_account_still_takes_its_right_password(env: TestEnv) {
+    env.add_seeded_firm("f1", small_seed()).await;
+    add_login(&env.registry, "f1", "admin@f1.example", Role::Admin).await;
+    let mut config = env.config();
+    config.limits.auth_failures_per_ip = 100;
+    config.limits.auth_failures_per_client = 3;
+    let app = env.spawn_with(config).await;
+    let login = |password: &'static str, ip: &'static str| {
+        login_response(
+            &app.http,
+            &app.base,
+            "f1",
+            "admin@f1.example",
+            password,
+            Some(ip),
+        )
+    };
+    // Someone guesses from four addresses: the account is now over its budget.
+    let mut guesses = Vec::new();
+    for ip in [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+    ] {
+        guesses.push(login("wrong password!!", ip).await.status().as_u16());
+    }
+    assert_eq!(guesses, vec![401, 401, 401, 429]);
+    // The admin, from her own address, still gets in with the right password.
+    let r = login(PASSWORD, "203.0.113.7").await;
+    println!(
+        "right password from a clean address while the account is locked: {}",
+        r.status()
+    );
+    assert_eq!(
+        r.status(),
+        200,
+        "the lockout must not refuse the right password"
+    );
+    // The guessers are slowed: an address that already failed is not checked
+    // again while the account is locked (not even with the right password)...
+    for ip in ["198.51.100.1", "198.51.100.4"] {
+        let r = login(PASSWORD, ip).await;
+        assert_eq!(r.status(), 429, "{ip} already guessed");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert!(r.headers().contains_key("retry-after"));
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().contains("retry after"),
+            "{body}"
+        );
+    }
+    // ...and a new address gets one guess, then the same.
+    assert_eq!(login("wrong password!!", "192.0.2.80").await.status(), 429);
+    assert_eq!(login(PASSWORD, "192.0.2.80").await.status(), 429);
+    assert_eq!(login(PASSWORD, "192.0.2.81").await.status(), 200);
+    app.stop().await;
+}
+
 on_both_backends!(
     stale_credential_of_one_firm_does_not_lock_out_the_others,
     api_budget_follows_the_credential,
     an_ipv6_64_is_one_client,
+    a_locked_account_still_takes_its_right_password,
 );

@@ -217,7 +217,7 @@ async fn authenticate(
     let lockout = if known {
         match throttle.client_blocked(&client.client_id) {
             Some(secs) => Some(secs),
-            None => throttle.record_client_failure(&client.client_id),
+            None => throttle.record_client_failure(ip, &client.client_id),
         }
     } else {
         throttle.record_ip_failure(ip)

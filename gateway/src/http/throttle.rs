@@ -214,12 +214,16 @@ pub enum FailureKey {
 /// - an address over its budget is refused outright (its requests are not
 ///   checked), so callers count against it only failures that point at a
 ///   guesser: unknown client ids, or any failed login;
-/// - a client id over its budget still has its right secret accepted; wrong
-///   ones get 429.
+/// - a client id or account over its budget still has its right secret or
+///   password accepted; wrong ones get 429, and an address that has already
+///   failed for it is refused unchecked until it recovers ([`Self::tried_from`]).
 pub struct AuthThrottle {
     per_ip: DefaultKeyedRateLimiter<FailureKey>,
     per_client: DefaultKeyedRateLimiter<FailureKey>,
     blocked: Mutex<HashMap<FailureKey, Instant>>,
+    /// When an address last failed for a client key.
+    tried: Mutex<HashMap<(FailureKey, IpAddr), Instant>>,
+    recovery: Duration,
 }
 
 impl AuthThrottle {
@@ -234,6 +238,8 @@ impl AuthThrottle {
             per_ip: RateLimiter::keyed(quota(limits.auth_failures_per_ip)),
             per_client: RateLimiter::keyed(quota(limits.auth_failures_per_client)),
             blocked: Mutex::new(HashMap::new()),
+            tried: Mutex::new(HashMap::new()),
+            recovery: period,
         }
     }
 
@@ -264,6 +270,20 @@ impl AuthThrottle {
         self.blocked(&Self::client_key(client_id))
     }
 
+    /// Seconds until this address may try this client id again, if it failed
+    /// for it within the recovery period.
+    pub fn tried_from(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
+        let now = Instant::now();
+        let key = (Self::client_key(client_id), rate_key(ip));
+        self.tried
+            .lock()
+            .expect("throttle lock")
+            .get(&key)
+            .map(|at| *at + self.recovery)
+            .filter(|until| *until > now)
+            .map(|until| ceil_secs(until.duration_since(now)))
+    }
+
     /// Counts one failure against `key`; returns the lockout if its budget is now spent.
     fn spend(&self, limiter: &DefaultKeyedRateLimiter<FailureKey>, key: FailureKey) -> Option<u64> {
         let not_until = limiter.check_key(&key).err()?;
@@ -280,25 +300,35 @@ impl AuthThrottle {
         self.spend(&self.per_ip, FailureKey::Ip(rate_key(ip)))
     }
 
-    /// Counts a failure against the client id only.
-    pub fn record_client_failure(&self, client_id: &str) -> Option<u64> {
-        self.spend(&self.per_client, Self::client_key(client_id))
+    /// Counts a failure against the client id only, remembering the address it came from.
+    pub fn record_client_failure(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
+        let key = Self::client_key(client_id);
+        self.tried
+            .lock()
+            .expect("throttle lock")
+            .insert((key.clone(), rate_key(ip)), Instant::now());
+        self.spend(&self.per_client, key)
     }
 
     /// Counts a failure against both; returns the longer lockout if a budget is now spent.
     pub fn record_failure(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
         let by_ip = self.record_ip_failure(ip);
-        let by_client = self.record_client_failure(client_id);
+        let by_client = self.record_client_failure(ip, client_id);
         by_ip.max(by_client)
     }
 
-    /// Forgets expired lockouts and idle limiter keys.
+    /// Forgets expired lockouts, old tries and idle limiter keys.
     pub fn prune(&self) {
         let now = Instant::now();
         self.blocked
             .lock()
             .expect("throttle lock")
             .retain(|_, until| *until > now);
+        let recovery = self.recovery;
+        self.tried
+            .lock()
+            .expect("throttle lock")
+            .retain(|_, at| *at + recovery > now);
         self.per_ip.retain_recent();
         self.per_client.retain_recent();
     }
@@ -337,12 +367,17 @@ mod tests {
         let t = AuthThrottle::new(&limits());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..10 {
-            assert_eq!(t.record_client_failure("sgc_stale"), None);
+            assert_eq!(t.record_client_failure(a, "sgc_stale"), None);
         }
-        assert!(t.record_client_failure("sgc_stale").is_some());
+        assert!(t.record_client_failure(a, "sgc_stale").is_some());
         assert!(t.client_blocked("sgc_stale").is_some());
         assert_eq!(t.ip_blocked(a), None);
         assert_eq!(t.client_blocked("sgc_other"), None);
+        assert!(t.tried_from(a, "sgc_stale").is_some());
+        assert_eq!(
+            t.tried_from("192.0.2.9".parse().unwrap(), "sgc_stale"),
+            None
+        );
     }
 
     #[test]
