@@ -4,10 +4,10 @@
 //! token) and an IPv6 client's /64, a locked settings account still takes its
 //! right password, and admin password hashing waits for the bounded permits.
 
-use scopegate::accounts::Role;
-use scopegate_e2e::settings::{add_login, login_response, PASSWORD};
+use scopegate::accounts::{Role, PASSWORD_CHECKS_AT_ONCE};
+use scopegate_e2e::settings::{add_login, login_response, AdminClient, PASSWORD};
 use scopegate_e2e::{enable_with_credential, on_both_backends, small_seed, TestApp, TestEnv};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// POSTs a client-credentials token request from `ip` (via the trusted proxy header).
 async fn token_request(
@@ -281,9 +281,68 @@ async fn a_locked_account_still_takes_its_right_password(env: TestEnv) {
     app.stop().await;
 }
 
+async fn admin_password_hashing_waits_for_the_bounded_permits(env: TestEnv) {
+    env.add_seeded_firm("f1", small_seed()).await;
+    let owner = add_login(&env.registry, "f1", "owner@f1.example", Role::Owner).await;
+    let target = add_login(&env.registry, "f1", "clerk@f1.example", Role::Bookkeeper).await;
+    let app = env.spawn().await;
+    let admin = AdminClient::login(&app.base, "f1", &owner.email).await;
+    let new_user = json!({"email": "new@f1.example", "name": "New Person", "role": "fee_earner"});
+    let reset = format!("/admin/v1/users/{}/reset-password", target.id);
+
+    // Every password-hashing permit is taken (as by a flood of logins).
+    let held = app
+        .state
+        .accounts
+        .password_checks
+        .acquire_many(PASSWORD_CHECKS_AT_ONCE as u32)
+        .await
+        .expect("permits");
+    let started = std::time::Instant::now();
+    let added = admin.post("/admin/v1/users", Some(new_user.clone())).await;
+    let reset_busy = admin.post(&reset, None).await;
+    println!(
+        "with every hashing permit taken: add user {} and reset password {} after {:?}",
+        added.status(),
+        reset_busy.status(),
+        started.elapsed()
+    );
+    for r in [added, reset_busy] {
+        assert_eq!(r.status(), 503, "hashing must wait for a permit");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert!(r.headers().contains_key("retry-after"));
+        let body: Value = r.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("busy"), "{body}");
+    }
+    assert_eq!(
+        env.registry.users("f1").await.unwrap().len(),
+        2,
+        "nobody was added"
+    );
+    drop(held);
+    let r = login_response(&app.http, &app.base, "f1", &target.email, PASSWORD, None).await;
+    assert_eq!(r.status(), 200, "the old password still works");
+
+    // With permits free both work, and their passwords log in.
+    let added = admin.post("/admin/v1/users", Some(new_user)).await;
+    assert_eq!(added.status(), 201);
+    let body: Value = added.json().await.unwrap();
+    let password = body["password"].as_str().unwrap();
+    let r = login_response(&app.http, &app.base, "f1", "new@f1.example", password, None).await;
+    assert_eq!(r.status(), 200);
+    let r = admin.post(&reset, None).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let password = body["password"].as_str().unwrap();
+    let r = login_response(&app.http, &app.base, "f1", &target.email, password, None).await;
+    assert_eq!(r.status(), 200);
+    app.stop().await;
+}
+
 on_both_backends!(
     stale_credential_of_one_firm_does_not_lock_out_the_others,
     api_budget_follows_the_credential,
     an_ipv6_64_is_one_client,
     a_locked_account_still_takes_its_right_password,
+    admin_password_hashing_waits_for_the_bounded_permits,
 );

@@ -77,8 +77,22 @@ pub struct Accounts {
     pub password_checks: tokio::sync::Semaphore,
 }
 
-/// How many password checks may run at once.
+/// How many password checks (and hashes of new passwords) may run at once.
 pub const PASSWORD_CHECKS_AT_ONCE: usize = 4;
+
+/// How long a password check or hash waits for a permit before giving up.
+pub const PASSWORD_PERMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why a new password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("{0}")]
+    Policy(String),
+    #[error("the gateway is busy checking passwords; try again in a moment")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
 
 impl Accounts {
     pub fn new(config: &Config) -> Self {
@@ -90,5 +104,26 @@ impl Accounts {
             tls: config.public_url.starts_with("https://"),
             password_checks: tokio::sync::Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
         }
+    }
+
+    /// A permit to run one argon2id check or hash, if one comes free in time.
+    pub async fn password_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(PASSWORD_PERMIT_WAIT, self.password_checks.acquire())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Hashes a new password on the blocking pool, under the same bounded
+    /// permits as login checks (an admin adding users cannot stall the
+    /// runtime or run past the memory bound).
+    pub async fn hash_password(&self, password: &str) -> Result<passwords::Hashed, PasswordError> {
+        passwords::check_policy(password).map_err(PasswordError::Policy)?;
+        let _permit = self.password_permit().await.ok_or(PasswordError::Busy)?;
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || passwords::hash_checked(&password))
+            .await
+            .map_err(|e| PasswordError::Failed(e.to_string()))?
+            .map_err(PasswordError::Policy)
     }
 }

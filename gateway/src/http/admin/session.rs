@@ -102,12 +102,7 @@ pub async fn login(
         Err(e) => return Err(e.into()),
     };
     let password = body.password;
-    let Ok(Ok(_permit)) = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        state.accounts.password_checks.acquire(),
-    )
-    .await
-    else {
+    let Some(_permit) = state.accounts.password_permit().await else {
         return Err(Problem::too_many_requests(1));
     };
     let ok_user = tokio::task::spawn_blocking(move || match found {
