@@ -99,12 +99,7 @@ impl Application {
         let pruner = tokio::spawn(prune_periodically(state.clone()));
         let calendar_sync = crate::google::worker::spawn(state.clone());
         let router = crate::http::router(state.clone());
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        crate::http::server::serve(listener, router, state.config.server, shutdown).await?;
         pruner.abort();
         state.google.stop();
         let _ = tokio::time::timeout(Duration::from_secs(30), calendar_sync).await;

@@ -20,6 +20,9 @@
 //! | `--auth-failures-per-ip` | `SCOPEGATE_AUTH_FAILURES_PER_IP` | `auth_failures_per_ip` | `5` |
 //! | `--auth-failures-per-client` | `SCOPEGATE_AUTH_FAILURES_PER_CLIENT` | `auth_failures_per_client` | `50` |
 //! | `--auth-failure-recovery-secs` | `SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS` | `auth_failure_recovery_secs` | `60` |
+//! | `--header-read-timeout-secs` | `SCOPEGATE_HEADER_READ_TIMEOUT_SECS` | `header_read_timeout_secs` | `10` |
+//! | `--request-timeout-secs` | `SCOPEGATE_REQUEST_TIMEOUT_SECS` | `request_timeout_secs` | `30` |
+//! | `--max-connections` | `SCOPEGATE_MAX_CONNECTIONS` | `max_connections` | `1024` |
 //! | `--session-idle-secs` | `SCOPEGATE_SESSION_IDLE_SECS` | `session_idle_secs` | `1800` |
 //! | `--session-max-secs` | `SCOPEGATE_SESSION_MAX_SECS` | `session_max_secs` | `43200` |
 //! | `--handoff-public-key` | `SCOPEGATE_HANDOFF_PUBLIC_KEY` | `handoff_public_key` | none (hand-off off) |
@@ -37,7 +40,11 @@
 //!
 //! Settings logins are throttled with the same failure budgets as client
 //! authentication (`auth_failures_per_ip`, and `auth_failures_per_client` per
-//! firm account). The hand-off key is the host application's Ed25519 public
+//! firm account). A client that has not sent a whole request header within
+//! the header-read timeout (including an idle kept-alive connection) is
+//! disconnected; a request not answered within the request timeout gets 503;
+//! past the connection cap new connections wait in the listen queue (mind the
+//! process's open-file limit when raising it). The hand-off key is the host application's Ed25519 public
 //! key, base64 (32 bytes).
 
 use crate::keys::{KeyError, Keyring};
@@ -117,6 +124,15 @@ pub struct ConfigArgs {
     /// Seconds for one allowed failure to come back.
     #[arg(long, env = "SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS", global = true)]
     pub auth_failure_recovery_secs: Option<u64>,
+    /// Seconds a client has to send a whole request header before it is disconnected.
+    #[arg(long, env = "SCOPEGATE_HEADER_READ_TIMEOUT_SECS", global = true)]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a request (its body included) may take before it is answered 503.
+    #[arg(long, env = "SCOPEGATE_REQUEST_TIMEOUT_SECS", global = true)]
+    pub request_timeout_secs: Option<u64>,
+    /// Client connections served at once; more wait to be accepted.
+    #[arg(long, env = "SCOPEGATE_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
     /// Settings sessions end after this many seconds without a request.
     #[arg(long, env = "SCOPEGATE_SESSION_IDLE_SECS", global = true)]
     pub session_idle_secs: Option<u64>,
@@ -177,6 +193,9 @@ struct FileConfig {
     auth_failures_per_ip: Option<u32>,
     auth_failures_per_client: Option<u32>,
     auth_failure_recovery_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
     session_idle_secs: Option<u64>,
     session_max_secs: Option<u64>,
     handoff_public_key: Option<String>,
@@ -218,6 +237,14 @@ pub struct Limits {
     pub auth_failure_recovery_secs: u64,
 }
 
+/// What the HTTP server allows one client connection (see the table above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub header_read_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -232,6 +259,7 @@ pub struct Config {
     pub firm_pool_capacity: usize,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
+    pub server: ServerLimits,
     pub session_idle_secs: u64,
     pub session_max_secs: u64,
     pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
@@ -292,6 +320,25 @@ impl Config {
         {
             return Err("rate limits must be positive numbers".into());
         }
+        let server = ServerLimits {
+            header_read_timeout: std::time::Duration::from_secs(
+                args.header_read_timeout_secs
+                    .or(file.header_read_timeout_secs)
+                    .unwrap_or(10)
+                    .clamp(1, 3600),
+            ),
+            request_timeout: std::time::Duration::from_secs(
+                args.request_timeout_secs
+                    .or(file.request_timeout_secs)
+                    .unwrap_or(30)
+                    .clamp(1, 3600),
+            ),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(1024)
+                .clamp(1, 1_000_000),
+        };
         let session_idle_secs = args
             .session_idle_secs
             .or(file.session_idle_secs)
@@ -407,6 +454,7 @@ impl Config {
                 .or(file.trusted_proxies)
                 .unwrap_or_default(),
             limits,
+            server,
         })
     }
 
@@ -470,6 +518,9 @@ mod tests {
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.limits.api_burst, 3);
         assert_eq!(config.token_ttl_secs, 900);
+        assert_eq!(config.server.header_read_timeout.as_secs(), 10);
+        assert_eq!(config.server.request_timeout.as_secs(), 30);
+        assert_eq!(config.server.max_connections, 1024);
     }
 
     #[test]

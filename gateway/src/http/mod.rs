@@ -10,6 +10,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod problem;
 pub mod security_headers;
+pub mod server;
 pub mod settings;
 pub mod throttle;
 
