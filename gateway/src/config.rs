@@ -115,10 +115,10 @@ pub struct ConfigArgs {
     /// API burst allowance per credential and per client IP.
     #[arg(long, env = "SCOPEGATE_API_BURST", global = true)]
     pub api_burst: Option<u32>,
-    /// Failed client authentications allowed per IP before 429.
+    /// Failed client authentications naming unknown client ids (and failed logins) allowed per IP before 429.
     #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_IP", global = true)]
     pub auth_failures_per_ip: Option<u32>,
-    /// Failed client authentications allowed per client_id (all IPs) before 429.
+    /// Failed client authentications allowed per client_id (and logins per account), all IPs, before 429.
     #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_CLIENT", global = true)]
     pub auth_failures_per_client: Option<u32>,
     /// Seconds for one allowed failure to come back.
