@@ -1,53 +1,20 @@
-//! The running gateway: shared state, startup (`Application::build`, which
-//! tests start on port 0) and graceful shutdown.
+//! The wiring: startup (`Application::build`, which tests start on port 0),
+//! the connectors' capabilities, background work and graceful shutdown. The
+//! state handlers see is [`crate::http::App`].
 
 use crate::capabilities::CoreServices;
 use crate::catalogue::Catalogue;
 use crate::config::Config;
+use crate::http::logins::Accounts;
 use crate::http::throttle::{ApiLimiters, AuthThrottle};
+pub use crate::http::{App, AppState, RunningConnector};
 use crate::keys::Keyring;
 use crate::outbound_log::OutboundLog;
 use crate::registry::Registry;
 use crate::tenancy::Tenancy;
-use scopegate_contract::{Capabilities, Connector};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Everything a request handler may use.
-pub struct App {
-    pub config: Config,
-    pub registry: Registry,
-    pub tenancy: Tenancy,
-    pub log: OutboundLog,
-    pub catalogue: Catalogue,
-    pub keyring: Arc<Keyring>,
-    pub auth_throttle: AuthThrottle,
-    pub api_limiters: ApiLimiters,
-    pub accounts: crate::accounts::Accounts,
-    pub google: Arc<crate::google::GoogleContext>,
-    /// The registered connectors with the capabilities each was given.
-    pub connectors: Vec<RunningConnector>,
-    /// Set to true when the gateway starts shutting down (connectors' background work ends).
-    pub stopping: tokio::sync::watch::Sender<bool>,
-}
-
-/// A registered connector and its capabilities.
-pub struct RunningConnector {
-    pub connector: Arc<dyn Connector>,
-    pub capabilities: Capabilities,
-}
-
-/// Axum state: a cheap handle on the `App`.
-#[derive(Clone)]
-pub struct AppState(pub Arc<App>);
-
-impl std::ops::Deref for AppState {
-    type Target = App;
-    fn deref(&self) -> &App {
-        &self.0
-    }
-}
 
 /// A gateway bound to its port, ready to serve.
 pub struct Application {
@@ -80,7 +47,7 @@ impl Application {
             stopping,
             auth_throttle: AuthThrottle::new(&config.limits),
             api_limiters: ApiLimiters::new(&config.limits, trusted),
-            accounts: crate::accounts::Accounts::new(&config),
+            accounts: Accounts::new(&config),
             google: Arc::new(crate::google::GoogleContext::new(
                 registry.clone(),
                 tenancy.clone(),
@@ -129,12 +96,7 @@ impl Application {
             .map(tokio::spawn)
             .collect();
         let router = crate::http::router(state.clone());
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        crate::http::server::serve(listener, router, state.config.server, shutdown).await?;
         pruner.abort();
         state.google.runtime.stop();
         state.stopping.send_replace(true);

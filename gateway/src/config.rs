@@ -21,6 +21,9 @@
 //! | `--token-ttl-secs` | `SCOPEGATE_TOKEN_TTL_SECS` | `token_ttl_secs` | `900` |
 //! | `--firm-pool-capacity` | `SCOPEGATE_FIRM_POOL_CAPACITY` | `firm_pool_capacity` | `256` |
 //! | `--trusted-proxies` | `SCOPEGATE_TRUSTED_PROXIES` | `trusted_proxies` | none |
+//! | `--header-read-timeout-secs` | `SCOPEGATE_HEADER_READ_TIMEOUT_SECS` | `header_read_timeout_secs` | `10` |
+//! | `--request-timeout-secs` | `SCOPEGATE_REQUEST_TIMEOUT_SECS` | `request_timeout_secs` | `30` |
+//! | `--max-connections` | `SCOPEGATE_MAX_CONNECTIONS` | `max_connections` | `1024` |
 //! | `--api-rate-per-second` | `SCOPEGATE_API_RATE_PER_SECOND` | `api_rate_per_second` | `50` |
 //! | `--api-burst` | `SCOPEGATE_API_BURST` | `api_burst` | `100` |
 //! | `--auth-failures-per-ip` | `SCOPEGATE_AUTH_FAILURES_PER_IP` | `auth_failures_per_ip` | `5` |
@@ -44,7 +47,11 @@
 //!
 //! Settings logins are throttled with the same failure budgets as client
 //! authentication (`auth_failures_per_ip`, and `auth_failures_per_client` per
-//! firm account). The hand-off key is the host application's Ed25519 public
+//! firm account). A client that has not sent a whole request header within
+//! the header-read timeout (including an idle kept-alive connection) is
+//! disconnected; a request not answered within the request timeout gets 503;
+//! past the connection cap new connections wait in the listen queue (mind the
+//! process's open-file limit when raising it). The hand-off key is the host application's Ed25519 public
 //! key, base64 (32 bytes).
 //!
 //! Connector settings are merged key by key: the file's `[connector.<id>]`
@@ -158,16 +165,25 @@ layered_settings! {
         /// Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs).
         #[arg(long, env = "SCOPEGATE_TRUSTED_PROXIES", global = true, value_delimiter = ',')]
         pub trusted_proxies: Option<Vec<IpAddr>>,
+        /// Seconds a client has to send a whole request header before it is disconnected.
+        #[arg(long, env = "SCOPEGATE_HEADER_READ_TIMEOUT_SECS", global = true)]
+        pub header_read_timeout_secs: Option<u64>,
+        /// Seconds a request (its body included) may take before it is answered 503.
+        #[arg(long, env = "SCOPEGATE_REQUEST_TIMEOUT_SECS", global = true)]
+        pub request_timeout_secs: Option<u64>,
+        /// Client connections served at once; more wait to be accepted.
+        #[arg(long, env = "SCOPEGATE_MAX_CONNECTIONS", global = true)]
+        pub max_connections: Option<usize>,
         /// Sustained API requests per second per credential and per client IP.
         #[arg(long, env = "SCOPEGATE_API_RATE_PER_SECOND", global = true)]
         pub api_rate_per_second: Option<u64>,
         /// API burst allowance per credential and per client IP.
         #[arg(long, env = "SCOPEGATE_API_BURST", global = true)]
         pub api_burst: Option<u32>,
-        /// Failed client authentications allowed per IP before 429.
+        /// Failed client authentications naming unknown client ids (and failed logins) allowed per IP before 429.
         #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_IP", global = true)]
         pub auth_failures_per_ip: Option<u32>,
-        /// Failed client authentications allowed per client_id (all IPs) before 429.
+        /// Failed client authentications allowed per client_id (and logins per account), all IPs, before 429.
         #[arg(long, env = "SCOPEGATE_AUTH_FAILURES_PER_CLIENT", global = true)]
         pub auth_failures_per_client: Option<u32>,
         /// Seconds for one allowed failure to come back.
@@ -286,6 +302,14 @@ pub struct GoogleConfig {
     pub user_rate_per_second: u32,
 }
 
+/// What the HTTP server allows one client connection (see the table above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub header_read_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub max_connections: usize,
+}
+
 /// Rate limits (see the table above).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -310,6 +334,7 @@ pub struct Config {
     pub firm_pool_capacity: usize,
     pub trusted_proxies: Vec<IpAddr>,
     pub limits: Limits,
+    pub server: ServerLimits,
     pub session_idle_secs: u64,
     pub session_max_secs: u64,
     pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
@@ -335,6 +360,15 @@ impl Config {
             .listen
             .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("addr"));
         let public_url = s.public_url.unwrap_or_else(|| format!("http://{listen}"));
+        let server = ServerLimits {
+            header_read_timeout: std::time::Duration::from_secs(
+                s.header_read_timeout_secs.unwrap_or(10).clamp(1, 3600),
+            ),
+            request_timeout: std::time::Duration::from_secs(
+                s.request_timeout_secs.unwrap_or(30).clamp(1, 3600),
+            ),
+            max_connections: s.max_connections.unwrap_or(1024).clamp(1, 1_000_000),
+        };
         let limits = Limits {
             api_rate_per_second: s.api_rate_per_second.unwrap_or(50),
             api_burst: s.api_burst.unwrap_or(100),
@@ -356,7 +390,7 @@ impl Config {
             .unwrap_or(43_200)
             .clamp(session_idle_secs, 30 * 86_400);
         let handoff_public_key = match s.handoff_public_key {
-            Some(text) => Some(crate::accounts::handoff::parse_public_key(&text)?),
+            Some(text) => Some(scopegate_core::accounts::handoff::parse_public_key(&text)?),
             None => None,
         };
         let public_url = public_url.trim_end_matches('/').to_string();
@@ -424,6 +458,7 @@ impl Config {
             firm_pool_capacity: s.firm_pool_capacity.unwrap_or(256).max(1),
             trusted_proxies: s.trusted_proxies.unwrap_or_default(),
             limits,
+            server,
             session_idle_secs,
             session_max_secs,
             handoff_public_key,
@@ -600,6 +635,9 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json, "file over default");
         assert_eq!(config.limits.api_rate_per_second, 50, "default");
         assert_eq!(config.firm_pool_capacity, 256, "default");
+        assert_eq!(config.server.header_read_timeout.as_secs(), 10);
+        assert_eq!(config.server.request_timeout.as_secs(), 30);
+        assert_eq!(config.server.max_connections, 1024);
         let config = Config::resolve(&parse(&[], &env).unwrap()).unwrap();
         assert_eq!(config.limits.api_burst, 5, "env over file");
     }

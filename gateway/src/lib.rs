@@ -32,7 +32,6 @@
 //! where firms switch grants on and off (the consent ledger), issue
 //! credentials and read their outbound log; [`cli`] is the operator's side.
 
-pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -42,5 +41,6 @@ pub mod http;
 pub mod telemetry;
 
 pub use scopegate_core::{
-    capabilities, catalogue, clock, keys, outbound_log, projection, registry, secrets, tenancy,
+    accounts, capabilities, catalogue, clock, keys, outbound_log, projection, registry, secrets,
+    tenancy,
 };

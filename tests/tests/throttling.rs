@@ -1,6 +1,7 @@
-//! Brute force and rate limits: a guessing client is locked out after the
-//! configured number of failures while the right secret from another IP still
-//! works; the API answers 429 with Retry-After past its burst.
+//! Brute force and rate limits: an address spraying unknown client ids is
+//! locked out after the configured number of failures while issued
+//! credentials (from any address) still work; guessing one client id is
+//! throttled per client id; the API answers 429 with Retry-After past its burst.
 
 use scopegate_e2e::{enable_with_credential, small_seed, Backend, TestEnv};
 use serde_json::Value;
@@ -15,24 +16,38 @@ async fn guessing_is_throttled_per_ip_and_the_owner_still_gets_in() {
     config.limits.auth_failures_per_ip = 3;
     config.limits.auth_failures_per_client = 20;
     let app = env.spawn_with(config).await;
-    let attempt = |ip: &'static str, secret: String| {
+    let attempt = |ip: &'static str, client_id: String, secret: String| {
         app.http
             .post(app.url("/oauth/token"))
             .header("X-Forwarded-For", ip)
-            .basic_auth(&client_id, Some(secret))
+            .basic_auth(client_id, Some(secret))
             .form(&[("grant_type", "client_credentials")])
             .send()
     };
-    let wrong = scopegate::secrets::generate(scopegate::secrets::SecretKind::ClientSecret);
+    use scopegate::secrets::{generate, SecretKind};
+    let wrong = generate(SecretKind::ClientSecret);
+    // An address spraying client ids this gateway never issued spends its budget.
     for n in 0..3 {
-        let r = attempt("198.51.100.10", wrong.clone()).await.unwrap();
+        let r = attempt(
+            "198.51.100.10",
+            generate(SecretKind::ClientId),
+            wrong.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(
             r.status(),
             401,
             "failure {n} should still be an ordinary 401"
         );
     }
-    let r = attempt("198.51.100.10", wrong.clone()).await.unwrap();
+    let r = attempt(
+        "198.51.100.10",
+        generate(SecretKind::ClientId),
+        wrong.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 429);
     let retry_after: u64 = r.headers()["retry-after"]
         .to_str()
@@ -40,16 +55,39 @@ async fn guessing_is_throttled_per_ip_and_the_owner_still_gets_in() {
         .parse()
         .unwrap();
     assert!(retry_after >= 1);
-    // Locked out: even the right secret is not checked from this IP.
+    // Locked out: unknown client ids from this IP are not even looked at...
     assert_eq!(
-        attempt("198.51.100.10", secret.clone())
+        attempt(
+            "198.51.100.10",
+            generate(SecretKind::ClientId),
+            secret.clone()
+        )
+        .await
+        .unwrap()
+        .status(),
+        429
+    );
+    // ...but a credential this gateway issued is still checked there: its
+    // right secret gets a token (the spray must not lock out the firms behind
+    // the same address) and a wrong one is an ordinary failure of that client id.
+    assert_eq!(
+        attempt("198.51.100.10", client_id.clone(), secret.clone())
             .await
             .unwrap()
             .status(),
-        429
+        200
+    );
+    assert_eq!(
+        attempt("198.51.100.10", client_id.clone(), wrong.clone())
+            .await
+            .unwrap()
+            .status(),
+        401
     );
     // The owner, from another IP, still gets a token.
-    let ok = attempt("203.0.113.5", secret.clone()).await.unwrap();
+    let ok = attempt("203.0.113.5", client_id.clone(), secret.clone())
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let body: Value = ok.json().await.unwrap();
     assert!(body["access_token"].as_str().unwrap().starts_with("sga_"));

@@ -34,6 +34,23 @@ pub fn hash(password: &str) -> String {
         .to_string()
 }
 
+/// A password hash made by [`hash_checked`]: a new password that met the
+/// policy, hashed (only this module can make one).
+#[derive(Debug, Clone)]
+pub struct Hashed(String);
+
+impl Hashed {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks the policy and hashes. Slow (argon2id): keep it off the async runtime.
+pub fn hash_checked(password: &str) -> Result<Hashed, String> {
+    check_policy(password)?;
+    Ok(Hashed(hash(password)))
+}
+
 /// True when `password` matches the stored hash. A malformed hash never matches.
 pub fn verify(stored: &str, password: &str) -> bool {
     match PasswordHash::new(stored) {

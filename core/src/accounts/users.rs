@@ -55,28 +55,64 @@ pub fn normalise_email(email: &str) -> StoreResult<String> {
     }
 }
 
+/// Checks the policy and hashes a new password on the blocking pool.
+async fn hash_on_blocking_pool(password: &str) -> StoreResult<passwords::Hashed> {
+    let password = password.to_string();
+    match tokio::task::spawn_blocking(move || passwords::hash_checked(&password)).await {
+        Ok(hashed) => hashed.map_err(StoreError::Invalid),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StoreError::Invalid(format!(
+            "password hashing was cancelled: {e}"
+        ))),
+    }
+}
+
+/// Checks a new user's email and name (cheap; before any password is hashed).
+pub fn check_new_user(new: &NewUser<'_>) -> StoreResult<()> {
+    normalise_email(new.email)?;
+    let name = new.name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(StoreError::Invalid(
+            "the name must be 1-200 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Registry {
-    /// Adds a user to a firm; the email must be new in that firm.
+    /// Adds a user to a firm; the email must be new in that firm. A password
+    /// is hashed on the blocking pool (unbounded: for the CLI and tests; the
+    /// HTTP API hashes under permits and calls [`Self::add_user_with_hash`]).
     pub async fn add_user(&self, new: NewUser<'_>) -> StoreResult<FirmUser> {
+        check_new_user(&new)?;
+        let hash = match new.password {
+            Some(p) => Some(hash_on_blocking_pool(p).await?),
+            None => None,
+        };
+        self.add_user_with_hash(
+            NewUser {
+                password: None,
+                ..new
+            },
+            hash,
+        )
+        .await
+    }
+
+    /// Adds a user whose new password is already hashed (`new.password` is ignored).
+    pub async fn add_user_with_hash(
+        &self,
+        new: NewUser<'_>,
+        hash: Option<passwords::Hashed>,
+    ) -> StoreResult<FirmUser> {
+        check_new_user(&new)?;
         self.firm(new.firm_id).await?;
         let email = normalise_email(new.email)?;
         let name = new.name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(StoreError::Invalid(
-                "the name must be 1-200 characters".into(),
-            ));
-        }
-        let hash = match new.password {
-            Some(p) => {
-                passwords::check_policy(p).map_err(StoreError::Invalid)?;
-                Some(passwords::hash(p))
-            }
-            None => None,
-        };
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query("INSERT INTO firm_users (id, firm_id, email, name, role, firm_user_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&id).bind(new.firm_id).bind(&email).bind(name).bind(new.role.as_str())
-            .bind(new.firm_user_id).bind(hash).bind(now_ms())
+            .bind(new.firm_user_id).bind(hash.as_ref().map(|h| h.as_str().to_string())).bind(now_ms())
             .execute(self.pool()).await
             .map_err(|e| if is_unique_violation(&e) {
                 StoreError::Conflict(format!("{email} already has an account in firm {}", new.firm_id))
@@ -124,19 +160,29 @@ impl Registry {
         Ok(rows.iter().map(user_from_row).collect())
     }
 
-    /// Sets a new password for a user of this firm and ends their sessions.
+    /// Sets a new password for a user of this firm and ends their sessions
+    /// (hashed on the blocking pool; the HTTP API uses [`Self::set_password_hash`]).
     pub async fn set_password(
         &self,
         firm_id: &str,
         user_id: &str,
         password: &str,
     ) -> StoreResult<()> {
-        passwords::check_policy(password).map_err(StoreError::Invalid)?;
-        let hash = passwords::hash(password);
+        let hash = hash_on_blocking_pool(password).await?;
+        self.set_password_hash(firm_id, user_id, hash).await
+    }
+
+    /// Sets an already hashed new password and ends the user's sessions.
+    pub async fn set_password_hash(
+        &self,
+        firm_id: &str,
+        user_id: &str,
+        hash: passwords::Hashed,
+    ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         let changed =
             sqlx::query("UPDATE firm_users SET password_hash = $1 WHERE firm_id = $2 AND id = $3")
-                .bind(hash)
+                .bind(hash.as_str())
                 .bind(firm_id)
                 .bind(user_id)
                 .execute(&mut *tx)

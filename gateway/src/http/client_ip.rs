@@ -5,7 +5,7 @@
 
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Resolves the client IP from the peer address and forwarding headers.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
@@ -32,6 +32,19 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAdd
         }
     }
     client
+}
+
+/// The client as rate limits count it: an IPv4 address, or an IPv6 address's
+/// /64 (the smallest block a site or host is given, so one client's addresses
+/// share one budget and one limiter entry).
+pub fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
 }
 
 /// The peer address of a request, if the server was started with connect info.
@@ -66,6 +79,20 @@ mod tests {
             client_ip(mapped, &xff("198.51.100.9"), &[proxy]),
             "198.51.100.9".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(rate_key(a), rate_key(b));
+        assert_eq!(rate_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(rate_key(a), rate_key(c));
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(rate_key(v4), v4);
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+        assert_eq!(rate_key(mapped), v4);
     }
 
     #[test]

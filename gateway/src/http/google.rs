@@ -12,8 +12,8 @@
 //! with plain text or problem+json as before.
 
 use super::problem::Problem;
-use crate::app::AppState;
 use crate::google::consent::BROWSER_STATE_PREFIX;
+use crate::http::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -4,28 +4,34 @@
 pub mod admin;
 pub mod client_ip;
 pub mod google;
+pub mod logins;
 pub mod oauth;
 pub mod openapi;
 pub mod problem;
 pub mod security_headers;
+pub mod server;
 pub mod settings;
+pub mod state;
 pub mod throttle;
 pub mod vendor_auth;
 
-use crate::app::AppState;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+pub use state::{App, AppState, RunningConnector};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let api = connector_routes(&state)
-        .layer(state.api_limiters.credential_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            throttle::limit_per_credential,
+        ))
         .layer(state.api_limiters.ip_layer());
     let oauth = oauth::routes()
         .merge(google::routes())

@@ -4,7 +4,7 @@
 //! `error` and `error_description`), as OAuth client libraries expect.
 
 use super::client_ip::client_ip;
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::registry::credentials::AuthenticatedClient;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -177,46 +177,68 @@ fn presented_client(
 }
 
 /// Authenticates the client, counting failures against the brute-force budgets.
+///
+/// A failure naming a client id this gateway issued (even a revoked one)
+/// counts against that client id only: a vendor retrying one firm's stale
+/// credential must not lock itself out of its other firms behind the same
+/// address. Failures naming client ids never issued here (a spray) count
+/// against the address, and an address over that budget is refused for
+/// unknown client ids without a look at the secret. A right secret is never
+/// refused by anyone else's failures: client ids are not secret, and with
+/// 256-bit secrets only the guesses need refusing.
 async fn authenticate(
     state: &AppState,
     ip: IpAddr,
     client: &PresentedClient,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    // A locked-out IP is not even checked. A locked-out client id is: client ids
-    // are not secret, so refusing its right secret would let anyone lock a vendor
-    // out; with 256-bit secrets only the guesses need refusing.
-    if let Some(secs) = state.auth_throttle.blocked_for(ip, None) {
-        return Err(OAuthError::throttled(secs));
+    let throttle = &state.auth_throttle;
+    let ip_blocked = throttle.ip_blocked(ip);
+    let mut known = None;
+    if let Some(secs) = ip_blocked {
+        let is_known = client_id_known(state, &client.client_id).await?;
+        if !is_known {
+            return Err(OAuthError::throttled(secs));
+        }
+        known = Some(is_known);
     }
     let found = state
         .registry
         .authenticate_client(&client.client_id, client.secret.expose_secret())
         .await
         .map_err(OAuthError::server)?;
-    match found {
-        Some(found) => Ok(found),
-        None if state
-            .auth_throttle
-            .blocked_for(ip, Some(&client.client_id))
-            .is_some() =>
-        {
-            let secs = state
-                .auth_throttle
-                .blocked_for(ip, Some(&client.client_id))
-                .unwrap_or(1);
-            Err(OAuthError::throttled(secs))
-        }
-        None => {
-            tracing::warn!(%ip, "failed client authentication");
-            match state
-                .auth_throttle
-                .record_failure(ip, Some(&client.client_id))
-            {
-                Some(secs) => Err(OAuthError::throttled(secs)),
-                None => Err(OAuthError::invalid_client(client.used_basic)),
-            }
-        }
+    if let Some(found) = found {
+        return Ok(found);
     }
+    let known = match known {
+        Some(known) => known,
+        None => client_id_known(state, &client.client_id).await?,
+    };
+    tracing::warn!(%ip, known_client = known, "failed client authentication");
+    let lockout = if known {
+        match throttle.client_blocked(&client.client_id) {
+            Some(secs) => Some(secs),
+            None => throttle.record_client_failure(ip, &client.client_id),
+        }
+    } else {
+        throttle.record_ip_failure(ip)
+    };
+    match lockout {
+        Some(secs) => Err(OAuthError::throttled(secs)),
+        None => Err(OAuthError::invalid_client(client.used_basic)),
+    }
+}
+
+/// Whether this gateway ever issued `client_id` (credentials are revoked, never deleted).
+async fn client_id_known(state: &AppState, client_id: &str) -> Result<bool, OAuthError> {
+    if crate::secrets::check_format(crate::secrets::SecretKind::ClientId, client_id).is_err() {
+        return Ok(false);
+    }
+    let row = sqlx::query("SELECT id FROM credentials WHERE client_id = $1")
+        .bind(client_id)
+        .fetch_optional(state.registry.pool())
+        .await
+        .map_err(OAuthError::server)?;
+    Ok(row.is_some())
 }
 
 fn caller_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
@@ -236,7 +258,7 @@ async fn token(
         .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is required"))?;
     let ip = caller_ip(&state, peer, &headers);
     let presented = presented_client(&headers, &params).inspect_err(|_| {
-        state.auth_throttle.record_failure(ip, None);
+        state.auth_throttle.record_ip_failure(ip);
     })?;
     let client = authenticate(&state, ip, &presented).await?;
     if grant_type != "client_credentials" {

@@ -3,8 +3,8 @@
 //! are the connectors' own JSON Schemas (the same documents that check every
 //! payload), so the description cannot drift from what the gateway enforces.
 
-use crate::app::AppState;
 use crate::catalogue::Catalogue;
+use crate::http::AppState;
 use axum::extract::State;
 use axum::Json;
 use scopegate_contract::Connector;

@@ -1,63 +1,51 @@
-//! Throttling. The API is limited by tower-governor per credential (keyed by
-//! a hash of the bearer token, never the token) and per client IP. Failed
-//! client authentications are limited much harder, per IP and per client_id,
-//! with governor's GCRA: once a key has used its failure budget it gets 429
-//! with `Retry-After` without its secret even being checked. Limiter keys are
-//! pruned periodically (they are never evicted by themselves).
+//! Throttling. The API is limited per client address (an IPv4 address or an
+//! IPv6 /64, forwarded headers only from trusted proxies) with tower-governor,
+//! and per credential: the bearer token is resolved to the credential it was
+//! issued for, so respelling the header or minting another token does not buy
+//! a fresh budget. Failed client authentications are limited much harder with
+//! governor's GCRA, per client id and per address; once a key has used its
+//! failure budget, what it refuses is described at [`AuthThrottle`]. Limiter
+//! keys are pruned periodically (they are never evicted by themselves).
 
-use super::client_ip::{client_ip, peer_of};
+use super::client_ip::{client_ip, peer_of, rate_key};
 use super::problem::Problem;
 use crate::config::Limits;
-use axum::http::Request;
+use crate::http::AppState;
+use crate::registry::Registry;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use lru::LruCache;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
 
-/// Keys API requests by client IP (forwarded headers only from trusted proxies).
+/// Keys API requests by client: its IP (forwarded headers only from trusted
+/// proxies), an IPv6 address by its /64.
 #[derive(Clone, Debug)]
 pub struct ClientIpKey {
     pub trusted: Arc<Vec<IpAddr>>,
 }
 
-impl KeyExtractor for ClientIpKey {
-    type Key = IpAddr;
-    fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        let peer = peer_of(req).ok_or(GovernorError::UnableToExtractKey)?;
-        Ok(client_ip(peer, req.headers(), &self.trusted))
+impl ClientIpKey {
+    fn of<T>(&self, req: &axum::http::Request<T>) -> Option<IpAddr> {
+        let peer = peer_of(req)?;
+        Some(rate_key(client_ip(peer, req.headers(), &self.trusted)))
     }
 }
 
-/// Keys API requests by credential: SHA-256 of the bearer token (or of the
-/// Basic client id), falling back to the client IP for anonymous requests.
-#[derive(Clone, Debug)]
-pub struct CredentialKey {
-    pub ip: ClientIpKey,
-}
-
-impl KeyExtractor for CredentialKey {
-    type Key = [u8; 16];
-    fn extract<T>(&self, req: &Request<T>) -> Result<[u8; 16], GovernorError> {
-        let material = match req
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(value) => value.trim().as_bytes().to_vec(),
-            None => self.ip.extract(req)?.to_string().into_bytes(),
-        };
-        let digest = Sha256::digest(material);
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&digest[..16]);
-        Ok(key)
+impl KeyExtractor for ClientIpKey {
+    type Key = IpAddr;
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
+        self.of(req).ok_or(GovernorError::UnableToExtractKey)
     }
 }
 
@@ -65,16 +53,27 @@ pub type IpGovernor = GovernorConfig<
     ClientIpKey,
     governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
 >;
-pub type CredentialGovernor = GovernorConfig<
-    CredentialKey,
-    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
->;
+
+/// What a per-credential budget is keyed by.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub enum ApiKey {
+    /// The credential a live bearer token was issued for.
+    Credential(String),
+    /// No token, or one that resolves to nothing: the client address (it gets a 401 anyway).
+    Client(IpAddr),
+}
+
+/// How many tokens' credential ids are remembered.
+const TOKEN_CACHE: usize = 16_384;
 
 /// The API limiters, built once so a pruning task can reach them.
-#[derive(Clone)]
 pub struct ApiLimiters {
     pub per_ip: Arc<IpGovernor>,
-    pub per_credential: Arc<CredentialGovernor>,
+    per_credential: DefaultKeyedRateLimiter<ApiKey>,
+    /// SHA-256 of recently used tokens -> their credential id, so only a
+    /// token's first request pays for a lookup here.
+    token_credentials: Mutex<LruCache<[u8; 32], String>>,
+    ip: ClientIpKey,
 }
 
 impl ApiLimiters {
@@ -88,15 +87,16 @@ impl ApiLimiters {
             .key_extractor(ip.clone())
             .finish()
             .expect("positive limits");
-        let per_credential = GovernorConfigBuilder::default()
-            .per_nanosecond(interval_ns)
-            .burst_size(limits.api_burst)
-            .key_extractor(CredentialKey { ip })
-            .finish()
-            .expect("positive limits");
+        let quota = Quota::with_period(Duration::from_nanos(interval_ns))
+            .expect("positive")
+            .allow_burst(NonZeroU32::new(limits.api_burst.max(1)).expect("positive"));
         Self {
             per_ip: Arc::new(per_ip),
-            per_credential: Arc::new(per_credential),
+            per_credential: RateLimiter::keyed(quota),
+            token_credentials: Mutex::new(LruCache::new(
+                NonZeroUsize::new(TOKEN_CACHE).expect("positive"),
+            )),
+            ip,
         }
     }
 
@@ -110,20 +110,78 @@ impl ApiLimiters {
         GovernorLayer::new(self.per_ip.clone()).error_handler(governor_problem)
     }
 
-    pub fn credential_layer(
+    /// The credential a bearer token was issued for, if the token is live.
+    async fn credential_of(&self, registry: &Registry, token: &str) -> Option<String> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(id) = self
+            .token_credentials
+            .lock()
+            .expect("cache lock")
+            .get(&digest)
+        {
+            return Some(id.clone());
+        }
+        let grant = registry.resolve_token(token).await.ok().flatten()?;
+        self.token_credentials
+            .lock()
+            .expect("cache lock")
+            .put(digest, grant.credential_id.clone());
+        Some(grant.credential_id)
+    }
+
+    /// The budget key of a request: its credential, else its client address.
+    /// (Takes what it needs from the request up front: a request body is not
+    /// `Sync`, so no borrow of the request may live across the lookup.)
+    async fn key_of(
         &self,
-    ) -> GovernorLayer<
-        CredentialKey,
-        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
-        axum::body::Body,
-    > {
-        GovernorLayer::new(self.per_credential.clone()).error_handler(governor_problem)
+        registry: &Registry,
+        token: Option<String>,
+        client: Option<IpAddr>,
+    ) -> Option<ApiKey> {
+        if let Some(token) = token {
+            if let Some(id) = self.credential_of(registry, &token).await {
+                return Some(ApiKey::Credential(id));
+            }
+        }
+        client.map(ApiKey::Client)
     }
 
     pub fn prune(&self) {
         self.per_ip.limiter().retain_recent();
-        self.per_credential.limiter().retain_recent();
+        self.per_credential.retain_recent();
     }
+}
+
+/// The token of an `Authorization: Bearer` header, read as the bearer extractor reads it.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Middleware: the per-credential API budget (`from_fn_with_state`).
+pub async fn limit_per_credential(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limiters = &state.api_limiters;
+    let token = bearer_token(req.headers()).map(str::to_string);
+    let client = limiters.ip.of(&req);
+    let Some(key) = limiters.key_of(&state.registry, token, client).await else {
+        return Problem::internal("rate limiter could not find the client address").into_response();
+    };
+    if let Err(not_until) = limiters.per_credential.check_key(&key) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Problem::too_many_requests(ceil_secs(wait)).into_response();
+    }
+    next.run(req).await
+}
+
+fn ceil_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 fn governor_problem(error: GovernorError) -> Response {
@@ -143,16 +201,29 @@ fn governor_problem(error: GovernorError) -> Response {
 /// What a failure budget is keyed by.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum FailureKey {
+    /// A client address (an IPv6 address by its /64).
     Ip(IpAddr),
-    /// SHA-256 prefix of the presented client id (never the secret).
+    /// SHA-256 prefix of the presented client id or account (never the secret).
     Client([u8; 16]),
 }
 
-/// Failed-authentication budgets per IP and per client id.
+/// Failed-authentication budgets per address and per client id (or settings
+/// account). What a spent budget refuses is up to the caller, and chosen so
+/// that nobody else's trouble refuses a right secret or password:
+///
+/// - an address over its budget is refused outright (its requests are not
+///   checked), so callers count against it only failures that point at a
+///   guesser: unknown client ids, or any failed login;
+/// - a client id or account over its budget still has its right secret or
+///   password accepted; wrong ones get 429, and an address that has already
+///   failed for it is refused unchecked until it recovers ([`Self::tried_from`]).
 pub struct AuthThrottle {
     per_ip: DefaultKeyedRateLimiter<FailureKey>,
     per_client: DefaultKeyedRateLimiter<FailureKey>,
     blocked: Mutex<HashMap<FailureKey, Instant>>,
+    /// When an address last failed for a client key.
+    tried: Mutex<HashMap<(FailureKey, IpAddr), Instant>>,
+    recovery: Duration,
 }
 
 impl AuthThrottle {
@@ -167,6 +238,8 @@ impl AuthThrottle {
             per_ip: RateLimiter::keyed(quota(limits.auth_failures_per_ip)),
             per_client: RateLimiter::keyed(quota(limits.auth_failures_per_client)),
             blocked: Mutex::new(HashMap::new()),
+            tried: Mutex::new(HashMap::new()),
+            recovery: period,
         }
     }
 
@@ -177,47 +250,85 @@ impl AuthThrottle {
         FailureKey::Client(key)
     }
 
-    /// Seconds to wait if this IP or client id is locked out now.
-    pub fn blocked_for(&self, ip: IpAddr, client_id: Option<&str>) -> Option<u64> {
+    fn blocked(&self, key: &FailureKey) -> Option<u64> {
         let now = Instant::now();
-        let blocked = self.blocked.lock().expect("throttle lock");
-        let mut keys = vec![FailureKey::Ip(ip)];
-        keys.extend(client_id.map(Self::client_key));
-        keys.iter()
-            .filter_map(|k| blocked.get(k))
+        self.blocked
+            .lock()
+            .expect("throttle lock")
+            .get(key)
             .filter(|until| **until > now)
-            .map(|until| until.duration_since(now).as_secs() + 1)
-            .max()
+            .map(|until| ceil_secs(until.duration_since(now)))
     }
 
-    /// Counts one failure; returns the lockout in seconds if a budget is now spent.
-    pub fn record_failure(&self, ip: IpAddr, client_id: Option<&str>) -> Option<u64> {
-        let clock = DefaultClock::default();
-        let mut lockout = None;
-        let mut checks = vec![(&self.per_ip, FailureKey::Ip(ip))];
-        if let Some(id) = client_id {
-            checks.push((&self.per_client, Self::client_key(id)));
-        }
-        for (limiter, key) in checks {
-            if let Err(not_until) = limiter.check_key(&key) {
-                let wait = not_until.wait_time_from(clock.now());
-                self.blocked
-                    .lock()
-                    .expect("throttle lock")
-                    .insert(key, Instant::now() + wait);
-                lockout = Some(lockout.unwrap_or(0).max(wait.as_secs() + 1));
-            }
-        }
-        lockout
+    /// Seconds to wait if this address is locked out now.
+    pub fn ip_blocked(&self, ip: IpAddr) -> Option<u64> {
+        self.blocked(&FailureKey::Ip(rate_key(ip)))
     }
 
-    /// Forgets expired lockouts and idle limiter keys.
+    /// Seconds to wait if this client id (or account) is over its budget now.
+    pub fn client_blocked(&self, client_id: &str) -> Option<u64> {
+        self.blocked(&Self::client_key(client_id))
+    }
+
+    /// Seconds until this address may try this client id again, if it failed
+    /// for it within the recovery period.
+    pub fn tried_from(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
+        let now = Instant::now();
+        let key = (Self::client_key(client_id), rate_key(ip));
+        self.tried
+            .lock()
+            .expect("throttle lock")
+            .get(&key)
+            .map(|at| *at + self.recovery)
+            .filter(|until| *until > now)
+            .map(|until| ceil_secs(until.duration_since(now)))
+    }
+
+    /// Counts one failure against `key`; returns the lockout if its budget is now spent.
+    fn spend(&self, limiter: &DefaultKeyedRateLimiter<FailureKey>, key: FailureKey) -> Option<u64> {
+        let not_until = limiter.check_key(&key).err()?;
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        self.blocked
+            .lock()
+            .expect("throttle lock")
+            .insert(key, Instant::now() + wait);
+        Some(ceil_secs(wait))
+    }
+
+    /// Counts a failure against the address only (an unknown client id, a malformed request).
+    pub fn record_ip_failure(&self, ip: IpAddr) -> Option<u64> {
+        self.spend(&self.per_ip, FailureKey::Ip(rate_key(ip)))
+    }
+
+    /// Counts a failure against the client id only, remembering the address it came from.
+    pub fn record_client_failure(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
+        let key = Self::client_key(client_id);
+        self.tried
+            .lock()
+            .expect("throttle lock")
+            .insert((key.clone(), rate_key(ip)), Instant::now());
+        self.spend(&self.per_client, key)
+    }
+
+    /// Counts a failure against both; returns the longer lockout if a budget is now spent.
+    pub fn record_failure(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
+        let by_ip = self.record_ip_failure(ip);
+        let by_client = self.record_client_failure(ip, client_id);
+        by_ip.max(by_client)
+    }
+
+    /// Forgets expired lockouts, old tries and idle limiter keys.
     pub fn prune(&self) {
         let now = Instant::now();
         self.blocked
             .lock()
             .expect("throttle lock")
             .retain(|_, until| *until > now);
+        let recovery = self.recovery;
+        self.tried
+            .lock()
+            .expect("throttle lock")
+            .retain(|_, at| *at + recovery > now);
         self.per_ip.retain_recent();
         self.per_client.retain_recent();
     }
@@ -243,10 +354,45 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(t.record_failure(a, Some("sgc_x")), None);
+            assert_eq!(t.record_failure(a, "sgc_x"), None);
         }
-        assert!(t.record_failure(a, Some("sgc_x")).is_some());
-        assert!(t.blocked_for(a, None).is_some());
-        assert_eq!(t.blocked_for(b, Some("sgc_x")), None);
+        assert!(t.record_failure(a, "sgc_x").is_some());
+        assert!(t.ip_blocked(a).is_some());
+        assert_eq!(t.ip_blocked(b), None);
+        assert_eq!(t.client_blocked("sgc_x"), None, "4 of its 10");
+    }
+
+    #[test]
+    fn client_failures_do_not_spend_the_address_budget() {
+        let t = AuthThrottle::new(&limits());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..10 {
+            assert_eq!(t.record_client_failure(a, "sgc_stale"), None);
+        }
+        assert!(t.record_client_failure(a, "sgc_stale").is_some());
+        assert!(t.client_blocked("sgc_stale").is_some());
+        assert_eq!(t.ip_blocked(a), None);
+        assert_eq!(t.client_blocked("sgc_other"), None);
+        assert!(t.tried_from(a, "sgc_stale").is_some());
+        assert_eq!(
+            t.tried_from("192.0.2.9".parse().unwrap(), "sgc_stale"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_ipv6_64_shares_one_failure_budget() {
+        let t = AuthThrottle::new(&limits());
+        for n in 1..=3 {
+            let ip: IpAddr = format!("2001:db8:7:7::{n}").parse().unwrap();
+            assert_eq!(t.record_ip_failure(ip), None);
+        }
+        assert!(t
+            .record_ip_failure("2001:db8:7:7:ffff::1".parse().unwrap())
+            .is_some());
+        assert!(t
+            .ip_blocked("2001:db8:7:7::abcd".parse().unwrap())
+            .is_some());
+        assert_eq!(t.ip_blocked("2001:db8:7:8::1".parse().unwrap()), None);
     }
 }

@@ -5,8 +5,8 @@
 //! lacking scope, before the connector's handler runs.
 
 use super::problem::Problem;
-use crate::app::AppState;
 use crate::capabilities::grant_for_token;
+use crate::http::AppState;
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::StatusCode;

@@ -4,9 +4,9 @@
 //! the current one adds or drops are listed for re-consent.
 
 use super::{json_body, Session};
-use crate::app::AppState;
 use crate::catalogue::Connector;
 use crate::http::problem::Problem;
+use crate::http::AppState;
 use crate::registry::grants::{contract_field_names, Grant};
 use crate::registry::StoreError;
 use axum::body::Bytes;

@@ -3,8 +3,8 @@
 
 use super::connectors::connector;
 use super::Session;
-use crate::app::AppState;
 use crate::http::problem::Problem;
+use crate::http::AppState;
 use crate::registry::credentials::CredentialInfo;
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};

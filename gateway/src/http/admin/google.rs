@@ -8,9 +8,9 @@
 
 use super::{json_body, Session};
 use crate::accounts::users::FirmUser;
-use crate::app::AppState;
 use crate::google::consent::{self, ConnectionStatus};
 use crate::http::problem::Problem;
+use crate::http::AppState;
 use crate::registry::StoreError;
 use axum::body::Bytes;
 use axum::extract::State;

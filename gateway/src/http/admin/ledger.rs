@@ -1,8 +1,8 @@
 //! The consent ledger: every switch of every connector of the firm, with who and when.
 
 use super::Session;
-use crate::app::AppState;
 use crate::http::problem::Problem;
+use crate::http::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};

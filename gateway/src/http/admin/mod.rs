@@ -15,7 +15,7 @@ pub mod users;
 use super::problem::Problem;
 use crate::accounts::sessions::{csrf_token, COOKIE};
 use crate::accounts::users::FirmUser;
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::tenancy::FirmScope;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -3,9 +3,9 @@
 //! export, the same JSON lines as `scopegate audit export`.
 
 use super::Session;
-use crate::app::AppState;
 use crate::clock::parse_time;
 use crate::http::problem::Problem;
+use crate::http::AppState;
 use crate::outbound_log::{self, PageFilter};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};

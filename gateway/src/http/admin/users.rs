@@ -1,15 +1,17 @@
 //! The firm's users, managed by its owners and admins. Only owners may make,
 //! reset or disable owners; nobody disables themselves. A new or reset
-//! password is generated here and returned once.
+//! password is generated here and returned once; it is hashed on the blocking
+//! pool under the same bounded permits as login checks (503 while they are busy).
 
 use super::{json_body, Session};
-use crate::accounts::users::NewUser;
+use crate::accounts::users::{check_new_user, NewUser};
 use crate::accounts::{passwords, Role};
-use crate::app::AppState;
+use crate::http::logins::PasswordError;
 use crate::http::problem::Problem;
+use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -29,6 +31,17 @@ struct AddBody {
     role: String,
     #[serde(default)]
     firm_user_id: Option<String>,
+}
+
+/// A new password could not be hashed: 503 while every hashing permit is busy.
+fn hashing_problem(e: PasswordError) -> Problem {
+    match e {
+        PasswordError::Busy => {
+            Problem::unavailable(e.to_string()).with_header(header::RETRY_AFTER, "1")
+        }
+        PasswordError::Policy(detail) => Problem::unprocessable("password", detail),
+        PasswordError::Failed(_) => Problem::internal(e),
+    }
 }
 
 fn may_touch(session: &Session, role: Role) -> Result<(), Problem> {
@@ -54,7 +67,8 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Jso
     request_body(content = Object, description = "{\"email\", \"name\", \"role\": owner|admin|fee_earner|bookkeeper, \"firm_user_id\"?}", content_type = "application/json"),
     params(("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
     responses((status = 201, description = "The user and their initial password (shown once)"), (status = 403, description = "Not allowed"),
-              (status = 409, description = "Email already has an account in this firm"), (status = 422, description = "Invalid field")))]
+              (status = 409, description = "Email already has an account in this firm"), (status = 422, description = "Invalid field"),
+              (status = 503, description = "Password hashing is busy; see Retry-After")))]
 pub async fn add(
     State(state): State<AppState>,
     session: Session,
@@ -83,18 +97,22 @@ pub async fn add(
             ));
         }
     }
+    let new = NewUser {
+        firm_id: session.firm(),
+        email: &body.email,
+        name: &body.name,
+        role,
+        firm_user_id,
+        password: None,
+    };
+    check_new_user(&new)?;
     let password = passwords::generate();
-    let user = state
-        .registry
-        .add_user(NewUser {
-            firm_id: session.firm(),
-            email: &body.email,
-            name: &body.name,
-            role,
-            firm_user_id,
-            password: Some(&password),
-        })
-        .await?;
+    let hash = state
+        .accounts
+        .hash_password(&password)
+        .await
+        .map_err(hashing_problem)?;
+    let user = state.registry.add_user_with_hash(new, Some(hash)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user": user, "password": password })),
@@ -104,7 +122,8 @@ pub async fn add(
 /// Sets a new generated password for a user of the session's firm (shown once) and ends their sessions.
 #[utoipa::path(post, path = "/admin/v1/users/{id}/reset-password", tag = "admin",
     params(("id" = String, Path, description = "user id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 200, description = "The new password (shown once)"), (status = 403, description = "Not allowed"), (status = 404, description = "No such user in this firm")))]
+    responses((status = 200, description = "The new password (shown once)"), (status = 403, description = "Not allowed"), (status = 404, description = "No such user in this firm"),
+              (status = 503, description = "Password hashing is busy; see Retry-After")))]
 pub async fn reset_password(
     State(state): State<AppState>,
     session: Session,
@@ -114,9 +133,14 @@ pub async fn reset_password(
     let target = state.registry.user(session.firm(), &id).await?;
     may_touch(&session, target.role)?;
     let password = passwords::generate();
+    let hash = state
+        .accounts
+        .hash_password(&password)
+        .await
+        .map_err(hashing_problem)?;
     state
         .registry
-        .set_password(session.firm(), &target.id, &password)
+        .set_password_hash(session.firm(), &target.id, hash)
         .await?;
     Ok(Json(json!({ "user": target, "password": password })))
 }

@@ -4,9 +4,9 @@
 //! refused with 401 and nothing is created.
 
 use crate::accounts::handoff::{verify, HandoffError};
-use crate::app::AppState;
 use crate::http::admin::session::session_cookie_header;
 use crate::http::problem::Problem;
+use crate::http::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -5,7 +5,7 @@
 
 mod handoff;
 
-use crate::app::AppState;
+use crate::http::AppState;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;

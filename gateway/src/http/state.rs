@@ -1,0 +1,49 @@
+//! The state every handler sees: the core's services, the throttles, the
+//! settings logins, the Google Calendar connector's context and the running
+//! connectors with their capabilities. Built by the wiring (`app::Application`).
+
+use super::logins::Accounts;
+use super::throttle::{ApiLimiters, AuthThrottle};
+use crate::catalogue::Catalogue;
+use crate::config::Config;
+use crate::keys::Keyring;
+use crate::outbound_log::OutboundLog;
+use crate::registry::Registry;
+use crate::tenancy::Tenancy;
+use scopegate_contract::{Capabilities, Connector};
+use std::sync::Arc;
+
+/// Everything a request handler may use.
+pub struct App {
+    pub config: Config,
+    pub registry: Registry,
+    pub tenancy: Tenancy,
+    pub log: OutboundLog,
+    pub catalogue: Catalogue,
+    pub keyring: Arc<Keyring>,
+    pub auth_throttle: AuthThrottle,
+    pub api_limiters: ApiLimiters,
+    pub accounts: Accounts,
+    pub google: Arc<crate::google::GoogleContext>,
+    /// The registered connectors with the capabilities each was given.
+    pub connectors: Vec<RunningConnector>,
+    /// Set to true when the gateway starts shutting down (connectors' background work ends).
+    pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// A registered connector and its capabilities.
+pub struct RunningConnector {
+    pub connector: Arc<dyn Connector>,
+    pub capabilities: Capabilities,
+}
+
+/// Axum state: a cheap handle on the `App`.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
