@@ -82,9 +82,16 @@ pub fn check_format(kind: SecretKind, text: &str) -> Result<(), MalformedSecret>
     Ok(())
 }
 
-/// The only form in which an issued secret is stored.
-pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
+/// SHA-256 in lower-case hex: the only form in which an issued secret,
+/// token or session id is stored, and how payloads are named in the log.
+pub fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(bytes.as_ref()))
+}
+
+/// Compares two secrets (or their hashes) in time that does not depend on
+/// where they differ (`subtle`); unequal lengths are simply unequal.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use crate::registry::{is_unique_violation, Registry, StoreError, StoreResult};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 /// The longest lifetime an assertion may claim, seconds.
 pub const MAX_LIFETIME_SECS: i64 = 300;
@@ -102,9 +101,7 @@ pub fn verify(key: &VerifyingKey, assertion: &str, now: i64) -> Result<Claims, H
 impl Registry {
     /// Records a hand-off nonce; `Replayed` if it was seen before.
     pub async fn consume_handoff_nonce(&self, claims: &Claims) -> StoreResult<bool> {
-        let digest = hex::encode(Sha256::digest(
-            format!("{}\n{}", claims.firm, claims.nonce).as_bytes(),
-        ));
+        let digest = crate::secrets::sha256_hex(format!("{}\n{}", claims.firm, claims.nonce));
         match sqlx::query(
             "INSERT INTO handoff_nonces (nonce_sha256, firm_id, expires_at) VALUES ($1, $2, $3)",
         )

@@ -7,6 +7,7 @@
 use super::users::FirmUser;
 use crate::clock::now_ms;
 use crate::registry::{Registry, StoreResult};
+use crate::secrets::sha256_hex;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
@@ -22,10 +23,6 @@ pub struct LiveSession {
     pub id_sha256: String,
     pub user: FirmUser,
     pub csrf_token: String,
-}
-
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// The CSRF token that belongs to a session id.

@@ -37,15 +37,7 @@ pub fn grant_for_session(
     connector: &Connector,
     user_id: &str,
 ) -> Result<FirmGrant, StaleConsent> {
-    fresh(connector, &grant.schema_hash)?;
-    Ok(mint::grant(
-        &grant.id,
-        &grant.firm_id,
-        &grant.connector,
-        &grant.schema_hash,
-        connector.contract.manifest.scopes.clone(),
-        Principal::Session(user_id.to_string()),
-    ))
+    for_grant(grant, connector, Principal::Session(user_id.to_string()))
 }
 
 /// The handle background work of the gateway holds for an active grant.
@@ -54,6 +46,15 @@ pub fn grant_for_lease(
     connector: &Connector,
     lease: &str,
 ) -> Result<FirmGrant, StaleConsent> {
+    for_grant(grant, connector, Principal::Lease(lease.to_string()))
+}
+
+/// A grant acted on by the gateway itself or a settings user: every scope of its connector.
+fn for_grant(
+    grant: &Grant,
+    connector: &Connector,
+    principal: Principal,
+) -> Result<FirmGrant, StaleConsent> {
     fresh(connector, &grant.schema_hash)?;
     Ok(mint::grant(
         &grant.id,
@@ -61,7 +62,7 @@ pub fn grant_for_lease(
         &grant.connector,
         &grant.schema_hash,
         connector.contract.manifest.scopes.clone(),
-        Principal::Lease(lease.to_string()),
+        principal,
     ))
 }
 

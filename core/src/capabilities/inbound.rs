@@ -5,14 +5,14 @@
 
 use super::ForConnector;
 use crate::clock::now_ms;
-use crate::outbound_log::{Direction, NewSend};
+use crate::outbound_log::Direction;
 use crate::registry::StoreError;
 use crate::tenancy::{next_change_seqs, FirmDb};
 use scopegate_contract::{
     BoxFuture, CheckedPayload, ConnectorError, FeeOutcome, FirmGrant, InboundWriter, Schema,
 };
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+
 use sqlx::Row;
 
 impl InboundWriter for ForConnector {
@@ -34,23 +34,20 @@ impl InboundWriter for ForConnector {
             let receipt = self
                 .core
                 .log
-                .record_send(NewSend {
-                    firm_id: grant.firm_id().to_string(),
-                    grant_id: grant.grant_id().to_string(),
-                    connector: self.connector.id().to_string(),
-                    direction: Direction::Inbound,
-                    method: "POST".into(),
-                    target: format!("firm database fees, from {} ({route})", grant.recipient()),
-                    fields: fee.fields().to_vec(),
-                    record_ids: vec![fee_id.clone(), matter_id.clone()],
-                    payload: fee.bytes().to_vec(),
-                })
+                .record_send(self.new_send(
+                    grant,
+                    (Direction::Inbound, "POST"),
+                    format!("firm database fees, from {} ({route})", grant.recipient()),
+                    fee.fields().to_vec(),
+                    vec![fee_id.clone(), matter_id.clone()],
+                    fee.bytes().to_vec(),
+                ))
                 .await?;
             let db = self.core.tenancy.firm_db(grant).await?;
             let source = format!("{}:{}", self.connector.id(), grant.grant_id());
             // The request's hash is over its canonical form: a retry need not repeat whitespace.
             let request_sha256 =
-                hex::encode(Sha256::digest(serde_json::to_vec(&value).expect("json")));
+                crate::secrets::sha256_hex(serde_json::to_vec(&value).expect("json"));
             let outcome = if !matter_exists(&db, &matter_id).await? {
                 Ok(FeeOutcome::UnknownMatter)
             } else {

@@ -11,6 +11,7 @@ mod reader;
 mod sender;
 
 pub use handles::{grant_for_lease, grant_for_session, grant_for_token, StaleConsent};
+pub use reader::read_changes;
 
 use crate::catalogue::Connector;
 use crate::outbound_log::{LogError, OutboundLog};
@@ -79,6 +80,29 @@ struct ForConnector {
 }
 
 impl ForConnector {
+    /// What the outbound log records of a movement of data for `grant`.
+    fn new_send(
+        &self,
+        grant: &FirmGrant,
+        (direction, method): (crate::outbound_log::Direction, &str),
+        target: String,
+        fields: Vec<String>,
+        record_ids: Vec<String>,
+        payload: Vec<u8>,
+    ) -> crate::outbound_log::NewSend {
+        crate::outbound_log::NewSend {
+            firm_id: grant.firm_id().to_string(),
+            grant_id: grant.grant_id().to_string(),
+            connector: self.connector.id().to_string(),
+            direction,
+            method: method.to_string(),
+            target,
+            fields,
+            record_ids,
+            payload,
+        }
+    }
+
     /// Refuses a grant of another connector (a bug in the caller, never data).
     fn own(&self, grant: &FirmGrant) -> Result<(), ConnectorError> {
         if grant.connector() == self.connector.id() {

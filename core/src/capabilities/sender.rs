@@ -2,7 +2,7 @@
 //! (the SHA-256 of exactly those bytes), then its result.
 
 use super::ForConnector;
-use crate::outbound_log::{Direction, NewSend};
+use crate::outbound_log::Direction;
 use scopegate_contract::axum::http::StatusCode;
 use scopegate_contract::{
     AuditedSender, BoxFuture, CheckedPayload, ConnectorError, FirmGrant, LoggedBody, Reply,
@@ -24,17 +24,14 @@ impl ForConnector {
         let receipt = self
             .core
             .log
-            .record_send(NewSend {
-                firm_id: grant.firm_id().to_string(),
-                grant_id: grant.grant_id().to_string(),
-                connector: self.connector.id().to_string(),
-                direction: Direction::Outbound,
-                method: reply.method.to_string(),
-                target: format!("{} response to {}", reply.route, grant.recipient()),
+            .record_send(self.new_send(
+                grant,
+                (Direction::Outbound, reply.method),
+                format!("{} response to {}", reply.route, grant.recipient()),
                 fields,
-                record_ids: reply.record_ids,
-                payload: bytes.clone(),
-            })
+                reply.record_ids,
+                bytes.clone(),
+            ))
             .await?;
         self.core
             .log
@@ -125,17 +122,14 @@ impl AuditedSender for ForConnector {
             let receipt = self
                 .core
                 .log
-                .record_send(NewSend {
-                    firm_id: grant.firm_id().to_string(),
-                    grant_id: grant.grant_id().to_string(),
-                    connector: self.connector.id().to_string(),
-                    direction: Direction::Outbound,
-                    method: "POST".into(),
-                    target: url.to_string(),
-                    fields: payload.fields().to_vec(),
+                .record_send(self.new_send(
+                    grant,
+                    (Direction::Outbound, "POST"),
+                    url.to_string(),
+                    payload.fields().to_vec(),
                     record_ids,
-                    payload: payload.bytes().to_vec(),
-                })
+                    payload.bytes().to_vec(),
+                ))
                 .await?;
             let started = Instant::now();
             let status = match self

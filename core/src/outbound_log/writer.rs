@@ -7,7 +7,7 @@
 use super::record::{LogRecord, NewSend, GENESIS_HASH};
 use crate::clock::now_ms;
 use crate::registry::{Backend, Registry};
-use sha2::{Digest, Sha256};
+
 use sqlx::{Any, Row, Transaction};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,7 +109,7 @@ impl OutboundLog {
             target: send.target,
             fields: send.fields,
             record_ids: send.record_ids,
-            payload_sha256: hex::encode(Sha256::digest(&send.payload)),
+            payload_sha256: crate::secrets::sha256_hex(&send.payload),
             bytes: send.payload.len() as i64,
             send_seq: None,
             status: None,

@@ -8,7 +8,7 @@ use super::{Registry, StoreError, StoreResult};
 use crate::clock::now_ms;
 use crate::secrets::{self, SecretKind};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Digest;
+
 use sqlx::Row;
 
 /// Returned once when a credential is issued; the secret is never stored.
@@ -134,7 +134,7 @@ impl Registry {
             .bind(client_id).fetch_optional(self.pool()).await?;
         let Some(row) = row else { return Ok(None) };
         let stored: String = row.get("secret_sha256");
-        if !constant_time_eq(stored.as_bytes(), secrets::sha256_hex(secret).as_bytes()) {
+        if !secrets::constant_time_eq(stored.as_bytes(), secrets::sha256_hex(secret).as_bytes()) {
             return Ok(None);
         }
         Ok(Some(AuthenticatedClient {
@@ -218,16 +218,6 @@ impl Registry {
                 .rows_affected(),
         )
     }
-}
-
-/// Compares two hashes without leaking where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = sha2::Sha256::digest(a);
-    let db = sha2::Sha256::digest(b);
-    da.iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// Inserts a new credential for an enabled grant (refused if it was switched off meanwhile).

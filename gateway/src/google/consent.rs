@@ -20,7 +20,7 @@ use oauth2::{
 };
 use scopegate_contract::ConnectorError;
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
+
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,7 @@ async fn usable_grant(ctx: &GoogleContext, firm_id: &str) -> Result<Grant, Conne
 }
 
 fn state_hash(state: &str) -> String {
-    hex::encode(Sha256::digest(state.as_bytes()))
+    crate::secrets::sha256_hex(state)
 }
 
 /// Prefix of a `state` started from the settings page: its callback must come

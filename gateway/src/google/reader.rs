@@ -3,7 +3,7 @@
 //! its declared join to the matter's name) and nothing else.
 
 use crate::projection::Projection;
-use crate::registry::{StoreError, StoreResult};
+use crate::registry::StoreResult;
 use crate::tenancy::FirmDb;
 
 /// One diary entry as the sync sees it.
@@ -29,22 +29,13 @@ pub async fn changed_entries(
     after: i64,
     limit: i64,
 ) -> StoreResult<Vec<DiaryRow>> {
-    let table = projection.table();
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {table}.change_seq > $1 ORDER BY {table}.change_seq LIMIT $2",
-        projection.select_list(),
-        projection.from_clause()
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
-    rows.iter()
-        .map(|row| {
-            let v = projection.row_to_json(row)?;
+    let page = crate::capabilities::read_changes(db, projection, after, limit).await?;
+    Ok(page
+        .items
+        .iter()
+        .map(|v| {
             let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-            Ok(DiaryRow {
+            DiaryRow {
                 id: text("id"),
                 summary: text("summary"),
                 description: text("description"),
@@ -54,10 +45,9 @@ pub async fn changed_entries(
                 deleted: v["deleted"].as_bool().unwrap_or_default()
                     || text("owner_user_id") != owner,
                 change_seq: v["change_seq"].as_i64().unwrap_or_default(),
-            })
+            }
         })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+        .collect())
 }
 
 /// True when the user exists in the firm's database.

@@ -21,7 +21,7 @@ use chrono::{TimeZone, Utc};
 use futures::StreamExt;
 use google_calendar3::api::{Event, EventDateTime};
 use scopegate_contract::CheckedPayload;
-use sha2::{Digest, Sha256};
+
 use std::sync::Arc;
 
 const BATCH: i64 = 100;
@@ -279,7 +279,7 @@ async fn sync_entry(
             ))
         }
     };
-    let hash = hex::encode(Sha256::digest(event.bytes()));
+    let hash = crate::secrets::sha256_hex(event.bytes());
     if mapping.as_ref().and_then(|m| m.content_sha256.as_deref()) == Some(hash.as_str()) {
         return Ok((Outcome::Unchanged, Effect::None));
     }

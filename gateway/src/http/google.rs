@@ -59,11 +59,7 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    crate::secrets::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// The outcome code the settings page shows for a failed consent.

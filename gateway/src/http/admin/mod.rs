@@ -80,7 +80,7 @@ impl FromRequestParts<AppState> for Session {
                 .get(CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            if !constant_eq(sent.as_bytes(), csrf_token(&id).as_bytes()) {
+            if !crate::secrets::constant_time_eq(sent.as_bytes(), csrf_token(&id).as_bytes()) {
                 return Err(Problem::forbidden(
                     "missing or wrong X-CSRF-Token; reload the settings page",
                 ));
@@ -130,10 +130,6 @@ impl Session {
     pub fn actor(&self) -> String {
         format!("{} (settings)", self.user.email)
     }
-}
-
-fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses a JSON body into `T`, refusing other content types (which also
