@@ -21,3 +21,4 @@ mod settings_isolation;
 mod settings_security;
 mod settings_viewer;
 mod throttling;
+mod what_leaves;
