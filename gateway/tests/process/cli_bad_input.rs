@@ -1,8 +1,7 @@
 //! Every bad operator input gets one clear line on stderr, a non-zero exit,
 //! and leaves the registry exactly as it was.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn snapshot(dir: &Path) -> String {

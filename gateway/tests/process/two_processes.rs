@@ -2,8 +2,7 @@
 //! issued through one works on the other, and once the grant is switched off
 //! the other refuses the token on its very next request.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn postgres_admin_url() -> String {
     std::env::var("SCOPEGATE_TEST_POSTGRES_URL")

@@ -1,8 +1,7 @@
 //! SIGTERM under load: in-flight requests finish, every send record gets its
 //! result record, the chain verifies, and the process exits 0.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

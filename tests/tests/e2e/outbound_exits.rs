@@ -204,7 +204,7 @@ async fn an_event_failing_its_schema_is_neither_sent_nor_logged(env: TestEnv) {
 }
 
 /// A loopback webhook that keeps every body it receives.
-async fn start_webhook() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+pub(crate) async fn start_webhook() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     let received = Arc::new(Mutex::new(Vec::new()));
     let sink = received.clone();
     let router = axum::Router::new().route(

@@ -1,8 +1,7 @@
 //! `scopegate demo` starts on a fresh SQLite data directory and the `curl`
 //! sequence it prints works exactly as printed.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

@@ -2,8 +2,7 @@
 //! SQLite files (database, WAL) nor the gateway's logs (at debug level, in
 //! both formats) contain any of the secrets.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn token_via_http(base: &str, client_id: &str, secret: &str, basic: bool) -> String {
     let mut args = vec![

@@ -1,0 +1,24 @@
+//! The end-to-end suite as one test binary (one link instead of one per file).
+//! Each module was a file of its own under `tests/tests/`; test names are
+//! `<module>::<test>`, or `<module>::sqlite::<test>` / `<module>::postgres::<test>`
+//! for those declared with `on_both_backends!`, e.g.
+//! `cargo test -p scopegate-e2e --test e2e accounting_api::sqlite::`.
+//! Every test builds its own registry, firms and gateway on port 0, so they run
+//! in parallel; none sets an environment variable.
+
+mod accounting_api;
+mod browser_settings;
+mod cross_firm;
+mod google_calendar;
+mod google_handover;
+mod google_instances;
+mod idempotency;
+mod outbound_chain;
+mod outbound_exits;
+mod registry_store;
+mod service;
+mod settings_isolation;
+mod settings_security;
+mod settings_viewer;
+mod throttling;
+mod what_leaves;
