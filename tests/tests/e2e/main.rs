@@ -20,5 +20,7 @@ mod service;
 mod settings_isolation;
 mod settings_security;
 mod settings_viewer;
+mod slow_clients;
+mod tenant_trouble;
 mod throttling;
 mod what_leaves;
