@@ -61,7 +61,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Print a new random master key (base64); put it first in the key file to rotate.
+    /// Print a new random key (base64): a master key (put it first in the key file to rotate) or a backup key.
     Generate,
 }
 
@@ -138,7 +138,7 @@ async fn run(command: Command, config: Config) -> CliResult {
                 Command::Firm(cmd) => firm::run(&config, &registry, cmd).await,
                 Command::Grant(cmd) => grant::run(&config, &registry, cmd).await,
                 Command::Credential(cmd) => credential::run(&registry, cmd).await,
-                Command::Audit(cmd) => audit::run(&registry, cmd).await,
+                Command::Audit(cmd) => audit::run(&config, &registry, cmd).await,
                 Command::User(cmd) => user::run(&registry, cmd).await,
                 _ => unreachable!("handled above"),
             };
