@@ -42,6 +42,9 @@
 //! | `--google-user-rate-per-second` | `SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND` | `google_user_rate_per_second` | `10` (Google's 600/min) |
 //! | `--checkpoint-path` | `SCOPEGATE_CHECKPOINT_PATH` | `checkpoint_path` | `<data_dir>/audit-checkpoints.jsonl` |
 //! | `--checkpoint-interval-secs` | `SCOPEGATE_CHECKPOINT_INTERVAL_SECS` | `checkpoint_interval_secs` | `300` (`0`: only on demand) |
+//! | `--backup-key-file` | `SCOPEGATE_BACKUP_KEY_FILE` | `backup_key_file` | none (required by `backup`, `restore`) |
+//! | - | `SCOPEGATE_BACKUP_KEY` (base64 key) | - | none |
+//! | `--backup-generations` | `SCOPEGATE_BACKUP_GENERATIONS` | `backup_generations` | `7` |
 //! | `--connector-setting ID.KEY=VALUE` (repeatable) | `SCOPEGATE_CONNECTOR_SETTINGS` (`ID.KEY=VALUE,...`) | `[connector.<id>]` tables of strings | none |
 //!
 //! Settings logins are throttled with the same failure budgets as client
@@ -220,6 +223,12 @@ layered_settings! {
         /// Seconds between the checkpoints `serve` writes (0: only on demand).
         #[arg(long, env = "SCOPEGATE_CHECKPOINT_INTERVAL_SECS", global = true)]
         pub checkpoint_interval_secs: Option<u64>,
+        /// File holding the backup key (base64, 32 bytes; NOT the master key).
+        #[arg(long, env = "SCOPEGATE_BACKUP_KEY_FILE", global = true)]
+        pub backup_key_file: Option<PathBuf>,
+        /// How many backups `backup` keeps in its folder (older ones are deleted).
+        #[arg(long, env = "SCOPEGATE_BACKUP_GENERATIONS", global = true)]
+        pub backup_generations: Option<usize>,
         /// A connector's setting, ID.KEY=VALUE (repeatable; comma-separated in the environment).
         #[arg(
             long = "connector-setting",
@@ -326,6 +335,9 @@ pub struct Config {
     pub checkpoint_path: PathBuf,
     /// Seconds between `serve`'s checkpoints; 0 = only on demand.
     pub checkpoint_interval_secs: u64,
+    pub backup_key_file: Option<PathBuf>,
+    /// Backups kept by `backup` (at least 1).
+    pub backup_generations: usize,
     /// Connector id -> key -> value.
     pub connector_settings: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -446,6 +458,8 @@ impl Config {
             google,
             checkpoint_path,
             checkpoint_interval_secs: s.checkpoint_interval_secs.unwrap_or(300),
+            backup_key_file: s.backup_key_file,
+            backup_generations: s.backup_generations.unwrap_or(7).max(1),
             connector_settings,
         })
     }

@@ -42,5 +42,6 @@ pub mod http;
 pub mod telemetry;
 
 pub use scopegate_core::{
-    capabilities, catalogue, clock, keys, outbound_log, projection, registry, secrets, tenancy,
+    backup, capabilities, catalogue, clock, keys, outbound_log, projection, registry, secrets,
+    tenancy,
 };
