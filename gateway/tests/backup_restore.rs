@@ -307,6 +307,43 @@ fn round_trip(registry: Option<(String, String, String)>) {
         "a refused restore wrote nothing"
     );
 
+    // No backup key at all, or a damaged file: one line each, nothing written.
+    let no_key = run(r, &["backup", "--out", out]);
+    let stderr = String::from_utf8_lossy(&no_key.stderr);
+    assert!(
+        !no_key.status.success() && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("no backup key"), "{stderr}");
+    let mut damaged = std::fs::read(&latest).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x40;
+    let damaged_file = dir.path().join("damaged.sgbk");
+    std::fs::write(&damaged_file, damaged).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    let out_damaged = {
+        let args = restore_args(&[
+            "--backup-key-file",
+            backup_file,
+            "restore",
+            "--from",
+            damaged_file.to_str().unwrap(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&elsewhere, &args)
+    };
+    let stderr = String::from_utf8_lossy(&out_damaged.stderr);
+    assert!(
+        !out_damaged.status.success() && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("damaged"), "{stderr}");
+    assert!(
+        !elsewhere.exists() || std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+        "a failed restore leaves nothing behind"
+    );
+    assert!(!r.exists() || std::fs::read_dir(r).unwrap().next().is_none());
+
     let restored = okv(
         r,
         restore_args(&[

@@ -34,6 +34,15 @@ impl std::fmt::Debug for BackupKey {
     }
 }
 
+impl Clone for BackupKey {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            secret: SecretBox::new(Box::new(*self.secret.expose_secret())),
+        }
+    }
+}
+
 impl BackupKey {
     /// The first non-blank, non-comment line, 32 bytes of base64.
     pub fn parse(text: &str) -> Result<Self, String> {

@@ -584,6 +584,19 @@ pub async fn restore(
             target.data_dir.display()
         ));
     }
+    // Authenticate the whole file first (every segment, and that none is
+    // missing at the end), so a damaged or cut-short backup writes nothing.
+    let whole = file.to_path_buf();
+    let key_check = key.clone();
+    tokio::task::spawn_blocking(move || -> Result<u64> {
+        let source = std::fs::File::open(&whole)
+            .map_err(|e| BackupError(format!("cannot read {}: {e}", whole.display())))?;
+        let mut reader = DecryptReader::new(BufReader::new(source), &key_check)
+            .map_err(|e| damaged(&whole, e))?;
+        io::copy(&mut reader, &mut io::sink()).map_err(|e| damaged(&whole, e))
+    })
+    .await
+    .map_err(|e| BackupError(e.to_string()))??;
     let source = std::fs::File::open(file)
         .map_err(|e| BackupError(format!("cannot read {}: {e}", file.display())))?;
     let mut reader = BufReader::with_capacity(
@@ -637,6 +650,15 @@ pub async fn restore(
             use sqlx::migrate::MigrateDatabase;
             for url in created {
                 let _ = sqlx::Any::drop_database(&url).await;
+            }
+            if let Some(url) = &target.registry_postgres_url {
+                // It was empty when the restore began: empty it again.
+                if let Ok((pool, _)) = open_pool(url, 1).await {
+                    let _ = sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
             }
             return Err(e);
         }
@@ -821,6 +843,13 @@ fn pg_restore_from(source: &mut impl Read, url: &str) -> Result<()> {
         .map_err(|e| BackupError(format!("cannot run pg_restore: {e}")))?;
     let mut stdin = child.stdin.take().expect("piped");
     let copied = io::copy(source, &mut stdin);
+    if let Err(e) = copied {
+        // Never let pg_restore take a cut-short dump for a whole one: kill it
+        // (its single transaction rolls back).
+        let _ = child.kill();
+        let _ = child.wait();
+        return fail(format!("cannot feed pg_restore: {e}"));
+    }
     drop(stdin);
     let output = child.wait_with_output()?;
     if !output.status.success() {
@@ -831,6 +860,5 @@ fn pg_restore_from(source: &mut impl Read, url: &str) -> Result<()> {
             stderr.lines().next().unwrap_or("no message")
         ));
     }
-    copied?;
     Ok(())
 }
