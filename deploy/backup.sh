@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# Consistent backup of a SQLite deployment (registry and firm databases) while it runs,
-# using SQLite's online backup; PostgreSQL deployments use pg_dump per database.
-# The master key is NOT in the backup: keep it separately (without it, sealed
-# third-party tokens cannot be opened). Restore: stop the service, copy the files
-# back into SCOPEGATE_DATA_DIR, start, then run `scopegate audit verify`.
+# Nightly encrypted backup of a scopegate deployment (registry and every firm
+# database, SQLite or PostgreSQL) while it runs, e.g. from a systemd timer or cron:
+#   SCOPEGATE_BACKUP_KEY_FILE=/etc/scopegate/backup.key deploy/backup.sh /var/backups/scopegate
+# `scopegate backup` takes consistent online copies (SQLite VACUUM INTO, pg_dump),
+# encrypts them with the backup key (XChaCha20-Poly1305 STREAM; create the key with
+# `scopegate keys generate` and keep it apart from the master key and from the
+# backups), writes the file atomically and keeps the newest SCOPEGATE_BACKUP_GENERATIONS
+# (default 7). The master key is NOT in the backup: keep it separately (without it,
+# the keyed outbound log cannot be verified and sealed third-party tokens cannot be opened).
+# Restore into an empty data directory (or an empty PostgreSQL database):
+#   scopegate --data-dir /var/lib/scopegate-restored restore --from FILE
+#   scopegate --data-dir /var/lib/scopegate-restored audit verify
 set -euo pipefail
-DATA_DIR="${SCOPEGATE_DATA_DIR:-/var/lib/scopegate}"
 OUT="${1:?usage: backup.sh OUTPUT_DIR}"
-command -v sqlite3 >/dev/null || { echo "backup.sh: sqlite3 is missing: apt-get install -y sqlite3" >&2; exit 1; }
-mkdir -p "$OUT/firms"
-sqlite3 "$DATA_DIR/registry.db" ".backup '$OUT/registry.db'"
-for db in "$DATA_DIR"/firms/*.db; do
-    [ -e "$db" ] || continue
-    sqlite3 "$db" ".backup '$OUT/firms/$(basename "$db")'"
-done
-echo "backed up $DATA_DIR to $OUT"
+exec scopegate backup --out "$OUT"

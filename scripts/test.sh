@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: SQLite and PostgreSQL halves, process-level and browser tests.
-# Installs what is missing (Chromium and ChromeDriver via apt-get) or stops with one line naming it.
+# Installs what is missing (Chromium, ChromeDriver and the PostgreSQL client tools via apt-get) or stops with one line naming it.
 # PostgreSQL: SCOPEGATE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres);
 # with CI=true an unreachable PostgreSQL fails the run.
 set -euo pipefail
@@ -25,11 +25,18 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -d "$PG_URL"; then
     echo "test.sh: PostgreSQL at $PG_URL is unreachable; its half of the suite will be skipped" >&2
 fi
 
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     echo "test.sh: installing chromium and chromium-driver for the browser tests" >&2
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; } \
         || die "could not install chromium and chromium-driver: install them with apt-get"
+fi
+
+# pg_dump and pg_restore for the PostgreSQL backup test (it skips, saying so, without them outside CI).
+if ! command -v pg_dump >/dev/null || ! command -v pg_restore >/dev/null; then
+    echo "test.sh: installing postgresql-client (pg_dump, pg_restore) for the backup tests" >&2
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-client >/dev/null; } \
+        || die "could not install postgresql-client (pg_dump, pg_restore): install it with apt-get"
 fi
 
 # Databases left behind by an interrupted earlier run.
@@ -41,6 +48,10 @@ drop_test_databases() {
 }
 drop_test_databases
 trap drop_test_databases EXIT
+
+# Dependencies between modules point one way (a cycle fails the run, naming it).
+command -v python3 >/dev/null || die "python3 is missing: apt-get install -y python3"
+python3 scripts/module-cycles.py gateway/src core/src
 
 mkdir -p tests/artifacts
 cargo test --workspace --locked "$@"

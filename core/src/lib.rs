@@ -24,6 +24,7 @@
 //! [`clock`] the time.
 
 pub mod accounts;
+pub mod backup;
 pub mod capabilities;
 pub mod catalogue;
 pub mod clock;

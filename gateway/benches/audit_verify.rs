@@ -1,7 +1,7 @@
 //! `audit verify` speed: records per second of `outbound_log::verify_all`
 //! over a log of 1,000,000 records (default), on SQLite (default) and PostgreSQL.
-//! The log is filled quickly: chained records built in Rust with
-//! `LogRecord::compute_hash` and inserted in large multi-row transactions.
+//! The log is filled quickly: chained records built in Rust and keyed with
+//! `LogRecord::seal` (HMAC-SHA256), inserted in large multi-row transactions.
 //! Baselines, in the same run over the same rows: the same `SELECT` streamed
 //! without decoding, and streamed with every column decoded (everything
 //! `verify` does except hashing), so the hashing cost shows as a ratio.
@@ -20,11 +20,13 @@ mod common;
 
 use common::{backends, env_usize, machine_line, per_sec, BenchRegistry};
 use futures::TryStreamExt;
+use scopegate::keys::{LogKey, LogKeys};
 use scopegate::outbound_log::{verify_all, LogRecord, GENESIS_HASH};
 use scopegate::registry::{Backend, Registry};
 use std::time::{Duration, Instant};
 
-const COLUMNS: &str = "firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash";
+const COLUMNS: &str = "firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key";
+const COLUMN_COUNT: usize = 19;
 /// Rows per INSERT: sqlx's SQLite binding slows down sharply with many
 /// parameters in one statement (500 rows: ~2,800 rows/s, 10 rows: ~40,000).
 fn rows_per_statement(backend: Backend) -> usize {
@@ -36,7 +38,14 @@ fn rows_per_statement(backend: Backend) -> usize {
 const ROWS_PER_TRANSACTION: usize = 50_000;
 
 /// The `n`th record of a firm's chain: sends and results alternate, like the accounting API logs them.
-fn record(firm_id: &str, seq: i64, at: i64, ids: &[String], prev_hash: String) -> LogRecord {
+fn record(
+    key: &LogKey,
+    firm_id: &str,
+    seq: i64,
+    at: i64,
+    ids: &[String],
+    prev_hash: String,
+) -> LogRecord {
     let is_send = seq % 2 == 1;
     let mut r = LogRecord {
         firm_id: firm_id.to_string(),
@@ -68,15 +77,18 @@ fn record(firm_id: &str, seq: i64, at: i64, ids: &[String], prev_hash: String) -
         latency_us: (!is_send).then_some(1_500 + seq % 1000),
         prev_hash,
         hash: String::new(),
+        mac_key: String::new(),
     };
-    r.hash = r.compute_hash();
+    r.seal(key);
     r
 }
 
 fn insert_sql(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|r| {
-            let params: Vec<String> = (1..=18).map(|c| format!("${}", r * 18 + c)).collect();
+            let params: Vec<String> = (1..=COLUMN_COUNT)
+                .map(|c| format!("${}", r * COLUMN_COUNT + c))
+                .collect();
             format!("({})", params.join(", "))
         })
         .collect();
@@ -110,14 +122,21 @@ async fn insert_rows(
             .bind(r.status)
             .bind(r.latency_us)
             .bind(r.prev_hash.clone())
-            .bind(r.hash.clone());
+            .bind(r.hash.clone())
+            .bind(r.mac_key.clone());
     }
     query.execute(&mut **tx).await?;
     Ok(())
 }
 
 /// Fills each firm's chain with `per_firm` valid records and sets its chain head.
-async fn fill(registry: &Registry, firms: &[String], per_firm: usize, id_count: usize) {
+async fn fill(
+    registry: &Registry,
+    keys: &LogKeys,
+    firms: &[String],
+    per_firm: usize,
+    id_count: usize,
+) {
     let rows_per_statement = rows_per_statement(registry.backend());
     let at0 = scopegate::clock::now_ms();
     for firm in firms {
@@ -131,7 +150,7 @@ async fn fill(registry: &Registry, firms: &[String], per_firm: usize, id_count: 
             let mut chunk = Vec::with_capacity(n);
             for _ in 0..n {
                 seq += 1;
-                let r = record(firm, seq, at0 + seq, &ids, prev);
+                let r = record(keys.current(), firm, seq, at0 + seq, &ids, prev);
                 prev = r.hash.clone();
                 chunk.push(r);
             }
@@ -198,8 +217,9 @@ async fn bench_backend(backend: &str, total: usize, firm_count: usize, ids: usiz
     };
     let (registry, firms) = (&bench.registry, &bench.firms);
     let per_firm = total / firm_count;
+    let keys = scopegate::keys::Keyring::ephemeral().log_keys();
     let started = Instant::now();
-    fill(registry, firms, per_firm, ids).await;
+    fill(registry, &keys, firms, per_firm, ids).await;
     let fill_time = started.elapsed();
     println!(
         "{backend:<9} fill: {} records in {:.1}s ({:.0} records/s, hashed and inserted){}",
@@ -226,7 +246,9 @@ async fn bench_backend(backend: &str, total: usize, firm_count: usize, ids: usiz
         let (n_scan, t_scan) = timed(scan(registry, firms)).await;
         let (n_decode, t_decode) = timed(scan_decode(registry, firms)).await;
         let started = Instant::now();
-        let report = verify_all(registry, None).await.expect("verify");
+        let report = verify_all(registry, &keys, None, None)
+            .await
+            .expect("verify");
         let t_verify = started.elapsed();
         assert_eq!(report.faults, vec![], "the filled log verifies");
         assert_eq!((n_scan, n_decode), (report.records, report.records));

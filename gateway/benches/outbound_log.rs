@@ -66,6 +66,14 @@ fn page_send(firm_id: &str) -> NewSend {
     }
 }
 
+/// One master key for the whole run: the writer chains with it, the check verifies with it.
+fn bench_keys() -> std::sync::Arc<scopegate::keys::LogKeys> {
+    static KEYS: std::sync::OnceLock<std::sync::Arc<scopegate::keys::LogKeys>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| std::sync::Arc::new(scopegate::keys::Keyring::ephemeral().log_keys()))
+        .clone()
+}
+
 /// Runs `writers` tasks calling `record_send` back to back for `duration`.
 async fn run_case(
     registry: &Registry,
@@ -74,7 +82,8 @@ async fn run_case(
     max_batch: usize,
     duration: Duration,
 ) -> Outcome {
-    let (log, writer_task) = OutboundLog::start_with_max_batch(registry.clone(), max_batch);
+    let (log, writer_task) =
+        OutboundLog::start_with_max_batch(registry.clone(), bench_keys(), max_batch);
     let start = Instant::now();
     let deadline = start + duration;
     let tasks: Vec<_> = (0..writers)
@@ -144,7 +153,9 @@ async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], fir
         );
     }
     let started = Instant::now();
-    let report = verify_all(registry, None).await.expect("verify");
+    let report = verify_all(registry, &bench_keys(), None, None)
+        .await
+        .expect("verify");
     println!(
         "{backend:<9} check: verify_all read {} records of {} firms in {:.2}s, {} chain faults",
         report.records,

@@ -8,8 +8,8 @@ use crate::config::Config;
 use crate::http::logins::Accounts;
 use crate::http::throttle::{ApiLimiters, AuthThrottle};
 pub use crate::http::{App, AppState, RunningConnector};
-use crate::keys::Keyring;
-use crate::outbound_log::OutboundLog;
+use crate::keys::{Keyring, LogKeys};
+use crate::outbound_log::{checkpoint, OutboundLog};
 use crate::registry::Registry;
 use crate::tenancy::Tenancy;
 use std::net::SocketAddr;
@@ -28,7 +28,26 @@ impl Application {
     pub async fn build(config: Config, keyring: Arc<Keyring>) -> anyhow::Result<Self> {
         let registry = Registry::connect_and_migrate(&config.database_url).await?;
         let catalogue = crate::connectors::catalogue_from(config.schemas_dir.as_deref())?;
-        let (log, log_writer) = OutboundLog::start(registry.clone());
+        let log_keys = Arc::new(keyring.log_keys());
+        let checkpoints_written = std::fs::metadata(&config.checkpoint_path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        match crate::outbound_log::rekey_at_upgrade(&registry, &log_keys, checkpoints_written)
+            .await?
+        {
+            Ok(r) if r.records > 0 || !r.refused.is_empty() => tracing::info!(
+                firms = r.firms,
+                records = r.records,
+                refused = r.refused.len(),
+                "outbound log records from before the keyed chain re-keyed"
+            ),
+            Ok(_) => {}
+            Err(firms) => tracing::error!(
+                firms,
+                "the outbound log holds records with a plain, unkeyed hash after the upgrade: run `scopegate audit verify`; only if they are genuinely from before the upgrade, `scopegate audit rekey`"
+            ),
+        }
+        let (log, log_writer) = OutboundLog::start(registry.clone(), log_keys.clone());
         let tenancy = Tenancy::new(registry.clone(), config.firm_pool_capacity);
         let (stopping, stop_signal) = tokio::sync::watch::channel(false);
         let connectors = running_connectors(
@@ -60,6 +79,7 @@ impl Application {
             log,
             catalogue,
             keyring,
+            log_keys,
             config,
         };
         Ok(Self {
@@ -88,6 +108,14 @@ impl Application {
             log_writer,
         } = self;
         let pruner = tokio::spawn(prune_periodically(state.clone()));
+        let checkpoints = (state.config.checkpoint_interval_secs > 0).then(|| {
+            tokio::spawn(checkpoint_periodically(
+                state.registry.clone(),
+                state.log_keys.clone(),
+                state.config.checkpoint_path.clone(),
+                Duration::from_secs(state.config.checkpoint_interval_secs),
+            ))
+        });
         let calendar_sync = crate::google::worker::spawn(state.google.clone());
         let background: Vec<_> = state
             .connectors
@@ -98,6 +126,9 @@ impl Application {
         let router = crate::http::router(state.clone());
         crate::http::server::serve(listener, router, state.config.server, shutdown).await?;
         pruner.abort();
+        if let Some(task) = &checkpoints {
+            task.abort();
+        }
         state.google.runtime.stop();
         state.stopping.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(30), calendar_sync).await;
@@ -105,9 +136,17 @@ impl Application {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
         let registry = state.registry.clone();
+        let final_checkpoint = checkpoints
+            .is_some()
+            .then(|| (state.log_keys.clone(), state.config.checkpoint_path.clone()));
         drop(state);
         // The writer ends once the last log handle is gone, after committing its queue.
         let _ = tokio::time::timeout(Duration::from_secs(10), log_writer).await;
+        if let Some((keys, path)) = final_checkpoint {
+            if let Err(e) = write_checkpoint(&registry, &keys, &path).await {
+                tracing::warn!(error = %e, "could not write the final checkpoint");
+            }
+        }
         registry.close().await;
         tracing::info!("stopped cleanly");
         Ok(())
@@ -166,6 +205,57 @@ async fn prune_periodically(state: AppState) {
         }
         if let Err(e) = state.registry.prune_expired_tokens().await {
             tracing::warn!(error = %e, "could not prune expired tokens");
+        }
+    }
+}
+
+/// Signs every firm's chain head now and appends it to `path`; returns the checkpoint.
+pub async fn write_checkpoint(
+    registry: &Registry,
+    keys: &LogKeys,
+    path: &std::path::Path,
+) -> anyhow::Result<checkpoint::Checkpoint> {
+    let heads = checkpoint::current_heads(registry).await?;
+    let cp = checkpoint::Checkpoint::new(heads, keys);
+    let line = cp.signed_line(keys);
+    let target = path.to_path_buf();
+    tokio::task::spawn_blocking(move || checkpoint::append_line(&target, &line))
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot append to {}: {e}", path.display()))?;
+    Ok(cp)
+}
+
+/// Writes a checkpoint at startup and then every `every`, skipping those that
+/// would repeat the last one written (no chain moved).
+async fn checkpoint_periodically(
+    registry: Registry,
+    keys: Arc<LogKeys>,
+    path: std::path::PathBuf,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = None;
+    loop {
+        tick.tick().await;
+        let heads = match checkpoint::current_heads(&registry).await {
+            Ok(heads) => heads,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the chain heads for a checkpoint");
+                continue;
+            }
+        };
+        if last.as_ref() == Some(&heads) {
+            continue;
+        }
+        let line = checkpoint::Checkpoint::new(heads.clone(), &keys).signed_line(&keys);
+        let target = path.clone();
+        match tokio::task::spawn_blocking(move || checkpoint::append_line(&target, &line)).await {
+            Ok(Ok(())) => last = Some(heads),
+            Ok(Err(e)) => {
+                tracing::error!(path = %path.display(), error = %e, "could not append a checkpoint")
+            }
+            Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
         }
     }
 }

@@ -43,6 +43,11 @@
 //! | `--google-sync-interval-ms` | `SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS` | `google_sync_interval_ms` | `2000` |
 //! | `--google-user-concurrency` | `SCOPEGATE_GOOGLE_USER_CONCURRENCY` | `google_user_concurrency` | `4` |
 //! | `--google-user-rate-per-second` | `SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND` | `google_user_rate_per_second` | `10` (Google's 600/min) |
+//! | `--checkpoint-path` | `SCOPEGATE_CHECKPOINT_PATH` | `checkpoint_path` | `<data_dir>/audit-checkpoints.jsonl` |
+//! | `--checkpoint-interval-secs` | `SCOPEGATE_CHECKPOINT_INTERVAL_SECS` | `checkpoint_interval_secs` | `300` (`0`: only on demand) |
+//! | `--backup-key-file` | `SCOPEGATE_BACKUP_KEY_FILE` | `backup_key_file` | none (required by `backup`, `restore`) |
+//! | - | `SCOPEGATE_BACKUP_KEY` (base64 key) | - | none |
+//! | `--backup-generations` | `SCOPEGATE_BACKUP_GENERATIONS` | `backup_generations` | `7` |
 //! | `--connector-setting ID.KEY=VALUE` (repeatable) | `SCOPEGATE_CONNECTOR_SETTINGS` (`ID.KEY=VALUE,...`) | `[connector.<id>]` tables of strings | none |
 //!
 //! Settings logins are throttled with the same failure budgets as client
@@ -228,6 +233,18 @@ layered_settings! {
         /// Calendar API calls per second per connected user.
         #[arg(long, env = "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", global = true)]
         pub google_user_rate_per_second: Option<u32>,
+        /// Append-only file that `serve` and `audit checkpoint` write signed chain-head checkpoints to.
+        #[arg(long, env = "SCOPEGATE_CHECKPOINT_PATH", global = true)]
+        pub checkpoint_path: Option<PathBuf>,
+        /// Seconds between the checkpoints `serve` writes (0: only on demand).
+        #[arg(long, env = "SCOPEGATE_CHECKPOINT_INTERVAL_SECS", global = true)]
+        pub checkpoint_interval_secs: Option<u64>,
+        /// File holding the backup key (base64, 32 bytes; NOT the master key).
+        #[arg(long, env = "SCOPEGATE_BACKUP_KEY_FILE", global = true)]
+        pub backup_key_file: Option<PathBuf>,
+        /// How many backups `backup` keeps in its folder (older ones are deleted).
+        #[arg(long, env = "SCOPEGATE_BACKUP_GENERATIONS", global = true)]
+        pub backup_generations: Option<usize>,
         /// A connector's setting, ID.KEY=VALUE (repeatable; comma-separated in the environment).
         #[arg(
             long = "connector-setting",
@@ -339,6 +356,13 @@ pub struct Config {
     pub session_max_secs: u64,
     pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
     pub google: GoogleConfig,
+    /// Where signed chain-head checkpoints are appended.
+    pub checkpoint_path: PathBuf,
+    /// Seconds between `serve`'s checkpoints; 0 = only on demand.
+    pub checkpoint_interval_secs: u64,
+    pub backup_key_file: Option<PathBuf>,
+    /// Backups kept by `backup` (at least 1).
+    pub backup_generations: usize,
     /// Connector id -> key -> value.
     pub connector_settings: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -446,6 +470,10 @@ impl Config {
                 .or_default()
                 .insert(setting.key, setting.value);
         }
+        let checkpoint_path = s
+            .checkpoint_path
+            .map(|p| absolute(&p))
+            .unwrap_or_else(|| data_dir.join("audit-checkpoints.jsonl"));
         Ok(Self {
             data_dir,
             database_url,
@@ -463,6 +491,10 @@ impl Config {
             session_max_secs,
             handoff_public_key,
             google,
+            checkpoint_path,
+            checkpoint_interval_secs: s.checkpoint_interval_secs.unwrap_or(300),
+            backup_key_file: s.backup_key_file,
+            backup_generations: s.backup_generations.unwrap_or(7).max(1),
             connector_settings,
         })
     }

@@ -41,6 +41,6 @@ pub mod http;
 pub mod telemetry;
 
 pub use scopegate_core::{
-    accounts, capabilities, catalogue, clock, keys, outbound_log, projection, registry, secrets,
-    tenancy,
+    accounts, backup, capabilities, catalogue, clock, keys, outbound_log, projection, registry,
+    secrets, tenancy,
 };

@@ -3,13 +3,20 @@
 //! status and latency. The log is append-only: a send and its result are two
 //! records, and every record carries the SHA-256 of its predecessor in the
 //! same firm's chain, so a deleted, edited or reordered record is detectable.
+//! The chain is keyed (HMAC-SHA256 under a key derived from the master key),
+//! so only the gateway can extend or rewrite it, and signed checkpoints of the
+//! chain heads, kept outside the registry, pin what existed at a time.
 
+pub mod checkpoint;
 mod record;
+mod rekey;
 mod verify;
 mod writer;
 
-pub use record::{Direction, LogRecord, NewSend, GENESIS_HASH};
-pub use verify::{verify_all, verify_firm, ChainFault, VerifyReport};
+pub use checkpoint::{Checkpoint, Checkpoints};
+pub use record::{Direction, HashProblem, LogRecord, NewSend, GENESIS_HASH};
+pub use rekey::{rekey_at_upgrade, rekey_unkeyed, RekeyReport};
+pub use verify::{verify_all, verify_firm, verify_firm_against, ChainFault, VerifyReport};
 pub use writer::{LogError, OutboundLog, SendReceipt};
 
 use crate::registry::{Registry, StoreResult};

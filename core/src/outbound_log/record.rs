@@ -1,5 +1,16 @@
 //! One outbound-log record, its canonical form and its chain hash.
+//!
+//! The chain hash is HMAC-SHA256, under the log key derived from the master
+//! key named by `mac_key`, of the record's canonical form (a JSON array of
+//! every field but `hash` and `mac_key`, in a fixed order; the predecessor's
+//! hash is one of them). Someone who can write the registry but does not hold
+//! the master key cannot produce a record that verifies. Records written
+//! before the chain was keyed carry the plain SHA-256 of the same canonical
+//! form and an empty `mac_key`; they are re-chained under the key once.
 
+use crate::keys::{LogKey, LogKeys};
+use hmac::Mac;
+use serde::ser::SerializeTuple;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -7,7 +18,7 @@ use sqlx::Row;
 /// The `prev_hash` of a firm's first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-pub(crate) const COLUMNS: &str = "firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash";
+pub(crate) const COLUMNS: &str = "firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key";
 
 /// Which way firm data moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,33 +80,104 @@ pub struct LogRecord {
     pub latency_us: Option<i64>,
     pub prev_hash: String,
     pub hash: String,
+    /// Id of the master key whose derived log key chained this record ('' = plain SHA-256, pre-keying).
+    #[serde(default)]
+    pub mac_key: String,
+}
+
+/// Why a record's hash cannot be checked or does not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashProblem {
+    /// Chained with the plain hash: never re-keyed, or rewritten without the key.
+    Unkeyed,
+    /// Keyed with a master key this gateway does not hold.
+    UnknownKey,
+    /// The keyed hash does not match the contents.
+    Mismatch,
+}
+
+/// The canonical form, serialized straight into a hasher (no intermediate JSON value).
+struct Canonical<'a>(&'a LogRecord);
+
+impl Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut t = serializer.serialize_tuple(17)?;
+        t.serialize_element(&r.firm_id)?;
+        t.serialize_element(&r.seq)?;
+        t.serialize_element(&r.kind)?;
+        t.serialize_element(&r.at)?;
+        t.serialize_element(&r.grant_id)?;
+        t.serialize_element(&r.connector)?;
+        t.serialize_element(&r.direction)?;
+        t.serialize_element(&r.method)?;
+        t.serialize_element(&r.target)?;
+        t.serialize_element(&r.fields)?;
+        t.serialize_element(&r.record_ids)?;
+        t.serialize_element(&r.payload_sha256)?;
+        t.serialize_element(&r.bytes)?;
+        t.serialize_element(&r.send_seq)?;
+        t.serialize_element(&r.status)?;
+        t.serialize_element(&r.latency_us)?;
+        t.serialize_element(&r.prev_hash)?;
+        t.end()
+    }
+}
+
+/// Feeds written bytes to a hash function.
+struct Feed<F: FnMut(&[u8])>(F);
+
+impl<F: FnMut(&[u8])> std::io::Write for Feed<F> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (self.0)(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl LogRecord {
-    /// SHA-256 over every field but `hash`, in a fixed order.
-    pub fn compute_hash(&self) -> String {
-        let canonical = serde_json::json!([
-            self.firm_id,
-            self.seq,
-            self.kind,
-            self.at,
-            self.grant_id,
-            self.connector,
-            self.direction,
-            self.method,
-            self.target,
-            self.fields,
-            self.record_ids,
-            self.payload_sha256,
-            self.bytes,
-            self.send_seq,
-            self.status,
-            self.latency_us,
-            self.prev_hash,
-        ]);
-        hex::encode(Sha256::digest(
-            serde_json::to_vec(&canonical).expect("json"),
-        ))
+    fn canonical_into(&self, feed: impl FnMut(&[u8])) {
+        serde_json::to_writer(Feed(feed), &Canonical(self))
+            .expect("writing to a hasher cannot fail");
+    }
+
+    /// The plain SHA-256 of the canonical form: the chain hash of records
+    /// written before the chain was keyed (checked once, when they are re-keyed).
+    pub fn plain_hash(&self) -> String {
+        let mut h = Sha256::new();
+        self.canonical_into(|b| h.update(b));
+        hex::encode(h.finalize())
+    }
+
+    /// The keyed chain hash under `key`.
+    pub fn keyed_hash(&self, key: &LogKey) -> String {
+        let mut mac = key.mac();
+        self.canonical_into(|b| mac.update(b));
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Chains this record under `key`: sets `mac_key` and `hash`.
+    pub fn seal(&mut self, key: &LogKey) {
+        self.mac_key = key.id().to_string();
+        self.hash = self.keyed_hash(key);
+    }
+
+    /// Checks `hash` against the contents under the key `mac_key` names.
+    pub fn check_hash(&self, keys: &LogKeys) -> Result<(), HashProblem> {
+        if self.mac_key.is_empty() {
+            return Err(HashProblem::Unkeyed);
+        }
+        let key = keys.get(&self.mac_key).ok_or(HashProblem::UnknownKey)?;
+        let mut mac = key.mac();
+        self.canonical_into(|b| mac.update(b));
+        let mut expected = [0u8; 32];
+        match hex::decode_to_slice(&self.hash, &mut expected) {
+            // Constant-time comparison of the tags.
+            Ok(()) if mac.verify_slice(&expected).is_ok() => Ok(()),
+            _ => Err(HashProblem::Mismatch),
+        }
     }
 
     /// Decodes a row selected with the log's columns (unreadable lists decode as a marker the hash will reject).
@@ -123,6 +205,84 @@ impl LogRecord {
             latency_us: row.get("latency_us"),
             prev_hash: row.get("prev_hash"),
             hash: row.get("hash"),
+            mac_key: row.get("mac_key"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> LogRecord {
+        LogRecord {
+            firm_id: "alpha-law".into(),
+            seq: 3,
+            kind: "result".into(),
+            at: 1_790_000_000_000,
+            grant_id: "gr_1".into(),
+            connector: "accounting".into(),
+            direction: "outbound".into(),
+            method: "GET".into(),
+            target: "/v1/matters \"quoted\" \u{e9}".into(),
+            fields: vec!["id".into(), "name".into()],
+            record_ids: vec![],
+            payload_sha256: "ab".repeat(32),
+            bytes: 12,
+            send_seq: Some(2),
+            status: Some(200),
+            latency_us: None,
+            prev_hash: GENESIS_HASH.into(),
+            hash: String::new(),
+            mac_key: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_plain_hash_is_the_pre_keying_format() {
+        // The exact form records were hashed in before the chain was keyed.
+        let r = sample();
+        let old = serde_json::json!([
+            r.firm_id,
+            r.seq,
+            r.kind,
+            r.at,
+            r.grant_id,
+            r.connector,
+            r.direction,
+            r.method,
+            r.target,
+            r.fields,
+            r.record_ids,
+            r.payload_sha256,
+            r.bytes,
+            r.send_seq,
+            r.status,
+            r.latency_us,
+            r.prev_hash,
+        ]);
+        let expected = hex::encode(Sha256::digest(serde_json::to_vec(&old).unwrap()));
+        assert_eq!(r.plain_hash(), expected);
+    }
+
+    #[test]
+    fn keyed_hashes_need_the_key() {
+        let keyring = crate::keys::Keyring::ephemeral();
+        let keys = keyring.log_keys();
+        let mut r = sample();
+        r.seal(keys.current());
+        assert_eq!(r.check_hash(&keys), Ok(()));
+        assert_ne!(r.hash, r.plain_hash());
+        let other = crate::keys::Keyring::ephemeral().log_keys();
+        assert_eq!(r.check_hash(&other), Err(HashProblem::UnknownKey));
+        // Someone without the key re-signs under another key but claims ours.
+        let mut forged = r.clone();
+        forged.bytes += 1;
+        forged.hash = forged.keyed_hash(other.current());
+        assert_eq!(forged.check_hash(&keys), Err(HashProblem::Mismatch));
+        let mut plain = r.clone();
+        plain.mac_key.clear();
+        plain.hash = plain.plain_hash();
+        assert_eq!(plain.check_hash(&keys), Err(HashProblem::Unkeyed));
     }
 }

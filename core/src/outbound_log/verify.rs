@@ -1,11 +1,16 @@
-//! Verification of the per-firm hash chains: every record must carry the hash
-//! of its own contents, follow its predecessor's hash, have the next sequence
-//! number, and the last record must match the firm's chain head.
+//! Verification of the per-firm hash chains: every record must carry the
+//! keyed hash of its own contents, follow its predecessor's hash, have the next
+//! sequence number, and the last record must match the firm's chain head.
+//! Given signed checkpoints, every checkpointed head must still be in the chain
+//! with the same hash, and every checkpointed firm must still be registered.
 
-use super::record::{LogRecord, COLUMNS, GENESIS_HASH};
+use super::checkpoint::{Checkpoints, Mark};
+use super::record::{HashProblem, LogRecord, COLUMNS, GENESIS_HASH};
+use crate::keys::LogKeys;
 use crate::registry::{Registry, StoreResult};
 use futures::TryStreamExt;
 use sqlx::Row;
+use std::collections::BTreeMap;
 
 /// The first problem found in a firm's chain, naming the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +41,24 @@ pub struct VerifyReport {
 /// Verifies one firm's chain; returns the records checked and the first fault, if any.
 pub async fn verify_firm(
     registry: &Registry,
+    keys: &LogKeys,
     firm_id: &str,
 ) -> StoreResult<(u64, Option<ChainFault>)> {
+    verify_firm_against(registry, keys, firm_id, None).await
+}
+
+/// Like [`verify_firm`], also holding the chain to the heads checkpoints recorded.
+pub async fn verify_firm_against(
+    registry: &Registry,
+    keys: &LogKeys,
+    firm_id: &str,
+    marks: Option<&BTreeMap<i64, Mark>>,
+) -> StoreResult<(u64, Option<ChainFault>)> {
+    let mut marks = marks
+        .into_iter()
+        .flatten()
+        .filter(|(seq, _)| **seq > 0)
+        .peekable();
     let sql = format!("SELECT {COLUMNS} FROM outbound_log WHERE firm_id = $1 ORDER BY seq");
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(firm_id)
@@ -66,27 +87,48 @@ pub async fn verify_firm(
                 )),
             ));
         }
-        if rec.compute_hash() != rec.hash {
-            return Ok((
-                checked,
-                Some(fault(
-                    rec.seq,
-                    "its contents do not match its hash (edited or moved)".into(),
-                )),
-            ));
+        if let Err(problem) = rec.check_hash(keys) {
+            let problem = match problem {
+                HashProblem::Mismatch => "its contents do not match its keyed hash (edited, moved, or rewritten without the key)".to_string(),
+                HashProblem::Unkeyed => "carries a plain, unkeyed hash (rewritten without the key, or written before the chain was keyed and never re-keyed: `scopegate audit rekey`)".to_string(),
+                HashProblem::UnknownKey => format!("was chained with master key {}, which this gateway does not hold", rec.mac_key),
+            };
+            return Ok((checked, Some(fault(rec.seq, problem))));
         }
         if rec.prev_hash != prev_hash {
             return Ok((checked, Some(fault(rec.seq, format!("does not follow record {} (reordered, replaced or a record before it was removed)", rec.seq - 1)))));
+        }
+        if let Some((_, mark)) = marks.next_if(|(seq, _)| **seq == rec.seq) {
+            if mark.hash != rec.hash {
+                return Ok((
+                    checked,
+                    Some(fault(
+                        rec.seq,
+                        format!(
+                            "differs from {} (the chain was rewritten from here on)",
+                            mark.describe()
+                        ),
+                    )),
+                ));
+            }
         }
         prev_hash = rec.hash;
         expected_seq += 1;
     }
     drop(rows);
+    let last_seq = expected_seq - 1;
+    if let Some((seq, mark)) = marks.last() {
+        if *seq > last_seq {
+            return Ok((checked, Some(fault(last_seq + 1, format!(
+                "is missing: {} saw the chain reach record {seq}, the registry's ends at {last_seq} (records deleted from the end with the head set back, or the whole chain deleted)",
+                mark.describe()
+            )))));
+        }
+    }
     let head = sqlx::query("SELECT seq, hash FROM outbound_chain_heads WHERE firm_id = $1")
         .bind(firm_id)
         .fetch_optional(registry.pool())
         .await?;
-    let last_seq = expected_seq - 1;
     if let Some(head) = head {
         let (head_seq, head_hash): (i64, String) = (head.get("seq"), head.get("hash"));
         if head_seq != last_seq || head_hash != prev_hash {
@@ -107,18 +149,56 @@ pub async fn verify_firm(
     Ok((checked, None))
 }
 
-/// Verifies every firm's chain (or just one).
-pub async fn verify_all(registry: &Registry, only_firm: Option<&str>) -> StoreResult<VerifyReport> {
+/// Verifies every firm's chain (or just one), and with `checkpoints`, holds
+/// each to the heads they recorded and insists every firm they name is registered.
+pub async fn verify_all(
+    registry: &Registry,
+    keys: &LogKeys,
+    only_firm: Option<&str>,
+    checkpoints: Option<&Checkpoints>,
+) -> StoreResult<VerifyReport> {
+    let mut report = VerifyReport::default();
     let firm_ids: Vec<String> = match only_firm {
-        Some(f) => vec![registry.firm(f).await?.id],
+        Some(f) => match registry.firm(f).await {
+            Ok(firm) => vec![firm.id],
+            Err(_) if checkpoints.is_some_and(|c| c.firm(f).is_some()) => {
+                report.faults.push(missing_firm(f, checkpoints));
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        },
         None => registry.firms().await?.into_iter().map(|f| f.id).collect(),
     };
-    let mut report = VerifyReport::default();
+    if let (Some(checkpoints), None) = (checkpoints, only_firm) {
+        let registered: std::collections::BTreeSet<&str> =
+            firm_ids.iter().map(String::as_str).collect();
+        for firm in checkpoints.firms() {
+            if !registered.contains(firm) {
+                report.faults.push(missing_firm(firm, Some(checkpoints)));
+            }
+        }
+    }
     for firm_id in firm_ids {
-        let (checked, fault) = verify_firm(registry, &firm_id).await?;
+        let marks = checkpoints.and_then(|c| c.firm(&firm_id));
+        let (checked, fault) = verify_firm_against(registry, keys, &firm_id, marks).await?;
         report.firms += 1;
         report.records += checked;
         report.faults.extend(fault);
     }
     Ok(report)
+}
+
+fn missing_firm(firm_id: &str, checkpoints: Option<&Checkpoints>) -> ChainFault {
+    let (seq, mark) = checkpoints
+        .and_then(|c| c.firm(firm_id))
+        .and_then(|m| m.iter().next_back())
+        .map(|(s, m)| (*s, m.describe()))
+        .unwrap_or((0, "a signed checkpoint".into()));
+    ChainFault {
+        firm_id: firm_id.to_string(),
+        seq: 1,
+        problem: format!(
+            "the firm is gone from the registry, but {mark} saw its chain at record {seq} (the firm was deleted with its chain and head)"
+        ),
+    }
 }

@@ -6,6 +6,7 @@
 
 use super::record::{LogRecord, NewSend, GENESIS_HASH};
 use crate::clock::now_ms;
+use crate::keys::LogKeys;
 use crate::registry::{Backend, Registry};
 
 use sqlx::{Any, Row, Transaction};
@@ -73,19 +74,27 @@ struct CommitStats {
 impl OutboundLog {
     /// Starts the writer task. It ends when every handle is dropped, after
     /// committing what is queued, so a graceful shutdown leaves nothing half-written.
-    pub fn start(registry: Registry) -> (Self, tokio::task::JoinHandle<()>) {
-        Self::start_with_max_batch(registry, MAX_BATCH)
+    /// Records are chained under the current key of `keys`.
+    pub fn start(registry: Registry, keys: Arc<LogKeys>) -> (Self, tokio::task::JoinHandle<()>) {
+        Self::start_with_max_batch(registry, keys, MAX_BATCH)
     }
 
     /// Like [`OutboundLog::start`], with at most `max_batch` records per
     /// transaction (1 commits every record alone: the benchmarks' baseline).
     pub fn start_with_max_batch(
         registry: Registry,
+        keys: Arc<LogKeys>,
         max_batch: usize,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(CommitStats::default());
-        let task = tokio::spawn(run_writer(registry, rx, max_batch.max(1), stats.clone()));
+        let task = tokio::spawn(run_writer(
+            registry,
+            keys,
+            rx,
+            max_batch.max(1),
+            stats.clone(),
+        ));
         (Self { queue, stats }, task)
     }
 
@@ -147,6 +156,7 @@ impl OutboundLog {
 
 async fn run_writer(
     registry: Registry,
+    keys: Arc<LogKeys>,
     mut rx: mpsc::Receiver<(PendingRecord, Reply)>,
     max_batch: usize,
     stats: Arc<CommitStats>,
@@ -154,7 +164,7 @@ async fn run_writer(
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let records: Vec<&PendingRecord> = batch.iter().map(|(r, _)| r).collect();
-        match commit_batch(&registry, &records).await {
+        match commit_batch(&registry, &keys, &records).await {
             Ok(seqs) => {
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
                 stats
@@ -177,6 +187,7 @@ async fn run_writer(
 /// Commits one batch; returns the seq given to each record, in input order.
 async fn commit_batch(
     registry: &Registry,
+    keys: &LogKeys,
     records: &[&PendingRecord],
 ) -> Result<Vec<i64>, sqlx::Error> {
     let mut by_firm: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -191,7 +202,7 @@ async fn commit_batch(
             lock_chain_head(&mut tx, registry.backend(), firm_id).await?;
         for i in indexes {
             seq += 1;
-            let record = to_record(records[i], seq, at, prev_hash);
+            let record = to_record(records[i], seq, at, prev_hash, keys);
             insert_record(&mut tx, &record).await?;
             seqs[i] = seq;
             prev_hash = record.hash;
@@ -207,7 +218,7 @@ async fn commit_batch(
     Ok(seqs)
 }
 
-async fn lock_chain_head(
+pub(super) async fn lock_chain_head(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     firm_id: &str,
@@ -225,7 +236,7 @@ async fn lock_chain_head(
     Ok((row.get("seq"), row.get("hash")))
 }
 
-fn to_record(p: &PendingRecord, seq: i64, at: i64, prev_hash: String) -> LogRecord {
+fn to_record(p: &PendingRecord, seq: i64, at: i64, prev_hash: String, keys: &LogKeys) -> LogRecord {
     let mut record = LogRecord {
         firm_id: p.firm_id.clone(),
         seq,
@@ -245,8 +256,9 @@ fn to_record(p: &PendingRecord, seq: i64, at: i64, prev_hash: String) -> LogReco
         latency_us: p.latency_us,
         prev_hash,
         hash: String::new(),
+        mac_key: String::new(),
     };
-    record.hash = record.compute_hash();
+    record.seal(keys.current());
     record
 }
 
@@ -254,12 +266,12 @@ pub(super) async fn insert_record(
     tx: &mut Transaction<'_, Any>,
     r: &LogRecord,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)")
+    sqlx::query("INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
         .bind(&r.firm_id).bind(r.seq).bind(&r.kind).bind(r.at).bind(&r.grant_id).bind(&r.connector)
         .bind(&r.direction).bind(&r.method).bind(&r.target)
         .bind(serde_json::to_string(&r.fields).expect("json")).bind(serde_json::to_string(&r.record_ids).expect("json"))
         .bind(&r.payload_sha256).bind(r.bytes).bind(r.send_seq).bind(r.status).bind(r.latency_us)
-        .bind(&r.prev_hash).bind(&r.hash)
+        .bind(&r.prev_hash).bind(&r.hash).bind(&r.mac_key)
         .execute(&mut **tx).await?;
     Ok(())
 }

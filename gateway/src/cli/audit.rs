@@ -1,17 +1,24 @@
-//! `scopegate audit verify|export`.
+//! `scopegate audit verify|export|checkpoint|rekey`.
 
 use super::{CliError, CliResult};
-use crate::outbound_log;
+use crate::config::Config;
+use crate::keys::LogKeys;
+use crate::outbound_log::{self, checkpoint, Checkpoints};
 use crate::registry::Registry;
 use clap::Subcommand;
 use std::io::Write;
+use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check every firm's hash chain (or one firm's); exits non-zero naming the first bad record.
+    /// Check every firm's keyed hash chain (or one firm's), and with --checkpoints
+    /// hold them to signed checkpoints; exits non-zero naming the first bad record.
     Verify {
         #[arg(long)]
         firm: Option<String>,
+        /// A checkpoint file (or a folder of them) written by `serve` or `audit checkpoint`.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
     },
     /// Stream a firm's outbound records as JSON lines.
     Export {
@@ -21,21 +28,53 @@ pub enum AuditCommand {
         #[arg(long, value_parser = crate::clock::parse_time)]
         since: Option<i64>,
     },
+    /// Sign every firm's chain head now and append it to the checkpoint file.
+    Checkpoint {
+        /// Where to append (default: the configured checkpoint path); `-` prints it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Re-chain records written before the chain was keyed (`serve` does this at start).
+    Rekey,
 }
 
-pub async fn run(registry: &Registry, command: AuditCommand) -> CliResult {
+/// The log keys, or one line saying why the command needs the master key.
+fn log_keys(config: &Config, what: &str) -> Result<LogKeys, CliError> {
+    config.keyring().map(|k| k.log_keys()).map_err(|e| {
+        CliError(format!(
+            "{what} needs the master key (the chain is keyed): {e}"
+        ))
+    })
+}
+
+pub async fn run(config: &Config, registry: &Registry, command: AuditCommand) -> CliResult {
     match command {
-        AuditCommand::Verify { firm } => {
+        AuditCommand::Verify { firm, checkpoints } => {
             let started = std::time::Instant::now();
-            let report = outbound_log::verify_all(registry, firm.as_deref()).await?;
+            let keys = log_keys(config, "audit verify")?;
+            let checkpoints = match &checkpoints {
+                Some(path) => Some(Checkpoints::load(path, &keys).map_err(CliError)?),
+                None => None,
+            };
+            let report =
+                outbound_log::verify_all(registry, &keys, firm.as_deref(), checkpoints.as_ref())
+                    .await?;
             if let Some(fault) = report.faults.first() {
                 for other in &report.faults[1..] {
                     eprintln!("also: {other}");
                 }
                 return Err(CliError(format!("outbound log tampered: {fault}")));
             }
+            let against = match &checkpoints {
+                Some(c) if c.incomplete > 0 => format!(
+                    ", against {} signed checkpoints ({} cut-short last line ignored)",
+                    c.lines, c.incomplete
+                ),
+                Some(c) => format!(", against {} signed checkpoints", c.lines),
+                None => String::new(),
+            };
             println!(
-                "ok: {} records in {} firm chains verified in {:.2} s",
+                "ok: {} records in {} firm chains verified in {:.2} s{against}",
                 report.records,
                 report.firms,
                 started.elapsed().as_secs_f64()
@@ -51,6 +90,41 @@ pub async fn run(registry: &Registry, command: AuditCommand) -> CliResult {
             })
             .await?;
             out.flush()?;
+            Ok(())
+        }
+        AuditCommand::Checkpoint { out } => {
+            let keys = log_keys(config, "audit checkpoint")?;
+            let path = out.unwrap_or_else(|| config.checkpoint_path.clone());
+            if path.as_os_str() == "-" {
+                let heads = checkpoint::current_heads(registry).await?;
+                let line = checkpoint::Checkpoint::new(heads, &keys).signed_line(&keys);
+                let mut stdout = std::io::stdout().lock();
+                writeln!(stdout, "{line}")?;
+                stdout.flush()?;
+                return Ok(());
+            }
+            let cp = crate::app::write_checkpoint(registry, &keys, &path).await?;
+            let records: i64 = cp.heads.iter().map(|h| h.seq).sum();
+            println!(
+                "checkpoint of {} firm chains ({records} records) appended to {}",
+                cp.heads.len(),
+                path.display()
+            );
+            Ok(())
+        }
+        AuditCommand::Rekey => {
+            let keys = log_keys(config, "audit rekey")?;
+            let report = outbound_log::rekey_unkeyed(registry, &keys).await?;
+            if let Some(fault) = report.refused.first() {
+                return Err(CliError(format!(
+                    "re-keyed {} records of {} firms, but not firm {}: its chain does not verify ({fault})",
+                    report.records, report.firms, fault.firm_id
+                )));
+            }
+            println!(
+                "re-keyed {} records of {} firms",
+                report.records, report.firms
+            );
             Ok(())
         }
     }

@@ -46,6 +46,7 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError(format!("cannot create {}: {e}", dir.display())))?;
     config.data_dir = dir.clone();
+    config.checkpoint_path = dir.join("audit-checkpoints.jsonl");
     config.database_url = format!("sqlite://{}", dir.join("registry.db").display());
     let registry = Registry::connect_and_migrate(&config.database_url).await?;
     let catalogue = super::catalogue(&config)?;
@@ -111,7 +112,12 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
     registry.close().await;
 
     let emulator = google_demo::start_emulator(&mut config).await?;
-    let app = Application::build(config, Arc::new(Keyring::ephemeral())).await?;
+    // A fresh master key kept beside the demo data, so `audit verify` can check the keyed chain.
+    let key_file = dir.join("master.key");
+    let key = crate::keys::generate_key();
+    std::fs::write(&key_file, format!("{key}\n"))
+        .map_err(|e| CliError(format!("cannot write {}: {e}", key_file.display())))?;
+    let app = Application::build(config, Arc::new(Keyring::parse(&key)?)).await?;
     let base = format!("http://{}", app.local_addr());
     let calendar_state = app.state();
     let (serving_tx, serving_rx) = tokio::sync::oneshot::channel::<()>();
@@ -154,7 +160,12 @@ pub async fn run(mut config: Config, args: DemoArgs) -> CliResult {
         dir.display(),
         FIRMS[0].0
     );
-    println!("  scopegate --data-dir {} audit verify", dir.display());
+    println!(
+        "  scopegate --data-dir {} --master-key-file {} audit verify --checkpoints {}",
+        dir.display(),
+        key_file.display(),
+        dir.join("audit-checkpoints.jsonl").display()
+    );
     println!();
     println!("Settings page: {base}/settings");
     println!(

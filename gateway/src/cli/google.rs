@@ -66,7 +66,8 @@ pub async fn run(config: Config, command: GoogleCommand) -> CliResult {
     // log (the writer commits its queue before this command exits), no listener.
     let registry = Registry::connect_and_migrate(&config.database_url).await?;
     let catalogue = super::catalogue(&config)?;
-    let (log, log_writer) = OutboundLog::start(registry.clone());
+    let (log, log_writer) =
+        OutboundLog::start(registry.clone(), std::sync::Arc::new(keyring.log_keys()));
     let state = GoogleContext::new(
         registry.clone(),
         Tenancy::new(registry.clone(), config.firm_pool_capacity),

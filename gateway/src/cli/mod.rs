@@ -2,6 +2,7 @@
 //! failure ends as one clear line on stderr and a non-zero exit.
 
 mod audit;
+mod backup;
 mod credential;
 mod demo;
 mod firm;
@@ -55,13 +56,17 @@ enum Command {
     /// Google Calendar connections (connect, status, disconnect, switch off).
     #[command(subcommand)]
     Google(google::GoogleCommand),
+    /// Encrypted online backup of the registry and every firm database (keeps the newest generations).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data directory (or empty PostgreSQL database).
+    Restore(backup::RestoreArgs),
     /// Start a throwaway gateway with two demo firms and print what to try.
     Demo(demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Print a new random master key (base64); put it first in the key file to rotate.
+    /// Print a new random key (base64): a master key (put it first in the key file to rotate) or a backup key.
     Generate,
 }
 
@@ -118,6 +123,14 @@ async fn run(command: Command, config: Config) -> CliResult {
         Command::Serve => serve::run(config).await,
         Command::Demo(args) => demo::run(config, args).await,
         Command::Google(cmd) => google::run(config, cmd).await,
+        Command::Backup(args) => {
+            crate::telemetry::init(config.log_format, "warn");
+            backup::run_backup(&config, args).await
+        }
+        Command::Restore(args) => {
+            crate::telemetry::init(config.log_format, "warn");
+            backup::run_restore(&config, args).await
+        }
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", crate::keys::generate_key());
             Ok(())
@@ -138,7 +151,7 @@ async fn run(command: Command, config: Config) -> CliResult {
                 Command::Firm(cmd) => firm::run(&config, &registry, cmd).await,
                 Command::Grant(cmd) => grant::run(&config, &registry, cmd).await,
                 Command::Credential(cmd) => credential::run(&registry, cmd).await,
-                Command::Audit(cmd) => audit::run(&registry, cmd).await,
+                Command::Audit(cmd) => audit::run(&config, &registry, cmd).await,
                 Command::User(cmd) => user::run(&registry, cmd).await,
                 _ => unreachable!("handled above"),
             };

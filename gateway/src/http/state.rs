@@ -6,7 +6,7 @@ use super::logins::Accounts;
 use super::throttle::{ApiLimiters, AuthThrottle};
 use crate::catalogue::Catalogue;
 use crate::config::Config;
-use crate::keys::Keyring;
+use crate::keys::{Keyring, LogKeys};
 use crate::outbound_log::OutboundLog;
 use crate::registry::Registry;
 use crate::tenancy::Tenancy;
@@ -21,6 +21,8 @@ pub struct App {
     pub log: OutboundLog,
     pub catalogue: Catalogue,
     pub keyring: Arc<Keyring>,
+    /// The outbound log's chain and checkpoint keys, derived from the keyring.
+    pub log_keys: Arc<LogKeys>,
     pub auth_throttle: AuthThrottle,
     pub api_limiters: ApiLimiters,
     pub accounts: Accounts,

@@ -255,7 +255,16 @@ fn audit_verify_exits_non_zero_naming_the_record() {
             .unwrap();
     }
     assert!(server.terminate().success());
-    assert!(ok(d, &["audit", "verify"]).starts_with("ok: 6 records"));
+    let key_file = d.join("master.key");
+    std::fs::write(&key_file, &key).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let out = cli(d, &["audit", "verify"]);
+    assert!(
+        !out.status.success(),
+        "the keyed chain is not verified without the key"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the master key"));
+    assert!(ok(d, &["--master-key-file", key_file, "audit", "verify"]).starts_with("ok: 6 records"));
     let export = ok(d, &["audit", "export", "--firm", "alpha-law"]);
     assert_eq!(export.lines().count(), 6);
     // Tamper with record 3 directly in the file.
@@ -269,7 +278,7 @@ fn audit_verify_exits_non_zero_naming_the_record() {
             .unwrap();
         registry.close().await;
     });
-    let out = cli(d, &["audit", "verify"]);
+    let out = cli(d, &["--master-key-file", key_file, "audit", "verify"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("firm alpha-law record 3"), "{stderr}");

@@ -74,7 +74,10 @@ fn sigterm_under_load_leaves_nothing_half_written() {
     let requests: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
     assert!(status.success(), "exit status {status}");
     assert!(requests > 6, "load was applied");
-    let verify = ok(&d, &["audit", "verify"]);
+    let key_file = d.join("master.key");
+    std::fs::write(&key_file, &key).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let verify = ok(&d, &["--master-key-file", key_file, "audit", "verify"]);
     assert!(verify.starts_with("ok:"), "{verify}");
     let export = ok(&d, &["audit", "export", "--firm", "alpha-law"]);
     let sends = export

@@ -8,6 +8,8 @@
 
 mod common;
 
+mod audit_checkpoint_cli;
+mod backup_restore;
 mod cli_bad_input;
 mod cli_user;
 mod demo;

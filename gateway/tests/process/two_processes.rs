@@ -183,6 +183,9 @@ fn a_token_from_one_instance_works_on_the_other_until_the_grant_is_off() {
     assert!(a.terminate().success());
     assert!(b.terminate().success());
     // Both instances wrote into one intact chain: a send and a result per served request.
-    let verify = with_db(&["audit", "verify"]);
+    let key_file = d.join("master.key");
+    std::fs::write(&key_file, &key).unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let verify = with_db(&["--master-key-file", key_file, "audit", "verify"]);
     assert!(verify.starts_with("ok: 4 records"), "{verify}");
 }

@@ -158,9 +158,14 @@ async fn vendor_flow_polls_posts_and_sees_only_new_changes(env: TestEnv) {
     }
     // Every response was logged: one send and one result per request; a fee
     // post also records the inbound fee it wrote (a send and a result).
-    let report = scopegate::outbound_log::verify_all(&env.registry, Some("alpha-law"))
-        .await
-        .unwrap();
+    let report = scopegate::outbound_log::verify_all(
+        &env.registry,
+        &app.state.log_keys,
+        Some("alpha-law"),
+        None,
+    )
+    .await
+    .unwrap();
     assert!(report.faults.is_empty());
     let requests = 9 + 3 + 1 + 3 + 2; // transaction pages, matter pages, empty poll, fees, new pages
     let fees = 3;

@@ -7,6 +7,8 @@
 //! in parallel; none sets an environment variable.
 
 mod accounting_api;
+mod audit_checkpoints;
+mod backup_google;
 mod browser_settings;
 mod cross_firm;
 mod google_calendar;

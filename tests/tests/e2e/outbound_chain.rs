@@ -2,8 +2,24 @@
 //! committed before data moves, chained per firm, and `verify` names the
 //! first deleted, edited or reordered record.
 
-use scopegate::outbound_log::{verify_firm, Direction, NewSend, OutboundLog};
+use scopegate::keys::{Keyring, LogKeys};
+use scopegate::outbound_log::{Direction, NewSend, OutboundLog};
 use scopegate_e2e::{on_both_backends, small_seed, TestEnv};
+use std::sync::{Arc, OnceLock};
+
+/// One master key for the whole test binary: the chains are keyed with it.
+fn keys() -> Arc<LogKeys> {
+    static KEYS: OnceLock<Arc<LogKeys>> = OnceLock::new();
+    KEYS.get_or_init(|| Arc::new(Keyring::ephemeral().log_keys()))
+        .clone()
+}
+
+async fn verify_firm(
+    registry: &scopegate::registry::Registry,
+    firm: &str,
+) -> scopegate::registry::StoreResult<(u64, Option<scopegate::outbound_log::ChainFault>)> {
+    scopegate::outbound_log::verify_firm(registry, &keys(), firm).await
+}
 
 on_both_backends!(
     intact_chains_verify_and_export,
@@ -32,7 +48,7 @@ fn send(firm: &str, n: usize) -> NewSend {
 async fn filled(env: &TestEnv) -> OutboundLog {
     env.add_seeded_firm("alpha-law", small_seed()).await;
     env.add_seeded_firm("beta-law", small_seed()).await;
-    let (log, _writer) = OutboundLog::start(env.registry.clone());
+    let (log, _writer) = OutboundLog::start(env.registry.clone(), keys());
     for n in 0..5 {
         for firm in ["alpha-law", "beta-law"] {
             let receipt = log.record_send(send(firm, n)).await.unwrap();
@@ -48,7 +64,7 @@ async fn exec(env: &TestEnv, sql: &'static str) {
 
 async fn intact_chains_verify_and_export(env: TestEnv) {
     let _log = filled(&env).await;
-    let report = scopegate::outbound_log::verify_all(&env.registry, None)
+    let report = scopegate::outbound_log::verify_all(&env.registry, &keys(), None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -156,7 +172,7 @@ async fn records_cut_from_the_end_are_detected(env: TestEnv) {
 async fn concurrent_writers_keep_one_chain_per_firm(env: TestEnv) {
     env.add_seeded_firm("alpha-law", small_seed()).await;
     env.add_seeded_firm("beta-law", small_seed()).await;
-    let (log, writer) = OutboundLog::start(env.registry.clone());
+    let (log, writer) = OutboundLog::start(env.registry.clone(), keys());
     let mut tasks = Vec::new();
     for w in 0..32 {
         let log = log.clone();
@@ -172,7 +188,7 @@ async fn concurrent_writers_keep_one_chain_per_firm(env: TestEnv) {
     }
     drop(log);
     writer.await.unwrap();
-    let report = scopegate::outbound_log::verify_all(&env.registry, None)
+    let report = scopegate::outbound_log::verify_all(&env.registry, &keys(), None, None)
         .await
         .unwrap();
     assert_eq!(report.records, 640);
