@@ -151,8 +151,8 @@ async function loadConnectors() {
   root.replaceChildren(...list.data.map(renderConnector));
   const sel = $("f-connector");
   if (sel.options.length === 1) for (const c of list.data) sel.append(h("option", { value: c.id }, c.name));
-  // Vendors pull with credentials; Google Calendar is pushed by the gateway and needs none.
-  await Promise.all(list.data.filter((c) => c.enabled && manages() && c.id !== "google-calendar").map((c) => loadCredentials(c.id)));
+  // Connectors with a vendor API take credentials; those that push need none.
+  await Promise.all(list.data.filter((c) => c.enabled && manages() && c.credentials).map((c) => loadCredentials(c.id)));
 }
 
 function renderConnector(c) {
@@ -207,36 +207,38 @@ async function act(fn, message) {
 }
 
 function toggle(c) {
-  if (c.enabled && c.id === "google-calendar") { confirmGoogleOff(c); return; }
+  if (c.enabled && c.switch_off_options.length) { confirmSwitchOff(c); return; }
   const verb = c.enabled ? "disable" : "enable";
   act(() => api("POST", "/admin/v1/connectors/" + c.id + "/" + verb),
     c.name + (c.enabled ? " switched off; its credentials and tokens are revoked." : " switched on. Issue a credential for the vendor below."));
 }
 
-// Switching Google Calendar off offers to delete the events scopegate created.
-function confirmGoogleOff(c) {
+// A connector that offers choices at switch-off (its switch_off_options) asks first.
+const optionId = (name) => name.replaceAll("_", "-");
+
+function confirmSwitchOff(c) {
   const box = $("switch-off-" + c.id);
   if (!box) return;
   const cancel = () => { box.replaceChildren(); $("switch-" + c.id).focus(); };
+  const choices = () => Object.fromEntries(c.switch_off_options.map((o) => [o.name, $(optionId(o.name)).checked]));
   box.replaceChildren(h("div", { class: "notice", role: "group", "aria-labelledby": "switch-off-title" },
-    h("p", { id: "switch-off-title" }, h("strong", {}, "Switch Google Calendar off?"), " Syncing stops at once for every fee earner."),
-    h("div", { class: "check" },
-      h("input", { type: "checkbox", id: "delete-events" }),
-      h("label", { for: "delete-events" }, "Also delete the events scopegate created in the fee earners' calendars")),
+    h("p", { id: "switch-off-title" }, h("strong", {}, "Switch " + c.name + " off?"), " Sharing stops at once."),
+    ...c.switch_off_options.map((o) => h("div", { class: "check" },
+      h("input", { type: "checkbox", id: optionId(o.name) }),
+      h("label", { for: optionId(o.name) }, o.label))),
     h("div", { class: "row-actions" },
-      h("button", { type: "button", class: "danger", id: "confirm-switch-off", onclick: () => switchGoogleOff(c, $("delete-events").checked) }, "Switch off"),
+      h("button", { type: "button", class: "danger", id: "confirm-switch-off", onclick: () => switchOff(c, choices()) }, "Switch off"),
       h("button", { type: "button", class: "ghost", id: "cancel-switch-off", onclick: cancel }, "Cancel"))));
-  $("delete-events").focus();
+  $(optionId(c.switch_off_options[0].name)).focus();
 }
 
-async function switchGoogleOff(c, deleteEvents) {
+async function switchOff(c, choices) {
   state.newSecret = {};
   try {
-    const r = await api("POST", "/admin/v1/connectors/" + c.id + "/disable", { delete_events: deleteEvents });
-    const report = r.switch_off || { events_deleted: 0, failures: [] };
-    const text = c.name + " switched off; syncing stopped." +
-      (deleteEvents ? " " + report.events_deleted + " events deleted from the fee earners' calendars." : "") +
-      (report.failures.length ? " Could not delete for: " + report.failures.join("; ") : "");
+    const r = await api("POST", "/admin/v1/connectors/" + c.id + "/disable", choices);
+    const report = r.switch_off || { summary: "", failures: [] };
+    const text = c.name + " switched off." + (report.summary ? " " + report.summary : "") +
+      (report.failures.length ? " Could not finish for: " + report.failures.join("; ") : "");
     flash(text, report.failures.length > 0);
     await loadConnectors();
     // Also say it next to the switch, which keeps the focus.

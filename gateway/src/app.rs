@@ -186,6 +186,7 @@ fn running_connectors(
                 .unwrap_or_default();
             let capabilities = core.capabilities_for(compiled, settings, stopping.clone());
             Some(RunningConnector {
+                vendor_api: connector.routes().is_some(),
                 connector,
                 capabilities,
             })

@@ -23,6 +23,16 @@ impl BuiltInContract {
     }
 }
 
+/// A choice a firm admin makes when switching a connector off (a checkbox on
+/// the settings page; a boolean member of the disable request's body).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct SwitchOffOption {
+    /// The body member, e.g. `delete_events`.
+    pub name: &'static str,
+    /// What the settings page shows next to the checkbox.
+    pub label: &'static str,
+}
+
 /// One third-party integration. It sees firm data only through the
 /// [`Capabilities`] the gateway hands it.
 pub trait Connector: Send + Sync + 'static {
@@ -46,6 +56,11 @@ pub trait Connector: Send + Sync + 'static {
 
     /// OpenAPI component name -> schema name, for the schemas its paths reference.
     fn openapi_components(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// Choices offered when a firm admin switches this connector off.
+    fn switch_off_options(&self) -> &'static [SwitchOffOption] {
         &[]
     }
 

@@ -28,7 +28,7 @@ pub use capabilities::{
     AuditedSender, BoxFuture, Capabilities, CapabilityParts, ChangePage, FeeOutcome, GrantLeases,
     InboundWriter, ProjectedReader, Reply,
 };
-pub use connector::{BuiltInContract, Connector};
+pub use connector::{BuiltInContract, Connector, SwitchOffOption};
 pub use error::ConnectorError;
 pub use manifest::{canonical_json, ConnectorContract, ContractError, Manifest};
 pub use schema::{CheckedPayload, Schema, SchemaViolation};

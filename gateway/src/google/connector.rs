@@ -2,7 +2,7 @@
 //! contract. Its consent flow, sync worker and switch-off still live in this
 //! module tree of the gateway (see the README's layout section).
 
-use scopegate_contract::{BuiltInContract, Connector};
+use scopegate_contract::{BuiltInContract, Connector, SwitchOffOption};
 
 /// The Google Calendar connector.
 pub struct GoogleCalendar;
@@ -10,6 +10,13 @@ pub struct GoogleCalendar;
 impl Connector for GoogleCalendar {
     fn id(&self) -> &'static str {
         super::CONNECTOR
+    }
+
+    fn switch_off_options(&self) -> &'static [SwitchOffOption] {
+        &[SwitchOffOption {
+            name: "delete_events",
+            label: "Also delete the events scopegate created in the fee earners' calendars",
+        }]
     }
 
     fn contract(&self) -> BuiltInContract {

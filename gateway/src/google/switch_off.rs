@@ -84,6 +84,8 @@ pub struct SwitchOffReport {
     pub events_deleted: u64,
     /// Connections whose events could not be deleted, with the reason.
     pub failures: Vec<String>,
+    /// One line for the person who switched it off.
+    pub summary: String,
 }
 
 /// Disables the firm's grant (syncing stops at once) and, when asked, deletes the created events.
@@ -96,7 +98,10 @@ pub async fn switch_off(
     ctx.registry
         .disable_grant(firm_id, CONNECTOR, actor)
         .await?;
-    let mut report = SwitchOffReport::default();
+    let mut report = SwitchOffReport {
+        summary: "Syncing stopped.".into(),
+        ..Default::default()
+    };
     if !delete_events {
         return Ok(report);
     }
@@ -112,5 +117,9 @@ pub async fn switch_off(
                 .push(format!("user {}: {e}", connection.firm_user_id)),
         }
     }
+    report.summary = format!(
+        "Syncing stopped; {} events deleted from the fee earners' calendars.",
+        report.events_deleted
+    );
     Ok(report)
 }

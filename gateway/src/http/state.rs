@@ -37,6 +37,8 @@ pub struct App {
 pub struct RunningConnector {
     pub connector: Arc<dyn Connector>,
     pub capabilities: Capabilities,
+    /// It serves vendor routes, so a firm issues credentials for it.
+    pub vendor_api: bool,
 }
 
 /// Axum state: a cheap handle on the `App`.

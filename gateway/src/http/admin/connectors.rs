@@ -57,6 +57,7 @@ pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Val
             })
         })
         .collect();
+    let running = state.connectors.iter().find(|r| r.connector.id() == c.id());
     let grant = grant_of(state, firm, c.id()).await?;
     let needs_reconsent = grant
         .as_ref()
@@ -71,6 +72,8 @@ pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Val
         "description": c.contract.manifest.description,
         "contract_version": c.contract.manifest.contract_version,
         "scopes": c.contract.manifest.scopes,
+        "credentials": running.is_some_and(|r| r.vendor_api),
+        "switch_off_options": running.map(|r| r.connector.switch_off_options()).unwrap_or_default(),
         "receives": receives,
         "enabled": grant.as_ref().is_some_and(|g| g.enabled),
         "consented": grant.as_ref().map(|g| json!({
@@ -136,22 +139,60 @@ pub async fn enable(
     Ok(Json(describe(&state, session.firm(), &c).await?))
 }
 
-#[derive(Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DisableBody {
-    /// google-calendar only: also delete the events the gateway created.
-    #[serde(default)]
-    delete_events: bool,
+/// The switch-off choices in a disable request's body: each member must be
+/// one the connector offers (`switch_off_options`), with a boolean value.
+fn switch_off_choices(
+    state: &AppState,
+    c: &Connector,
+    body: serde_json::Map<String, Value>,
+) -> Result<BTreeSet<String>, Problem> {
+    let offered: Vec<&str> = state
+        .connectors
+        .iter()
+        .find(|r| r.connector.id() == c.id())
+        .map(|r| {
+            r.connector
+                .switch_off_options()
+                .iter()
+                .map(|o| o.name)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut chosen = BTreeSet::new();
+    for (name, value) in body {
+        if !offered.contains(&name.as_str()) {
+            return Err(Problem::bad_request(format!(
+                "{} offers no switch-off choice {name:?}{}",
+                c.id(),
+                if offered.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it offers {}", offered.join(", "))
+                }
+            ))
+            .with("field", name));
+        }
+        match value {
+            Value::Bool(true) => {
+                chosen.insert(name);
+            }
+            Value::Bool(false) => {}
+            _ => {
+                return Err(Problem::unprocessable(&name, "must be true or false"));
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 /// Switches a connector off: its credentials and tokens are revoked at once.
-/// For google-calendar, `{"delete_events": true}` also deletes the events the
-/// gateway created in the fee earners' calendars (reported under `switch_off`).
+/// The body may carry the connector's `switch_off_options` as booleans (e.g.
+/// `{"delete_events": true}`); what they did is reported under `switch_off`.
 #[utoipa::path(post, path = "/admin/v1/connectors/{id}/disable", tag = "admin",
     params(("id" = String, Path, description = "connector id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    request_body(content = Object, description = "optional; google-calendar only: {\"delete_events\": true} also deletes the events the gateway created in the fee earners' calendars", content_type = "application/json"),
-    responses((status = 200, description = "The connector, now off; for google-calendar also `switch_off`: {events_deleted, failures}"),
-              (status = 400, description = "delete_events for a connector that creates no events"),
+    request_body(content = Object, description = "optional; the connector's switch_off_options as booleans, e.g. {\"delete_events\": true}", content_type = "application/json"),
+    responses((status = 200, description = "The connector, now off; when it did work of its own also `switch_off`: {summary, failures, ...}"),
+              (status = 400, description = "A choice the connector does not offer"),
               (status = 403, description = "Not an owner or admin, or bad CSRF token"),
               (status = 404, description = "No such connector"), (status = 409, description = "Not on")))]
 pub async fn disable(
@@ -163,29 +204,24 @@ pub async fn disable(
 ) -> Result<Json<Value>, Problem> {
     session.require_manager()?;
     let c = connector(&state, &id)?;
-    let body: DisableBody = if body.is_empty() {
-        DisableBody::default()
+    let body: serde_json::Map<String, Value> = if body.is_empty() {
+        Default::default()
     } else {
         json_body(&headers, &body)?
     };
+    let choices = switch_off_choices(&state, &c, body)?;
+    // The one connector whose switch-off does work of its own (still in this crate).
     if c.id() == crate::google::CONNECTOR {
         let report = crate::google::switch_off::switch_off(
             &state.google,
             session.firm(),
             &session.actor(),
-            body.delete_events,
+            choices.contains("delete_events"),
         )
         .await?;
         let mut out = describe(&state, session.firm(), &c).await?;
         out["switch_off"] = json!(report);
         return Ok(Json(out));
-    }
-    if body.delete_events {
-        return Err(Problem::bad_request(format!(
-            "{} creates no events; delete_events applies to google-calendar only",
-            c.id()
-        ))
-        .with("field", "delete_events"));
     }
     state
         .registry
