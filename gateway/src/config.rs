@@ -43,6 +43,9 @@
 //! | `--google-sync-interval-ms` | `SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS` | `google_sync_interval_ms` | `2000` |
 //! | `--google-user-concurrency` | `SCOPEGATE_GOOGLE_USER_CONCURRENCY` | `google_user_concurrency` | `4` |
 //! | `--google-user-rate-per-second` | `SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND` | `google_user_rate_per_second` | `10` (Google's 600/min) |
+//! | `--google-connect-timeout-secs` | `SCOPEGATE_GOOGLE_CONNECT_TIMEOUT_SECS` | `google_connect_timeout_secs` | `5` |
+//! | `--google-request-timeout-secs` | `SCOPEGATE_GOOGLE_REQUEST_TIMEOUT_SECS` | `google_request_timeout_secs` | `20` |
+//! | `--google-max-retry-after-secs` | `SCOPEGATE_GOOGLE_MAX_RETRY_AFTER_SECS` | `google_max_retry_after_secs` | `60` |
 //! | `--checkpoint-path` | `SCOPEGATE_CHECKPOINT_PATH` | `checkpoint_path` | `<data_dir>/audit-checkpoints.jsonl` |
 //! | `--checkpoint-interval-secs` | `SCOPEGATE_CHECKPOINT_INTERVAL_SECS` | `checkpoint_interval_secs` | `300` (`0`: only on demand) |
 //! | `--backup-key-file` | `SCOPEGATE_BACKUP_KEY_FILE` | `backup_key_file` | none (required by `backup`, `restore`) |
@@ -233,6 +236,15 @@ layered_settings! {
         /// Calendar API calls per second per connected user.
         #[arg(long, env = "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", global = true)]
         pub google_user_rate_per_second: Option<u32>,
+        /// Seconds to wait for a connection to the Calendar API.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_CONNECT_TIMEOUT_SECS", global = true)]
+        pub google_connect_timeout_secs: Option<u64>,
+        /// Seconds one Calendar API call may take before it counts as unanswered (and is retried).
+        #[arg(long, env = "SCOPEGATE_GOOGLE_REQUEST_TIMEOUT_SECS", global = true)]
+        pub google_request_timeout_secs: Option<u64>,
+        /// Longest `Retry-After` a call waits out; a longer one ends the pass and reschedules the connection.
+        #[arg(long, env = "SCOPEGATE_GOOGLE_MAX_RETRY_AFTER_SECS", global = true)]
+        pub google_max_retry_after_secs: Option<u64>,
         /// Append-only file that `serve` and `audit checkpoint` write signed chain-head checkpoints to.
         #[arg(long, env = "SCOPEGATE_CHECKPOINT_PATH", global = true)]
         pub checkpoint_path: Option<PathBuf>,
@@ -317,6 +329,12 @@ pub struct GoogleConfig {
     pub sync_interval_ms: u64,
     pub user_concurrency: usize,
     pub user_rate_per_second: u32,
+    /// Connect timeout of the Calendar API client.
+    pub connect_timeout: std::time::Duration,
+    /// How long one Calendar API request may take; then it counts as no answer (status 0).
+    pub request_timeout: std::time::Duration,
+    /// The longest `Retry-After` slept in a pass; longer ones reschedule the connection.
+    pub max_retry_after: std::time::Duration,
 }
 
 /// What the HTTP server allows one client connection (see the table above).
@@ -462,6 +480,15 @@ impl Config {
             sync_interval_ms: s.google_sync_interval_ms.unwrap_or(2000).max(10),
             user_concurrency: s.google_user_concurrency.unwrap_or(4).clamp(1, 64),
             user_rate_per_second: s.google_user_rate_per_second.unwrap_or(10).max(1),
+            connect_timeout: std::time::Duration::from_secs(
+                s.google_connect_timeout_secs.unwrap_or(5).max(1),
+            ),
+            request_timeout: std::time::Duration::from_secs(
+                s.google_request_timeout_secs.unwrap_or(20).max(1),
+            ),
+            max_retry_after: std::time::Duration::from_secs(
+                s.google_max_retry_after_secs.unwrap_or(60),
+            ),
         };
         let mut connector_settings = BTreeMap::<_, BTreeMap<_, _>>::new();
         for setting in s.connector_settings {

@@ -1,7 +1,8 @@
 //! Calendar API v3 `events` as Google answers it: bearer-token checks (401
 //! `authError`), client-chosen ids (base32hex, 5-1024 characters; a reused id
 //! answers 409 `duplicate`), deleted events kept as `cancelled` (a second
-//! delete answers 410 `deleted`), and injected latency and 429/503 faults.
+//! delete answers 410 `deleted`), and injected latency, 429/503 faults and
+//! per-account faults (never answering; 429 with a long `Retry-After`).
 
 // Checks return the finished error response Google would send; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -74,7 +75,34 @@ async fn api(
         Err(r) => r,
         Ok(account) => {
             let roll: f64 = rand::thread_rng().gen();
-            if roll < config.fault_rate {
+            if let Some(fault) = config.account_faults.get(&account) {
+                match fault {
+                    crate::AccountFault::Hang => {
+                        emulator.record(
+                            "api",
+                            method.as_str(),
+                            &path,
+                            0,
+                            &String::from_utf8_lossy(body),
+                        );
+                        // Never answers; the task ends when the client gives up.
+                        std::future::pending::<()>().await;
+                        unreachable!("a pending future never completes");
+                    }
+                    crate::AccountFault::RateLimited { retry_after_secs } => {
+                        let mut r = google_error(
+                            StatusCode::TOO_MANY_REQUESTS,
+                            "rateLimitExceeded",
+                            "Rate Limit Exceeded",
+                        );
+                        r.headers_mut().insert(
+                            header::RETRY_AFTER,
+                            retry_after_secs.to_string().parse().expect("header"),
+                        );
+                        r
+                    }
+                }
+            } else if roll < config.fault_rate {
                 if roll < config.fault_rate / 2.0 {
                     let mut r = google_error(
                         StatusCode::TOO_MANY_REQUESTS,

@@ -6,7 +6,9 @@
 //!
 //! It records every request it receives (kind, method, path, status, body) so
 //! tests can check exactly what left the gateway, and it can inject latency,
-//! 429/503 answers, expired access tokens and revoked grants.
+//! 429/503 answers (for every account, or only one account's, with any
+//! `Retry-After`), calls that are never answered, expired access tokens and
+//! revoked grants.
 //!
 //! Admin endpoints (not part of Google) live under `/_emulator/`.
 
@@ -34,6 +36,20 @@ pub struct EmulatorConfig {
     pub fault_rate: f64,
     /// Retry-After seconds sent with injected 429s (none when 0).
     pub retry_after_secs: u64,
+    /// Faults of single Google accounts (by account name), applied to every
+    /// Calendar API call that account's token makes.
+    #[serde(default)]
+    pub account_faults: BTreeMap<String, AccountFault>,
+}
+
+/// How one account's Calendar API calls misbehave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountFault {
+    /// Never answered: the request is read and the connection left open.
+    Hang,
+    /// Answered 429 `rateLimitExceeded` with this `Retry-After` (seconds).
+    RateLimited { retry_after_secs: u64 },
 }
 
 impl Default for EmulatorConfig {
@@ -45,6 +61,7 @@ impl Default for EmulatorConfig {
             latency_ms: 0,
             fault_rate: 0.0,
             retry_after_secs: 0,
+            account_faults: BTreeMap::new(),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! One Calendar API call, done properly: the connection may still sync (grant
 //! enabled, connection active) is re-checked first, the per-user rate cap is
 //! respected, an outbound record is committed before the request leaves and
-//! completed with the status after, and rate limits and server errors are
+//! completed with the status after, and rate limits, server errors and calls
+//! without an answer (the request timeout counts as none: status 0) are
 //! retried with backoff (a 401 refreshes the access token once per attempt).
+//! A `Retry-After` longer than `max_retry_after` is not slept here: the call
+//! gives up at once so the pass ends and the connection is rescheduled.
 
 use super::backoff::{self, Verdict};
 use super::store::{self, Connection};
@@ -134,7 +137,7 @@ impl Caller<'_> {
                 Err(TokenError::Setup(e)) => return Err(CallError::Failed(e)),
                 Err(TokenError::Transient(e)) => {
                     last = e;
-                    tokio::time::sleep(backoff::delay(attempt, None)).await;
+                    runtime.pause(backoff::delay(attempt, None)).await;
                     continue;
                 }
             };
@@ -174,7 +177,18 @@ impl Caller<'_> {
                 })
                 .await
                 .map_err(|e| CallError::Retry(e.to_string(), None))?;
-            let (status, reason, retry_after) = self.execute(op, event.clone(), &token).await;
+            let (status, reason, retry_after) = match tokio::time::timeout(
+                config.request_timeout,
+                self.execute(op, event.clone(), &token),
+            )
+            .await
+            {
+                Ok(answer) => answer,
+                Err(_) => {
+                    tracing::warn!(connection = %self.connection.id, timeout = ?config.request_timeout, "Calendar API call timed out without an answer");
+                    (0, None, None)
+                }
+            };
             self.ctx
                 .log
                 .record_result(&receipt, status)
@@ -191,10 +205,17 @@ impl Caller<'_> {
                         "{status} {}",
                         reason.as_deref().unwrap_or("from the Calendar API")
                     );
+                    if let Some(after) = retry_after.filter(|a| *a > config.max_retry_after) {
+                        // Not worth holding a worker slot for: the connection is rescheduled for after it.
+                        return Err(CallError::Retry(
+                            format!("{last}, Retry-After {} s", after.as_secs()),
+                            Some(after),
+                        ));
+                    }
                     if attempt + 1 == backoff::MAX_ATTEMPTS {
                         return Err(CallError::Retry(last, retry_after));
                     }
-                    tokio::time::sleep(backoff::delay(attempt, retry_after)).await;
+                    runtime.pause(backoff::delay(attempt, retry_after)).await;
                 }
             }
         }

@@ -65,7 +65,10 @@ impl GoogleContext {
         catalogue: Catalogue,
         config: GoogleConfig,
     ) -> Self {
-        let runtime = Arc::new(GoogleRuntime::new(config.user_rate_per_second));
+        let runtime = Arc::new(GoogleRuntime::new(
+            config.user_rate_per_second,
+            config.connect_timeout,
+        ));
         Self {
             registry,
             tenancy,

@@ -1,6 +1,7 @@
 //! What the connector keeps in memory while the gateway runs: the HTTP
 //! clients (OAuth via reqwest without redirects; the Calendar API via hyper
-//! with rustls), each connection's token source and rate limiter, the set of
+//! with rustls and a connect timeout; each request's own timeout is applied
+//! per call), each connection's token source and rate limiter, the set of
 //! connections being synced (one pass per connection at a time), and the
 //! worker's wake-up and stop signals.
 
@@ -12,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The Calendar API's HTTP client type.
@@ -28,16 +30,18 @@ pub struct GoogleRuntime {
     rate_per_second: u32,
     pub wake: Notify,
     stopping: AtomicBool,
+    /// Wakes backoff pauses when the worker is asked to stop.
+    stopped: Notify,
     /// This gateway instance's identity as a holder of connection leases.
     pub instance_id: String,
 }
 
 impl GoogleRuntime {
-    pub fn new(rate_per_second: u32) -> Self {
+    pub fn new(rate_per_second: u32, connect_timeout: Duration) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let oauth_http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(Duration::from_secs(30))
             .build()
             .expect("reqwest client");
         let connector = google_calendar3::hyper_rustls::HttpsConnectorBuilder::new()
@@ -54,7 +58,12 @@ impl GoogleRuntime {
             .expect("TLS connector")
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector({
+                let mut http = HttpConnector::new();
+                http.enforce_http(false);
+                http.set_connect_timeout(Some(connect_timeout));
+                http
+            });
         let api_client = google_calendar3::hyper_util::client::legacy::Client::builder(
             google_calendar3::hyper_util::rt::TokioExecutor::new(),
         )
@@ -69,6 +78,7 @@ impl GoogleRuntime {
             rate_per_second: rate_per_second.max(1),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
+            stopped: Notify::new(),
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -124,6 +134,21 @@ impl GoogleRuntime {
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();
+        self.stopped.notify_waiters();
+    }
+
+    /// Sleeps for `duration`, or less if the worker is asked to stop meanwhile.
+    pub async fn pause(&self, duration: Duration) {
+        let stopped = self.stopped.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if self.is_stopping() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => {}
+            _ = stopped => {}
+        }
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -1,28 +1,39 @@
 //! The durable sync job. Its ctx lives in the registry (each connection's
 //! cursor, due time and attempts; each entry's mapping), so a gateway killed
 //! mid-pass resumes where it stopped. Every `sync_interval_ms` (or when
-//! woken) the worker runs a pass for each runnable connection, a few
-//! connections at a time, one pass per connection at a time.
+//! woken) the worker starts a pass for each runnable connection that has none
+//! running, without waiting for the passes it started before: a slow or stuck
+//! connection keeps its own pass while the others' start on the next tick.
+//! A connection is claimed before it waits for one of the shared slots, so it
+//! holds at most one of them and waits its turn (the semaphore is first come,
+//! first served): one stuck connection cannot take every slot.
 
 use super::calls::CallError;
+use super::runtime::Claim;
 use super::store;
 use super::sync::{self, PassReport};
 use super::GoogleContext;
 use crate::clock::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
+/// Passes run at once per gateway process.
 const CONNECTIONS_AT_ONCE: usize = 8;
 
 /// Starts the worker; it ends after `runtime.stop()`, once its calls in flight finish.
 pub fn spawn(ctx: Arc<GoogleContext>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let interval = Duration::from_millis(ctx.config.sync_interval_ms);
+        let permits = Arc::new(Semaphore::new(CONNECTIONS_AT_ONCE));
+        let mut passes = JoinSet::new();
         loop {
             if ctx.runtime.is_stopping() {
                 break;
             }
-            if let Err(e) = run_due(&ctx).await {
+            while passes.try_join_next().is_some() {}
+            if let Err(e) = start_due(&ctx, &permits, &mut passes).await {
                 tracing::warn!(error = %e, "calendar sync could not list its jobs");
             }
             tokio::select! {
@@ -30,23 +41,44 @@ pub fn spawn(ctx: Arc<GoogleContext>) -> tokio::task::JoinHandle<()> {
                 _ = ctx.runtime.wake.notified() => {}
             }
         }
+        while passes.join_next().await.is_some() {}
     })
 }
 
-/// Runs a pass for every runnable connection.
-pub async fn run_due(ctx: &Arc<GoogleContext>) -> crate::registry::StoreResult<()> {
+/// Starts a pass (in `passes`, bounded by `permits`) for every runnable
+/// connection that has no pass running; does not wait for them.
+async fn start_due(
+    ctx: &Arc<GoogleContext>,
+    permits: &Arc<Semaphore>,
+    passes: &mut JoinSet<()>,
+) -> crate::registry::StoreResult<()> {
     let due = store::runnable_connections(&ctx.registry, now_ms()).await?;
-    let permits = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_AT_ONCE));
-    let mut tasks = tokio::task::JoinSet::new();
     for connection in due {
+        // Claimed before waiting for a slot: a connection waits (and runs) once.
+        let Some(claim) = ctx.runtime.claim(&connection.id) else {
+            continue;
+        };
         let ctx = ctx.clone();
         let permits = permits.clone();
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let _ = run_one(&ctx, &connection.id).await;
+        passes.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            if ctx.runtime.is_stopping() {
+                return;
+            }
+            let _ = run_claimed(&ctx, claim, &connection.id).await;
         });
     }
-    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Runs a pass for every runnable connection and waits for all of them.
+pub async fn run_due(ctx: &Arc<GoogleContext>) -> crate::registry::StoreResult<()> {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_AT_ONCE));
+    let mut passes = JoinSet::new();
+    start_due(ctx, &permits, &mut passes).await?;
+    while passes.join_next().await.is_some() {}
     Ok(())
 }
 
@@ -56,9 +88,19 @@ pub async fn run_one(
     ctx: &Arc<GoogleContext>,
     connection_id: &str,
 ) -> Result<Option<PassReport>, CallError> {
-    let Some(_claim) = ctx.runtime.claim(connection_id) else {
+    let Some(claim) = ctx.runtime.claim(connection_id) else {
         return Ok(None);
     };
+    run_claimed(ctx, claim, connection_id).await
+}
+
+/// Runs one pass for a connection this process has claimed; releases the claim after.
+async fn run_claimed(
+    ctx: &Arc<GoogleContext>,
+    claim: Claim,
+    connection_id: &str,
+) -> Result<Option<PassReport>, CallError> {
+    let _claim = claim;
     let registry = &ctx.registry;
     let lease = match super::lease::acquire(registry, connection_id, &ctx.runtime.instance_id).await
     {

@@ -14,6 +14,7 @@ mod cross_firm;
 mod google_calendar;
 mod google_handover;
 mod google_instances;
+mod google_stuck;
 mod idempotency;
 mod outbound_chain;
 mod outbound_exits;
