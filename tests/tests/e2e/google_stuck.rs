@@ -165,6 +165,23 @@ async fn run(
         .expect("query")
         .expect("connection");
         let due = connection.job_due_at.expect("due");
+        // The never-answered calls timed out (2 s here), counted as no answer and were tried
+        // again: at most 8 (google_user_concurrency) are in flight, so a 9th means a retry.
+        let mut waited = 0;
+        while emulator
+            .received()
+            .iter()
+            .filter(|r| r.kind == "api" && r.status == 0)
+            .count()
+            <= 8
+        {
+            assert!(
+                waited < 400,
+                "the unanswered call was not retried after its timeout"
+            );
+            waited += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(
             due > scopegate::clock::now_ms() + 86_000_000,
             "the 429 connection is due again before its Retry-After"
