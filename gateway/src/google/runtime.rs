@@ -171,3 +171,40 @@ impl Drop for Claim {
             .remove(&self.connection_id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_backoff_pause_ends_when_the_worker_stops() {
+        let runtime = Arc::new(GoogleRuntime::new(10, Duration::from_secs(5)));
+        let pausing = {
+            let runtime = runtime.clone();
+            tokio::spawn(async move { runtime.pause(Duration::from_secs(3600)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        runtime.stop();
+        tokio::time::timeout(Duration::from_secs(5), pausing)
+            .await
+            .expect("the pause ended at stop")
+            .expect("joined");
+        // Once stopping, a pause returns at once.
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            runtime.pause(Duration::from_secs(3600)),
+        )
+        .await
+        .expect("no pause after stop");
+    }
+
+    #[test]
+    fn a_connection_is_claimed_once_until_released() {
+        let runtime = Arc::new(GoogleRuntime::new(10, Duration::from_secs(5)));
+        let claim = runtime.claim("c1").expect("first claim");
+        assert!(runtime.claim("c1").is_none());
+        assert!(runtime.claim("c2").is_some());
+        drop(claim);
+        assert!(runtime.claim("c1").is_some());
+    }
+}
