@@ -9,29 +9,7 @@ use crate::common::*;
 fn checkpoints_from_serve_and_the_cli_catch_a_cut_chain() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    seeded_firm(d, "alpha-law");
-    ok(
-        d,
-        &[
-            "grant",
-            "enable",
-            "--firm",
-            "alpha-law",
-            "--connector",
-            "accounting",
-        ],
-    );
-    let creds = ok(
-        d,
-        &[
-            "credential",
-            "issue",
-            "--firm",
-            "alpha-law",
-            "--connector",
-            "accounting",
-        ],
-    );
+    let creds = accounting_vendor(d, "alpha-law");
     let key = master_key();
     let key_file = d.join("master.key");
     std::fs::write(&key_file, &key).unwrap();

@@ -215,29 +215,7 @@ fn bad_input_is_one_line_and_changes_nothing() {
 fn audit_verify_exits_non_zero_naming_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    seeded_firm(d, "alpha-law");
-    ok(
-        d,
-        &[
-            "grant",
-            "enable",
-            "--firm",
-            "alpha-law",
-            "--connector",
-            "accounting",
-        ],
-    );
-    let creds = ok(
-        d,
-        &[
-            "credential",
-            "issue",
-            "--firm",
-            "alpha-law",
-            "--connector",
-            "accounting",
-        ],
-    );
+    let creds = accounting_vendor(d, "alpha-law");
     let key = master_key();
     let server = Server::start(d, &[("SCOPEGATE_MASTER_KEY", &key)], None);
     let token = vendor_token(&server.base, &creds);

@@ -188,3 +188,31 @@ pub fn seeded_firm(dir: &Path, id: &str) {
         ],
     );
 }
+
+/// A seeded firm with the accounting connector switched on and one credential
+/// issued; returns what `credential issue` printed.
+pub fn accounting_vendor(dir: &Path, firm: &str) -> String {
+    seeded_firm(dir, firm);
+    ok(
+        dir,
+        &[
+            "grant",
+            "enable",
+            "--firm",
+            firm,
+            "--connector",
+            "accounting",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "credential",
+            "issue",
+            "--firm",
+            firm,
+            "--connector",
+            "accounting",
+        ],
+    )
+}
