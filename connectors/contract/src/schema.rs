@@ -58,6 +58,11 @@ impl CheckedPayload {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+    /// The checked bytes, by value (what a sender hands on without copying).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// Decodes the checked bytes into a protocol type (e.g. a Calendar `Event`),
     /// so what a protocol library sends is built from exactly these bytes.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {

@@ -70,7 +70,7 @@ impl AuditedSender for ForConnector {
     ) -> BoxFuture<'a, Result<LoggedBody, ConnectorError>> {
         Box::pin(async move {
             let fields = payload.fields().to_vec();
-            let bytes = payload.bytes().to_vec();
+            let bytes = payload.into_bytes();
             self.log_reply(grant, reply, fields, bytes, "application/json")
                 .await
         })

@@ -8,7 +8,7 @@ use super::problem::Problem;
 use crate::capabilities::grant_for_token;
 use crate::http::AppState;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -42,12 +42,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let bearer = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
+    let bearer = super::throttle::bearer_token(request.headers()).map(str::to_string);
     match resolve(&state, connector_id, bearer.as_deref()).await {
         Ok(grant) => {
             request.extensions_mut().insert(grant);
