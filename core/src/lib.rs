@@ -21,10 +21,13 @@
 //!    nothing else with firm data.
 //!
 //! [`keys`] and [`secrets`] hold the master keyring and the secret formats;
+//! [`reseal`] re-seals stored secrets under a new master key, rebuilding
+//! each binding (`binding`) as the capabilities made it;
 //! [`clock`] the time.
 
 pub mod accounts;
 pub mod backup;
+mod binding;
 pub mod capabilities;
 pub mod catalogue;
 pub mod clock;
@@ -32,5 +35,6 @@ pub mod keys;
 pub mod outbound_log;
 pub mod projection;
 pub mod registry;
+pub mod reseal;
 pub mod secrets;
 pub mod tenancy;

@@ -144,17 +144,32 @@ impl Projection {
 
     /// Builds the JSON object for one row, holding exactly the schema's fields.
     pub fn row_to_json(&self, row: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
+        self.project(
+            |column| row.try_get::<String, _>(column),
+            |column| row.try_get::<i64, _>(column),
+        )
+    }
+
+    /// Builds the JSON object for one row from its columns, read by name as
+    /// text or as an integer (integers, booleans and Unix-millisecond times
+    /// are stored as integers): exactly the schema's fields, each converted
+    /// by its [`FieldKind`]. Only the columns of [`Self::select_list`] are read.
+    pub fn project<E>(
+        &self,
+        mut text: impl FnMut(&str) -> Result<String, E>,
+        mut integer: impl FnMut(&str) -> Result<i64, E>,
+    ) -> Result<Value, E> {
         let mut object = Map::new();
         for field in &self.fields {
             let Some(column) = self.result_name(field) else {
                 continue;
             };
             let value = match field.kind {
-                FieldKind::Text => Value::String(row.try_get::<String, _>(column)?),
-                FieldKind::Integer => Value::from(row.try_get::<i64, _>(column)?),
-                FieldKind::Boolean => Value::Bool(row.try_get::<i64, _>(column)? != 0),
+                FieldKind::Text => Value::String(text(column)?),
+                FieldKind::Integer => Value::from(integer(column)?),
+                FieldKind::Boolean => Value::Bool(integer(column)? != 0),
                 FieldKind::UnixMsAsRfc3339 => {
-                    Value::String(crate::clock::rfc3339(row.try_get::<i64, _>(column)?))
+                    Value::String(crate::clock::rfc3339(integer(column)?))
                 }
             };
             object.insert(field.name.clone(), value);
@@ -386,5 +401,212 @@ mod tests {
         let page = accounting.projection("transactions_page");
         let bad = json!({"data": [{"id": "x", "internal_note": "secret"}], "next_cursor": "c", "has_more": false});
         assert!(page.check(&bad).is_err());
+    }
+
+    mod properties {
+        use super::super::{FieldKind, Projection};
+        use crate::catalogue::Catalogue;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        use serde_json::Value;
+        use std::collections::{BTreeMap, BTreeSet};
+        use std::path::Path;
+
+        /// One column's value as the firm database holds it.
+        #[derive(Debug, Clone)]
+        enum Cell {
+            Text(String),
+            Integer(i64),
+        }
+
+        /// Every table-bound schema of every connector in the repository.
+        fn table_bound() -> Vec<Projection> {
+            let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+            let folders: Vec<_> = ["accounting", "google-calendar", "matter-webhook"]
+                .iter()
+                .map(|c| schemas.join(c))
+                .collect();
+            let folders: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+            let catalogue = Catalogue::from_folders(&folders).unwrap();
+            let projections: Vec<Projection> = catalogue
+                .all()
+                .flat_map(|c| c.projections.values().cloned())
+                .filter(|p| p.source_table.is_some())
+                .collect();
+            assert!(projections.len() >= 4, "{projections:?}");
+            projections
+        }
+
+        /// Any value of the column's storage type.
+        fn any_cell(kind: FieldKind) -> BoxedStrategy<Cell> {
+            match kind {
+                FieldKind::Text => "\\PC{0,40}".prop_map(Cell::Text).boxed(),
+                _ => any::<i64>().prop_map(Cell::Integer).boxed(),
+            }
+        }
+
+        /// RFC 3339 times have four-digit years: 0000-01-01 to 9999-12-31.
+        const RFC3339_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
+
+        /// A value meeting what its field's schema asks of it.
+        fn well_formed_cell(spec: &Value, kind: FieldKind) -> BoxedStrategy<Cell> {
+            match kind {
+                FieldKind::UnixMsAsRfc3339 => RFC3339_MS.prop_map(Cell::Integer).boxed(),
+                FieldKind::Integer | FieldKind::Boolean => {
+                    let min = spec["minimum"].as_i64().unwrap_or(i64::MIN);
+                    let max = spec["maximum"].as_i64().unwrap_or(i64::MAX);
+                    (min..=max).prop_map(Cell::Integer).boxed()
+                }
+                FieldKind::Text => {
+                    if let Some(values) = spec["enum"].as_array() {
+                        let values: Vec<String> = values
+                            .iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect();
+                        return prop::sample::select(values).prop_map(Cell::Text).boxed();
+                    }
+                    match spec["pattern"].as_str() {
+                        Some(pattern) => {
+                            let pattern = pattern.trim_start_matches('^').trim_end_matches('$');
+                            proptest::string::string_regex(pattern)
+                                .unwrap()
+                                .prop_map(Cell::Text)
+                                .boxed()
+                        }
+                        None => "\\PC{0,40}".prop_map(Cell::Text).boxed(),
+                    }
+                }
+            }
+        }
+
+        /// Rows of a projection's columns, each cell drawn by `cell`.
+        fn rows(
+            projection: &Projection,
+            cell: impl Fn(&Value, FieldKind) -> BoxedStrategy<Cell>,
+        ) -> BoxedStrategy<BTreeMap<String, Cell>> {
+            let columns: Vec<(String, BoxedStrategy<Cell>)> = projection
+                .fields
+                .iter()
+                .map(|f| {
+                    let column = projection.result_name(f).expect("table-bound").to_string();
+                    (
+                        column,
+                        cell(&projection.document["properties"][&f.name], f.kind),
+                    )
+                })
+                .collect();
+            let (names, cells): (Vec<String>, Vec<BoxedStrategy<Cell>>) =
+                columns.into_iter().unzip();
+            cells
+                .prop_map(move |cells| names.iter().cloned().zip(cells).collect())
+                .boxed()
+        }
+
+        /// Projects a row, failing on any column outside it or of the wrong type.
+        fn project(projection: &Projection, row: &BTreeMap<String, Cell>) -> Result<Value, String> {
+            projection.project(
+                |column| match row.get(column) {
+                    Some(Cell::Text(text)) => Ok(text.clone()),
+                    other => Err(format!("column {column} read as text: {other:?}")),
+                },
+                |column| match row.get(column) {
+                    Some(Cell::Integer(n)) => Ok(*n),
+                    other => Err(format!("column {column} read as an integer: {other:?}")),
+                },
+            )
+        }
+
+        fn runner() -> TestRunner {
+            TestRunner::new(Config {
+                cases: 128,
+                failure_persistence: None,
+                ..Config::default()
+            })
+        }
+
+        #[test]
+        fn any_row_projects_to_exactly_the_schemas_fields() {
+            for projection in table_bound() {
+                let properties: BTreeSet<String> = projection.document["properties"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect();
+                runner()
+                    .run(&rows(&projection, |_, kind| any_cell(kind)), |row| {
+                        let value = project(&projection, &row).map_err(TestCaseError::fail)?;
+                        let keys: BTreeSet<String> =
+                            value.as_object().unwrap().keys().cloned().collect();
+                        prop_assert_eq!(&keys, &properties, "{}", projection.name);
+                        // A failed check is a value the schema does not
+                        // allow, named by its field; never a missing or extra one.
+                        if let Err(violation) = projection.check(&value) {
+                            let field = violation.field.trim_start_matches('/');
+                            prop_assert!(
+                                properties.contains(field),
+                                "{} {:?}",
+                                projection.name,
+                                violation
+                            );
+                        }
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+        }
+
+        #[test]
+        fn well_formed_rows_always_pass_their_schema() {
+            for projection in table_bound() {
+                runner()
+                    .run(&rows(&projection, well_formed_cell), |row| {
+                        let value = project(&projection, &row).map_err(TestCaseError::fail)?;
+                        prop_assert!(
+                            projection.check(&value).is_ok(),
+                            "{}: {} fails {:?}",
+                            projection.name,
+                            value,
+                            projection.check(&value)
+                        );
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+        }
+
+        #[test]
+        fn a_time_outside_rfc_3339_years_is_refused_not_sent_malformed() {
+            let accounting = crate::catalogue::repository_catalogue()
+                .require("accounting")
+                .unwrap();
+            let transaction = accounting.projection("transaction");
+            for ms in [
+                i64::MIN,
+                *RFC3339_MS.start() - 1,
+                *RFC3339_MS.end() + 1,
+                i64::MAX,
+            ] {
+                let row = [
+                    ("id", Cell::Text("t".into())),
+                    ("account", Cell::Text("trust".into())),
+                    ("amount_cents", Cell::Integer(1)),
+                    ("currency", Cell::Text("ZAR".into())),
+                    ("matter_id", Cell::Text("m".into())),
+                    ("reference", Cell::Text("r".into())),
+                    ("posted_at", Cell::Integer(ms)),
+                    ("change_seq", Cell::Integer(1)),
+                ]
+                .into_iter()
+                .map(|(c, v)| (c.to_string(), v))
+                .collect();
+                let value = project(transaction, &row).unwrap();
+                assert_eq!(
+                    transaction.check(&value).unwrap_err().field,
+                    "/posted_at",
+                    "{value}"
+                );
+            }
+        }
     }
 }

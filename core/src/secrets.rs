@@ -5,7 +5,6 @@
 //! of entropy a fast hash is safe, and it allows an indexed lookup.
 
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 /// What a secret is for; the prefix tells a reader (and a scanner) at a glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +27,12 @@ impl SecretKind {
     }
 }
 
-const BODY_BYTES: usize = 32;
+/// Random bytes in a secret.
+pub const BODY_BYTES: usize = 32;
 const CHECKSUM_LEN: usize = 6;
+/// Base58 of 32 bytes: one `1` per leading zero byte, then the number, so
+/// from 32 characters (all zero) to 44.
+const BODY_CHARS: std::ops::RangeInclusive<usize> = BODY_BYTES..=44;
 
 /// Why a presented secret was refused without touching the database.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -49,7 +52,9 @@ pub fn generate(kind: SecretKind) -> String {
     encode(kind, &body)
 }
 
-fn encode(kind: SecretKind, body: &[u8]) -> String {
+/// The issued text of a secret with these random bytes: prefix, base58 body,
+/// checksum (what [`generate`] returns; public for the fuzz targets).
+pub fn encode(kind: SecretKind, body: &[u8; BODY_BYTES]) -> String {
     let body = bs58::encode(body).into_string();
     let mut text = format!("{}{}", kind.prefix(), body);
     text.push_str(&checksum(&text));
@@ -67,7 +72,10 @@ pub fn check_format(kind: SecretKind, text: &str) -> Result<(), MalformedSecret>
     let rest = text
         .strip_prefix(kind.prefix())
         .ok_or(MalformedSecret::WrongPrefix(kind.prefix()))?;
-    if rest.len() < 40 + CHECKSUM_LEN || rest.len() > 44 + CHECKSUM_LEN || !rest.is_ascii() {
+    if rest.len() < CHECKSUM_LEN
+        || !BODY_CHARS.contains(&(rest.len() - CHECKSUM_LEN))
+        || !rest.is_ascii()
+    {
         return Err(MalformedSecret::WrongLength);
     }
     let (signed, sum) = text.split_at(text.len() - CHECKSUM_LEN);
@@ -84,15 +92,11 @@ pub fn check_format(kind: SecretKind, text: &str) -> Result<(), MalformedSecret>
 
 /// SHA-256 in lower-case hex: the only form in which an issued secret,
 /// token or session id is stored, and how payloads are named in the log.
-pub fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
-    hex::encode(Sha256::digest(bytes.as_ref()))
-}
+pub use scopegate_contract::sha256_hex;
 
 /// Compares two secrets (or their hashes) in time that does not depend on
 /// where they differ (`subtle`); unequal lengths are simply unequal.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    subtle::ConstantTimeEq::ct_eq(a, b).into()
-}
+pub use scopegate_contract::constant_time_eq;
 
 #[cfg(test)]
 mod tests {
@@ -132,9 +136,84 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_whose_random_bytes_start_with_zeros_is_still_accepted() {
+        // Found by the property below: leading zero bytes shorten the base58
+        // body under the old 40-character floor, refusing an issued secret.
+        for zeros in [1, 8, 20, BODY_BYTES] {
+            let mut body = [0xA5u8; BODY_BYTES];
+            body[..zeros].fill(0);
+            let issued = encode(SecretKind::AccessToken, &body);
+            assert_eq!(
+                check_format(SecretKind::AccessToken, &issued),
+                Ok(()),
+                "{issued}"
+            );
+        }
+    }
+
+    #[test]
     fn secrets_carry_at_least_256_bits() {
         let s = generate(SecretKind::AccessToken);
         let body = &s[4..s.len() - CHECKSUM_LEN];
         assert_eq!(bs58::decode(body).into_vec().unwrap().len() * 8, 256);
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn kind() -> impl Strategy<Value = SecretKind> {
+            prop_oneof![
+                Just(SecretKind::ClientSecret),
+                Just(SecretKind::AccessToken),
+                Just(SecretKind::ClientId),
+            ]
+        }
+
+        /// Bodies as the OS RNG gives them, and the rare ones with leading
+        /// zero bytes (short base58), which a uniform draw never reaches.
+        fn body() -> impl Strategy<Value = [u8; BODY_BYTES]> {
+            prop_oneof![
+                any::<[u8; BODY_BYTES]>(),
+                (0..=BODY_BYTES, any::<[u8; BODY_BYTES]>()).prop_map(|(zeros, mut body)| {
+                    body[..zeros].fill(0);
+                    body
+                }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn every_issued_secret_passes_its_own_check(kind in kind(), body in body()) {
+                prop_assert_eq!(check_format(kind, &encode(kind, &body)), Ok(()));
+            }
+
+            #[test]
+            fn any_one_character_changed_is_refused(
+                kind in kind(),
+                body in body(),
+                at in any::<prop::sample::Index>(),
+                by in proptest::char::range('!', '~'),
+            ) {
+                let issued = encode(kind, &body);
+                let at = at.index(issued.len());
+                prop_assume!(issued.as_bytes()[at] != by as u8);
+                let mut changed = issued.into_bytes();
+                changed[at] = by as u8;
+                let changed = String::from_utf8(changed).unwrap();
+                prop_assert!(check_format(kind, &changed).is_err(), "{} accepted", changed);
+            }
+
+            #[test]
+            fn only_the_issued_form_of_a_body_is_accepted(kind in kind(), text in "sg[sac]_[1-9A-HJ-NP-Za-km-z]{30,52}|\\PC{0,60}") {
+                if check_format(kind, &text).is_ok() {
+                    let body = bs58::decode(&text[4..text.len() - CHECKSUM_LEN]).into_vec().unwrap();
+                    let body: [u8; BODY_BYTES] = body.try_into().unwrap();
+                    prop_assert_eq!(encode(kind, &body), text);
+                }
+            }
+        }
     }
 }

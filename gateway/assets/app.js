@@ -66,23 +66,14 @@ async function start() {
   }
 }
 
-const GOOGLE_OUTCOMES = {
-  "connected": ["Google Calendar is connected. Your diary entries will appear in your calendar shortly.", false],
-  "denied": ["Google did not grant access; nothing was connected.", true],
-  "expired": ["That Google consent link is unknown, already used or expired; connect again.", true],
-  "other-browser": ["That Google consent was started in another browser or window; connect again from here.", true],
-  "off": ["Google Calendar is switched off for your firm, or its data contract changed; ask an owner or admin.", true],
-  "refused": ["Google refused to complete the consent; connect again.", true],
-  "failed": ["Connecting Google Calendar failed; try again.", true],
-};
-
-// Google's consent returns the browser to /settings?google=<outcome>.
-const googleOutcome = (() => {
+// A connector's consent flow may return the browser to
+// /settings?connector=<id>&outcome=<code>; its tab turns the code into a message.
+const connectorOutcome = (() => {
   const params = new URLSearchParams(window.location.search);
-  const code = params.get("google");
-  if (code === null) return null;
+  const id = params.get("connector");
+  if (id === null) return null;
   window.history.replaceState(null, "", window.location.pathname);
-  return GOOGLE_OUTCOMES[code] || GOOGLE_OUTCOMES.failed;
+  return { id, code: params.get("outcome") || "failed" };
 })();
 
 function showApp() {
@@ -97,11 +88,17 @@ function showApp() {
     t.hidden = (need === "manage" && !manage) || (need === "audit" && !audit) ||
       false;
   }
-  if (googleOutcome && !state.googleOutcomeShown) {
-    state.googleOutcomeShown = true;
-    selectTab("google");
-    flash(googleOutcome[0], googleOutcome[1]);
-    $("h-google").focus();
+  buildPanels();
+  if (connectorOutcome && !state.outcomeShown && panelInfo(connectorOutcome.id)) {
+    state.outcomeShown = true;
+    const id = connectorOutcome.id;
+    selectTab(id);
+    loadPanelScript(id).then(() => {
+      const outcomes = (panels[id] && panels[id].outcomes) || {};
+      const [text, bad] = outcomes[connectorOutcome.code] || outcomes.failed || ["Done.", false];
+      flash(text, bad);
+      $("h-" + id).focus();
+    }).catch(fail);
   } else {
     selectTab("integrations");
   }
@@ -137,10 +134,52 @@ function selectTab(name) {
     if (t.dataset.tab === name) t.setAttribute("aria-current", "page"); else t.removeAttribute("aria-current");
   }
   for (const p of document.querySelectorAll(".panel")) p.hidden = p.id !== "tab-" + name;
-  const load = { integrations: loadConnectors, outbound: () => loadOutbound(true), ledger: loadLedger, users: loadUsers, google: renderGoogle }[name];
+  const load = { integrations: loadConnectors, outbound: () => loadOutbound(true), ledger: loadLedger, users: loadUsers }[name]
+    || (panelInfo(name) ? () => renderPanel(name) : null);
   if (load) load().catch(fail);
 }
 for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => { flash(""); selectTab(t.dataset.tab); });
+
+// ---- connectors' own tabs: each connector's script (same origin) registers a renderer ----
+const panels = {};
+window.scopegate = { panel(id, impl) { panels[id] = impl; } };
+const scripts = {};
+
+function panelInfo(id) { return ((state.me && state.me.panels) || []).find((p) => p.id === id); }
+
+function loadPanelScript(id) {
+  if (!scripts[id]) {
+    scripts[id] = new Promise((resolve, reject) => {
+      const script = h("script", { src: "/settings/connectors/" + encodeURIComponent(id) + ".js" });
+      script.addEventListener("load", () => resolve());
+      script.addEventListener("error", () => reject(new Error("The " + id + " tab could not be loaded; reload the page.")));
+      document.head.append(script);
+    });
+  }
+  return scripts[id];
+}
+
+// A tab and a panel per connector that has one, before "Outbound calls".
+function buildPanels() {
+  const nav = document.querySelector("nav.tabs");
+  for (const p of state.me.panels || []) {
+    if (document.getElementById("tab-" + p.id)) continue;
+    const tab = h("button", { type: "button", class: "tab", "data-tab": p.id }, p.title);
+    tab.addEventListener("click", () => { flash(""); selectTab(p.id); });
+    nav.insertBefore(tab, nav.querySelector("[data-tab=outbound]"));
+    $("tab-outbound").before(h("section", { id: "tab-" + p.id, class: "panel", hidden: true, "aria-labelledby": "h-" + p.id },
+      h("h1", { id: "h-" + p.id, tabindex: "-1" }, p.title),
+      h("p", { class: "muted" }, p.intro),
+      h("div", { id: "panel-" + p.id })));
+  }
+}
+
+async function renderPanel(id) {
+  await loadPanelScript(id);
+  const impl = panels[id];
+  if (!impl) throw new Error("The " + id + " tab did not register itself; reload the page.");
+  await impl.render($("panel-" + id), { h, api, flash, fail, when, base: "/admin/v1/connectors/" + encodeURIComponent(id), available: panelInfo(id).available });
+}
 
 // ---- integrations ----
 function manages() { return state.me && (state.me.user.role === "owner" || state.me.user.role === "admin"); }
@@ -356,90 +395,5 @@ $("user-form").addEventListener("submit", (ev) => {
   if ($("u-firm-user").value.trim()) body.firm_user_id = $("u-firm-user").value.trim();
   userAction(() => api("POST", "/admin/v1/users", body), "Password for " + body.email, body.email + " added.").then(() => $("user-form").reset());
 });
-
-// ---- Google Calendar: the fee earner's own connection (see http/admin/google.rs) ----
-
-function googleStatus(s, idPrefix) {
-  const rows = [
-    ["state", "Status", s.needs_reconsent ? "Needs re-consent" : s.error ? "Error" : "Syncing"],
-    ["last-sync", "Last sync", s.last_sync_at ? when(s.last_sync_at) : "Not yet"],
-    ["events", "Events in calendar", String(s.events || 0)],
-  ];
-  if (s.error) rows.push(["error", "Last error", s.error]);
-  return h("dl", { class: "fields status-list", id: idPrefix + "-status" },
-    rows.map(([id, k, v]) => [h("dt", {}, k), h("dd", { id: idPrefix + "-" + id }, v)]));
-}
-
-async function googleConnect() {
-  try {
-    const r = await api("POST", "/admin/v1/google/connect");
-    flash("Taking you to Google to approve access…");
-    window.location.assign(r.authorize_url);
-  } catch (e) { fail(e); }
-}
-
-async function googleDisconnect() {
-  try {
-    const deleteEvents = $("google-delete-events").checked;
-    const r = await api("POST", "/admin/v1/google/disconnect", { delete_events: deleteEvents });
-    flash("Google Calendar disconnected" + (deleteEvents ? " and " + r.events_deleted + " events deleted from your calendar" : "") + (r.revoked_at_google ? "; access revoked at Google." : "; Google could not be told, so remove scopegate in your Google account."));
-    await renderGoogle();
-    const again = $("google-connect");
-    if (again) again.focus();
-  } catch (e) { fail(e); }
-}
-
-async function renderGoogle() {
-  const root = $("google");
-  if (!state.me.features.google_calendar) {
-    root.replaceChildren(h("div", { class: "card" },
-      h("p", { id: "google-unconfigured" }, "Google Calendar is not available: the operator of this gateway has not configured it (no Google client id)."),
-      h("p", { class: "muted" }, "Ask whoever runs scopegate for your firm to set it up.")));
-    return;
-  }
-  const status = await api("GET", "/admin/v1/google/connection");
-  const me = status.me;
-  const own = [];
-  own.push(h("h2", { id: "google-own-title" }, "Your calendar"));
-  if (!status.linked) {
-    own.push(h("p", { id: "google-unlinked" }, "Your login is not linked to a user in the practice system, so there is no diary of yours to sync. An owner or admin can set your practice user id."));
-  } else if (me.connected) {
-    own.push(h("p", { id: "google-connected" }, h("span", { class: me.needs_reconsent || me.error ? "badge warn" : "badge on" }, me.needs_reconsent ? "Needs re-consent" : "Connected"),
-      " Your live diary entries are kept in your Google Calendar, carrying only the matter name, the time and the description."));
-    own.push(googleStatus(me, "google-me"));
-    if (me.needs_reconsent) {
-      own.push(h("div", { class: "notice", role: "note" },
-        "Google no longer accepts scopegate's access to your calendar. Reconnect to resume syncing. ",
-        h("button", { type: "button", id: "google-reconnect", onclick: googleConnect }, "Reconnect Google Calendar")));
-    }
-    own.push(h("h3", {}, "Disconnect"));
-    own.push(h("div", { class: "check" },
-      h("input", { type: "checkbox", id: "google-delete-events" }),
-      h("label", { for: "google-delete-events" }, "Also delete the events scopegate put in my calendar")));
-    own.push(h("p", {}, h("button", { type: "button", class: "danger", id: "google-disconnect", onclick: googleDisconnect }, "Disconnect Google Calendar")));
-  } else if (!status.firm_enabled) {
-    own.push(h("p", { id: "google-firm-off" }, "Google Calendar is not switched on for your firm. An owner or admin switches it on under Integrations; then you can connect your calendar here."));
-  } else {
-    own.push(h("p", { id: "google-not-connected" }, "Your Google Calendar is not connected. Connecting sends you to Google to approve access to your calendar's events only; scopegate then keeps one event per live diary entry of yours."));
-    own.push(h("p", {}, h("button", { type: "button", id: "google-connect", onclick: googleConnect }, "Connect Google Calendar")));
-  }
-  const cards = [h("section", { class: "card", "aria-labelledby": "google-own-title" }, own)];
-  if (status.fee_earners) {
-    cards.push(h("section", { class: "card", "aria-labelledby": "google-firm-title" },
-      h("h2", { id: "google-firm-title" }, "Fee earners of your firm"),
-      status.fee_earners.length ? h("div", { class: "table-wrap" }, h("table", { id: "google-fee-earners" },
-        h("caption", { class: "sr-only" }, "Google Calendar connections of your firm's fee earners"),
-        h("thead", {}, h("tr", {}, ["Name", "Email", "Connection", "Last sync", "Events", "Error"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, status.fee_earners.map((f) => h("tr", {},
-          h("td", {}, f.name), h("td", {}, f.email),
-          h("td", {}, !f.connected ? h("span", { class: "badge off" }, "Not connected")
-            : f.needs_reconsent ? h("span", { class: "badge warn" }, "Needs re-consent") : h("span", { class: "badge on" }, "Connected")),
-          h("td", {}, f.connected && f.last_sync_at ? when(f.last_sync_at) : ""),
-          h("td", {}, f.connected ? String(f.events || 0) : ""),
-          h("td", {}, f.connected && f.error ? f.error : ""))))))
-        : h("p", { class: "muted" }, "No logins are linked to practice-system users yet.")));
-  }
-  root.replaceChildren(...cards);
-}
 
 start();

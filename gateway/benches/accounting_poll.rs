@@ -273,12 +273,17 @@ async fn bench_backend(backend: &str, requests: usize, clients: usize, rounds: u
         listen: Some("127.0.0.1:0".parse().expect("addr")),
         api_rate_per_second: Some(1_000_000_000),
         api_burst: Some(1_000_000_000),
+        metrics_listen: Some(scopegate::config::MetricsListen::Off),
         ..Default::default()
     })
     .expect("config");
-    let app = Application::build(config, Arc::new(Keyring::ephemeral()))
-        .await
-        .expect("gateway");
+    let app = Application::build(
+        config,
+        Arc::new(Keyring::ephemeral()),
+        scopegate::connectors::registered(),
+    )
+    .await
+    .expect("gateway");
     let gateway = format!("http://{}", app.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {

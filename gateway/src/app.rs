@@ -3,15 +3,18 @@
 //! state handlers see is [`crate::http::App`].
 
 use crate::capabilities::CoreServices;
-use crate::catalogue::Catalogue;
 use crate::config::Config;
+pub use crate::connector_host::RunningConnector;
+use crate::connector_host::{catalogue_from, running_connectors, Connectors};
 use crate::http::logins::Accounts;
+use crate::http::shared_limits::SharedLimits;
 use crate::http::throttle::{ApiLimiters, AuthThrottle};
-pub use crate::http::{App, AppState, RunningConnector};
+pub use crate::http::{App, AppState};
 use crate::keys::{Keyring, LogKeys};
 use crate::outbound_log::{checkpoint, OutboundLog};
 use crate::registry::Registry;
 use crate::tenancy::Tenancy;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,15 +22,45 @@ use std::time::Duration;
 /// A gateway bound to its port, ready to serve.
 pub struct Application {
     listener: tokio::net::TcpListener,
+    /// `/metrics`'s own listener and the recorder's handle, unless metrics are off.
+    metrics: Option<(tokio::net::TcpListener, PrometheusHandle)>,
     state: AppState,
     log_writer: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
-    /// Connects the registry, runs migrations, binds the listener.
-    pub async fn build(config: Config, keyring: Arc<Keyring>) -> anyhow::Result<Self> {
+    /// Connects the registry, runs migrations, binds the listener; runs `connectors`
+    /// (the registration list the caller hands down).
+    pub async fn build(
+        config: Config,
+        keyring: Arc<Keyring>,
+        connectors: Connectors,
+    ) -> anyhow::Result<Self> {
+        let metrics = match config.metrics_listen {
+            Some(addr) => match crate::metrics::install() {
+                Some(handle) => {
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?;
+                    Some((listener, handle))
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let shared_limits = match &config.redis_url {
+            Some(url) => {
+                let shared = SharedLimits::new(url, keyring.limiter_names_mac())
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                if !shared.ping().await {
+                    tracing::warn!("Redis for shared limits does not answer yet: until it does, failure budgets refuse (503) and API limits are per process");
+                }
+                Some(Arc::new(shared))
+            }
+            None => None,
+        };
         let registry = Registry::connect_and_migrate(&config.database_url).await?;
-        let catalogue = crate::connectors::catalogue_from(config.schemas_dir.as_deref())?;
+        let catalogue = catalogue_from(&connectors, config.schemas_dir.as_deref())?;
         let log_keys = Arc::new(keyring.log_keys());
         let checkpoints_written = std::fs::metadata(&config.checkpoint_path)
             .map(|m| m.len() > 0)
@@ -51,7 +84,13 @@ impl Application {
         let tenancy = Tenancy::new(registry.clone(), config.firm_pool_capacity);
         let (stopping, stop_signal) = tokio::sync::watch::channel(false);
         let connectors = running_connectors(
-            &CoreServices::new(registry.clone(), tenancy.clone(), log.clone()),
+            connectors,
+            &CoreServices::new(
+                registry.clone(),
+                tenancy.clone(),
+                log.clone(),
+                keyring.clone(),
+            ),
             &catalogue,
             &config,
             &stop_signal,
@@ -64,17 +103,9 @@ impl Application {
             tenancy: tenancy.clone(),
             connectors,
             stopping,
-            auth_throttle: AuthThrottle::new(&config.limits),
-            api_limiters: ApiLimiters::new(&config.limits, trusted),
-            accounts: Accounts::new(&config),
-            google: Arc::new(crate::google::GoogleContext::new(
-                registry.clone(),
-                tenancy.clone(),
-                log.clone(),
-                keyring.clone(),
-                catalogue.clone(),
-                config.google.clone(),
-            )),
+            auth_throttle: AuthThrottle::new("oauth_token", &config.limits, shared_limits.clone()),
+            api_limiters: ApiLimiters::new(&config.limits, trusted, shared_limits.clone()),
+            accounts: Accounts::new(&config, shared_limits),
             registry,
             log,
             catalogue,
@@ -84,6 +115,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            metrics,
             state: AppState(Arc::new(app)),
             log_writer,
         })
@@ -97,6 +129,13 @@ impl Application {
         self.state.clone()
     }
 
+    /// Where `/metrics` is served, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr().expect("bound listener"))
+    }
+
     /// Serves until `shutdown` resolves, then drains requests and the log writer.
     pub async fn run_until(
         self,
@@ -104,9 +143,16 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             listener,
+            metrics,
             state,
             log_writer,
         } = self;
+        let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_task = metrics.map(|(listener, handle)| {
+            tokio::spawn(crate::metrics::serve(listener, handle, async move {
+                let _ = metrics_stopped.await;
+            }))
+        });
         let pruner = tokio::spawn(prune_periodically(state.clone()));
         let checkpoints = (state.config.checkpoint_interval_secs > 0).then(|| {
             tokio::spawn(checkpoint_periodically(
@@ -116,7 +162,6 @@ impl Application {
                 Duration::from_secs(state.config.checkpoint_interval_secs),
             ))
         });
-        let calendar_sync = crate::google::worker::spawn(state.google.clone());
         let background: Vec<_> = state
             .connectors
             .iter()
@@ -125,15 +170,17 @@ impl Application {
             .collect();
         let router = crate::http::router(state.clone());
         crate::http::server::serve(listener, router, state.config.server, shutdown).await?;
+        let _ = metrics_stop.send(());
+        if let Some(task) = metrics_task {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
         pruner.abort();
         if let Some(task) = &checkpoints {
             task.abort();
         }
-        state.google.runtime.stop();
         state.stopping.send_replace(true);
-        let _ = tokio::time::timeout(Duration::from_secs(30), calendar_sync).await;
         for task in background {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
         }
         let registry = state.registry.clone();
         let final_checkpoint = checkpoints
@@ -159,39 +206,12 @@ impl Application {
         let Application {
             state, log_writer, ..
         } = self;
-        state.google.runtime.stop();
         state.stopping.send_replace(true);
         let registry = state.registry.clone();
         drop(state);
         let _ = tokio::time::timeout(Duration::from_secs(10), log_writer).await;
         registry.close().await;
     }
-}
-
-/// Gives each registered connector its capabilities and operator settings.
-fn running_connectors(
-    core: &CoreServices,
-    catalogue: &Catalogue,
-    config: &Config,
-    stopping: &tokio::sync::watch::Receiver<bool>,
-) -> Vec<RunningConnector> {
-    crate::connectors::registered()
-        .into_iter()
-        .filter_map(|connector| {
-            let compiled = catalogue.get(connector.id())?;
-            let settings = config
-                .connector_settings
-                .get(connector.id())
-                .cloned()
-                .unwrap_or_default();
-            let capabilities = core.capabilities_for(compiled, settings, stopping.clone());
-            Some(RunningConnector {
-                vendor_api: connector.routes().is_some(),
-                connector,
-                capabilities,
-            })
-        })
-        .collect()
 }
 
 async fn prune_periodically(state: AppState) {

@@ -19,39 +19,34 @@
 //! | `--log-format` | `SCOPEGATE_LOG_FORMAT` | `log_format` | `human` |
 //! | `--schemas-dir` | `SCOPEGATE_SCHEMAS_DIR` | `schemas_dir` | built in |
 //! | `--token-ttl-secs` | `SCOPEGATE_TOKEN_TTL_SECS` | `token_ttl_secs` | `900` |
-//! | `--firm-pool-capacity` | `SCOPEGATE_FIRM_POOL_CAPACITY` | `firm_pool_capacity` | `256` |
+//! | `--firm-pool-capacity` | `SCOPEGATE_FIRM_POOL_CAPACITY` | `firm_pool_capacity` | `256` (at most 100000) |
 //! | `--trusted-proxies` | `SCOPEGATE_TRUSTED_PROXIES` | `trusted_proxies` | none |
 //! | `--header-read-timeout-secs` | `SCOPEGATE_HEADER_READ_TIMEOUT_SECS` | `header_read_timeout_secs` | `10` |
 //! | `--request-timeout-secs` | `SCOPEGATE_REQUEST_TIMEOUT_SECS` | `request_timeout_secs` | `30` |
 //! | `--max-connections` | `SCOPEGATE_MAX_CONNECTIONS` | `max_connections` | `1024` |
-//! | `--api-rate-per-second` | `SCOPEGATE_API_RATE_PER_SECOND` | `api_rate_per_second` | `50` |
-//! | `--api-burst` | `SCOPEGATE_API_BURST` | `api_burst` | `100` |
-//! | `--auth-failures-per-ip` | `SCOPEGATE_AUTH_FAILURES_PER_IP` | `auth_failures_per_ip` | `5` |
-//! | `--auth-failures-per-client` | `SCOPEGATE_AUTH_FAILURES_PER_CLIENT` | `auth_failures_per_client` | `50` |
-//! | `--auth-failure-recovery-secs` | `SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS` | `auth_failure_recovery_secs` | `60` |
+//! | `--api-rate-per-second` | `SCOPEGATE_API_RATE_PER_SECOND` | `api_rate_per_second` | `50` (1 to 10^9) |
+//! | `--api-burst` | `SCOPEGATE_API_BURST` | `api_burst` | `100` (1 to 10^9) |
+//! | `--auth-failures-per-ip` | `SCOPEGATE_AUTH_FAILURES_PER_IP` | `auth_failures_per_ip` | `5` (1 to 100000) |
+//! | `--auth-failures-per-client` | `SCOPEGATE_AUTH_FAILURES_PER_CLIENT` | `auth_failures_per_client` | `50` (1 to 100000) |
+//! | `--auth-failure-recovery-secs` | `SCOPEGATE_AUTH_FAILURE_RECOVERY_SECS` | `auth_failure_recovery_secs` | `60` (1 to 86400) |
 //! | `--session-idle-secs` | `SCOPEGATE_SESSION_IDLE_SECS` | `session_idle_secs` | `1800` |
 //! | `--session-max-secs` | `SCOPEGATE_SESSION_MAX_SECS` | `session_max_secs` | `43200` |
 //! | `--handoff-public-key` | `SCOPEGATE_HANDOFF_PUBLIC_KEY` | `handoff_public_key` | none (hand-off off) |
-//! | `--google-auth-url` | `SCOPEGATE_GOOGLE_AUTH_URL` | `google_auth_url` | `https://accounts.google.com/o/oauth2/v2/auth` |
-//! | `--google-token-url` | `SCOPEGATE_GOOGLE_TOKEN_URL` | `google_token_url` | `https://oauth2.googleapis.com/token` |
-//! | `--google-revoke-url` | `SCOPEGATE_GOOGLE_REVOKE_URL` | `google_revoke_url` | `https://oauth2.googleapis.com/revoke` |
-//! | `--google-api-base` | `SCOPEGATE_GOOGLE_API_BASE` | `google_api_base` | `https://www.googleapis.com/calendar/v3/` |
-//! | `--google-client-id` | `SCOPEGATE_GOOGLE_CLIENT_ID` | `google_client_id` | none (connector unavailable) |
-//! | - | `SCOPEGATE_GOOGLE_CLIENT_SECRET` | - | none |
-//! | `--google-client-secret-file` | `SCOPEGATE_GOOGLE_CLIENT_SECRET_FILE` | `google_client_secret_file` | none |
-//! | `--google-redirect-url` | `SCOPEGATE_GOOGLE_REDIRECT_URL` | `google_redirect_url` | `<public_url>/oauth/google/callback` |
-//! | `--google-sync-interval-ms` | `SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS` | `google_sync_interval_ms` | `2000` |
-//! | `--google-user-concurrency` | `SCOPEGATE_GOOGLE_USER_CONCURRENCY` | `google_user_concurrency` | `4` |
-//! | `--google-user-rate-per-second` | `SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND` | `google_user_rate_per_second` | `10` (Google's 600/min) |
-//! | `--google-connect-timeout-secs` | `SCOPEGATE_GOOGLE_CONNECT_TIMEOUT_SECS` | `google_connect_timeout_secs` | `5` |
-//! | `--google-request-timeout-secs` | `SCOPEGATE_GOOGLE_REQUEST_TIMEOUT_SECS` | `google_request_timeout_secs` | `20` |
-//! | `--google-max-retry-after-secs` | `SCOPEGATE_GOOGLE_MAX_RETRY_AFTER_SECS` | `google_max_retry_after_secs` | `60` |
 //! | `--checkpoint-path` | `SCOPEGATE_CHECKPOINT_PATH` | `checkpoint_path` | `<data_dir>/audit-checkpoints.jsonl` |
 //! | `--checkpoint-interval-secs` | `SCOPEGATE_CHECKPOINT_INTERVAL_SECS` | `checkpoint_interval_secs` | `300` (`0`: only on demand) |
 //! | `--backup-key-file` | `SCOPEGATE_BACKUP_KEY_FILE` | `backup_key_file` | none (required by `backup`, `restore`) |
 //! | - | `SCOPEGATE_BACKUP_KEY` (base64 key) | - | none |
 //! | `--backup-generations` | `SCOPEGATE_BACKUP_GENERATIONS` | `backup_generations` | `7` |
+//! | `--redis-url` | `SCOPEGATE_REDIS_URL` | `redis_url` | none (limits per process only) |
+//! | `--metrics-listen` | `SCOPEGATE_METRICS_LISTEN` | `metrics_listen` | `127.0.0.1:9464` (`off`: no metrics) |
 //! | `--connector-setting ID.KEY=VALUE` (repeatable) | `SCOPEGATE_CONNECTOR_SETTINGS` (`ID.KEY=VALUE,...`) | `[connector.<id>]` tables of strings | none |
+//!
+//! Each connector may declare settings of its own (`Connector::settings`):
+//! each is `[connector.<id>] KEY` in the file and `--connector-setting
+//! <id>.KEY=VALUE`, and, where the connector names them, also has a flag and
+//! an environment variable of its own (`scopegate --help` lists them, and the
+//! README each connector's). Those marked secret are read from
+//! their environment variable only and never shown.
 //!
 //! Settings logins are throttled with the same failure budgets as client
 //! authentication (`auth_failures_per_ip`, and `auth_failures_per_client` per
@@ -62,6 +57,11 @@
 //! process's open-file limit when raising it). The hand-off key is the host application's Ed25519 public
 //! key, base64 (32 bytes).
 //!
+//! With `redis_url`, authentication-failure budgets and API rate limits are
+//! shared by every instance using that Redis (see `http::shared_limits`);
+//! the per-process limits stay in front. Metrics are served in Prometheus
+//! text format at `/metrics` on `metrics_listen`, never on `listen`.
+//!
 //! Connector settings are merged key by key: the file's `[connector.<id>]`
 //! tables are the base and each `ID.KEY=VALUE` from the flags or the
 //! environment replaces that one key. As for every setting, flags, when given,
@@ -70,12 +70,16 @@
 
 use crate::keys::{KeyError, Keyring};
 use clap::Args;
+use scopegate_contract::Connector;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+
+/// The most firm databases kept open (the pool's table is allocated whole at start).
+pub const MAX_FIRM_POOL_CAPACITY: usize = 100_000;
 
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, Default)]
@@ -206,45 +210,6 @@ layered_settings! {
         /// The host application's Ed25519 public key (base64) for settings hand-off.
         #[arg(long, env = "SCOPEGATE_HANDOFF_PUBLIC_KEY", global = true)]
         pub handoff_public_key: Option<String>,
-        /// Google's OAuth authorize endpoint.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_AUTH_URL", global = true)]
-        pub google_auth_url: Option<String>,
-        /// Google's OAuth token endpoint.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_TOKEN_URL", global = true)]
-        pub google_token_url: Option<String>,
-        /// Google's OAuth revocation endpoint.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_REVOKE_URL", global = true)]
-        pub google_revoke_url: Option<String>,
-        /// Calendar API base URL, ending in `calendar/v3/`.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_API_BASE", global = true)]
-        pub google_api_base: Option<String>,
-        /// OAuth client id of this gateway's Google Cloud project.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_ID", global = true)]
-        pub google_client_id: Option<String>,
-        /// File holding the OAuth client secret (or set SCOPEGATE_GOOGLE_CLIENT_SECRET).
-        #[arg(long, env = "SCOPEGATE_GOOGLE_CLIENT_SECRET_FILE", global = true)]
-        pub google_client_secret_file: Option<PathBuf>,
-        /// Redirect URL registered with Google for the consent callback.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_REDIRECT_URL", global = true)]
-        pub google_redirect_url: Option<String>,
-        /// How often the calendar sync looks for changed diary entries, milliseconds.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS", global = true)]
-        pub google_sync_interval_ms: Option<u64>,
-        /// Calendar API calls in flight at once per connected user.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_USER_CONCURRENCY", global = true)]
-        pub google_user_concurrency: Option<usize>,
-        /// Calendar API calls per second per connected user.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", global = true)]
-        pub google_user_rate_per_second: Option<u32>,
-        /// Seconds to wait for a connection to the Calendar API.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_CONNECT_TIMEOUT_SECS", global = true)]
-        pub google_connect_timeout_secs: Option<u64>,
-        /// Seconds one Calendar API call may take before it counts as unanswered (and is retried).
-        #[arg(long, env = "SCOPEGATE_GOOGLE_REQUEST_TIMEOUT_SECS", global = true)]
-        pub google_request_timeout_secs: Option<u64>,
-        /// Longest `Retry-After` a call waits out; a longer one ends the pass and reschedules the connection.
-        #[arg(long, env = "SCOPEGATE_GOOGLE_MAX_RETRY_AFTER_SECS", global = true)]
-        pub google_max_retry_after_secs: Option<u64>,
         /// Append-only file that `serve` and `audit checkpoint` write signed chain-head checkpoints to.
         #[arg(long, env = "SCOPEGATE_CHECKPOINT_PATH", global = true)]
         pub checkpoint_path: Option<PathBuf>,
@@ -257,6 +222,12 @@ layered_settings! {
         /// How many backups `backup` keeps in its folder (older ones are deleted).
         #[arg(long, env = "SCOPEGATE_BACKUP_GENERATIONS", global = true)]
         pub backup_generations: Option<usize>,
+        /// Redis shared by every instance for failure budgets and API rate limits (redis://host:port/db).
+        #[arg(long, env = "SCOPEGATE_REDIS_URL", global = true, hide_env_values = true)]
+        pub redis_url: Option<String>,
+        /// Address for the Prometheus `/metrics` endpoint (separate from --listen), or `off`.
+        #[arg(long, env = "SCOPEGATE_METRICS_LISTEN", global = true)]
+        pub metrics_listen: Option<MetricsListen>,
         /// A connector's setting, ID.KEY=VALUE (repeatable; comma-separated in the environment).
         #[arg(
             long = "connector-setting",
@@ -268,6 +239,44 @@ layered_settings! {
         )]
         #[serde(rename = "connector", default, deserialize_with = "connector_tables")]
         pub connector_settings: Vec<ConnectorSetting>,
+    }
+}
+
+/// Where `/metrics` is served: an address of its own, or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    On(SocketAddr),
+}
+
+impl MetricsListen {
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Self::Off => None,
+            Self::On(addr) => Some(addr),
+        }
+    }
+}
+
+impl FromStr for MetricsListen {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "off" => Ok(Self::Off),
+            addr => addr
+                .parse()
+                .map(Self::On)
+                .map_err(|_| "expected an address such as 127.0.0.1:9464, or off".into()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricsListen {
+    fn deserialize<D: serde::Deserializer<'de>>(text: D) -> Result<Self, D::Error> {
+        String::deserialize(text)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -315,28 +324,6 @@ fn connector_tables<'de, D: serde::Deserializer<'de>>(
         .collect())
 }
 
-/// The Google Calendar connector's settings (see the table above). All
-/// Google URLs are configuration, so tests and the demo point at the emulator.
-#[derive(Debug, Clone)]
-pub struct GoogleConfig {
-    pub auth_url: String,
-    pub token_url: String,
-    pub revoke_url: String,
-    pub api_base: String,
-    pub client_id: Option<String>,
-    pub client_secret: Option<secrecy::SecretString>,
-    pub redirect_url: String,
-    pub sync_interval_ms: u64,
-    pub user_concurrency: usize,
-    pub user_rate_per_second: u32,
-    /// Connect timeout of the Calendar API client.
-    pub connect_timeout: std::time::Duration,
-    /// How long one Calendar API request may take; then it counts as no answer (status 0).
-    pub request_timeout: std::time::Duration,
-    /// The longest `Retry-After` slept in a pass; longer ones reschedule the connection.
-    pub max_retry_after: std::time::Duration,
-}
-
 /// What the HTTP server allows one client connection (see the table above).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
@@ -354,6 +341,11 @@ pub struct Limits {
     pub auth_failures_per_client: u32,
     pub auth_failure_recovery_secs: u64,
 }
+
+/// Where `/metrics` is served unless configured: loopback only, the port
+/// commonly used for Prometheus exporters.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9464);
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -373,7 +365,6 @@ pub struct Config {
     pub session_idle_secs: u64,
     pub session_max_secs: u64,
     pub handoff_public_key: Option<ed25519_dalek::VerifyingKey>,
-    pub google: GoogleConfig,
     /// Where signed chain-head checkpoints are appended.
     pub checkpoint_path: PathBuf,
     /// Seconds between `serve`'s checkpoints; 0 = only on demand.
@@ -383,6 +374,14 @@ pub struct Config {
     pub backup_generations: usize,
     /// Connector id -> key -> value.
     pub connector_settings: BTreeMap<String, BTreeMap<String, String>>,
+    /// Connector id -> key -> secret (from the environment only, see
+    /// [`connector_secrets`]; never shown).
+    pub connector_secrets: BTreeMap<String, BTreeMap<String, secrecy::SecretString>>,
+    /// Redis for limits shared across instances; none: per process only
+    /// (secret: the URL may carry a password).
+    pub redis_url: Option<secrecy::SecretString>,
+    /// Where `/metrics` is served; none: nowhere (no recorder is installed).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -393,7 +392,12 @@ impl Config {
             Some(path) => read_file(path)?,
             None => ConfigArgs::default(),
         };
-        let s = args.clone().over(file);
+        Self::from_layers(args.clone(), file)
+    }
+
+    /// Lays flags/env over a parsed file's settings, then applies defaults and checks.
+    pub fn from_layers(args: ConfigArgs, file: ConfigArgs) -> Result<Self, String> {
+        let s = args.over(file);
         let data_dir = absolute(&s.data_dir.unwrap_or_else(|| PathBuf::from("data")));
         let database_url = s
             .database_url
@@ -411,85 +415,47 @@ impl Config {
             ),
             max_connections: s.max_connections.unwrap_or(1024).clamp(1, 1_000_000),
         };
+        // Bounded so that a limiter's whole budget, in nanoseconds, fits in a u64.
         let limits = Limits {
-            api_rate_per_second: s.api_rate_per_second.unwrap_or(50),
-            api_burst: s.api_burst.unwrap_or(100),
-            auth_failures_per_ip: s.auth_failures_per_ip.unwrap_or(5),
-            auth_failures_per_client: s.auth_failures_per_client.unwrap_or(50),
-            auth_failure_recovery_secs: s.auth_failure_recovery_secs.unwrap_or(60),
+            api_rate_per_second: number(
+                "api_rate_per_second",
+                s.api_rate_per_second,
+                50,
+                1..=1_000_000_000,
+            )?,
+            api_burst: number("api_burst", s.api_burst, 100, 1..=1_000_000_000)?,
+            auth_failures_per_ip: number(
+                "auth_failures_per_ip",
+                s.auth_failures_per_ip,
+                5,
+                1..=100_000,
+            )?,
+            auth_failures_per_client: number(
+                "auth_failures_per_client",
+                s.auth_failures_per_client,
+                50,
+                1..=100_000,
+            )?,
+            auth_failure_recovery_secs: number(
+                "auth_failure_recovery_secs",
+                s.auth_failure_recovery_secs,
+                60,
+                1..=86_400,
+            )?,
         };
-        if limits.api_rate_per_second == 0
-            || limits.api_burst == 0
-            || limits.auth_failures_per_ip == 0
-            || limits.auth_failures_per_client == 0
-            || limits.auth_failure_recovery_secs == 0
-        {
-            return Err("rate limits must be positive numbers".into());
-        }
         let session_idle_secs = s.session_idle_secs.unwrap_or(1800).clamp(1, 7 * 86_400);
         let session_max_secs = s
             .session_max_secs
             .unwrap_or(43_200)
             .clamp(session_idle_secs, 30 * 86_400);
         let handoff_public_key = match s.handoff_public_key {
-            Some(text) => Some(scopegate_core::accounts::handoff::parse_public_key(&text)?),
+            Some(text) => Some(
+                scopegate_core::accounts::handoff::parse_public_key(&text)
+                    .map_err(|e| format!("handoff_public_key: {e}"))?,
+            ),
             None => None,
         };
         let public_url = public_url.trim_end_matches('/').to_string();
-        let client_secret = match std::env::var("SCOPEGATE_GOOGLE_CLIENT_SECRET") {
-            Ok(secret) => Some(secret.trim().to_string().into()),
-            Err(_) => match s.google_client_secret_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| {
-                            format!(
-                                "cannot read Google client secret file {}: {e}",
-                                path.display()
-                            )
-                        })?
-                        .trim()
-                        .to_string()
-                        .into(),
-                ),
-                None => None,
-            },
-        };
-        let api_base = s
-            .google_api_base
-            .unwrap_or_else(|| "https://www.googleapis.com/calendar/v3/".into());
-        let google = GoogleConfig {
-            auth_url: s
-                .google_auth_url
-                .unwrap_or_else(|| "https://accounts.google.com/o/oauth2/v2/auth".into()),
-            token_url: s
-                .google_token_url
-                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
-            revoke_url: s
-                .google_revoke_url
-                .unwrap_or_else(|| "https://oauth2.googleapis.com/revoke".into()),
-            api_base: if api_base.ends_with('/') {
-                api_base
-            } else {
-                format!("{api_base}/")
-            },
-            client_id: s.google_client_id,
-            client_secret,
-            redirect_url: s
-                .google_redirect_url
-                .unwrap_or_else(|| format!("{public_url}/oauth/google/callback")),
-            sync_interval_ms: s.google_sync_interval_ms.unwrap_or(2000).max(10),
-            user_concurrency: s.google_user_concurrency.unwrap_or(4).clamp(1, 64),
-            user_rate_per_second: s.google_user_rate_per_second.unwrap_or(10).max(1),
-            connect_timeout: std::time::Duration::from_secs(
-                s.google_connect_timeout_secs.unwrap_or(5).max(1),
-            ),
-            request_timeout: std::time::Duration::from_secs(
-                s.google_request_timeout_secs.unwrap_or(20).max(1),
-            ),
-            max_retry_after: std::time::Duration::from_secs(
-                s.google_max_retry_after_secs.unwrap_or(60),
-            ),
-        };
         let mut connector_settings = BTreeMap::<_, BTreeMap<_, _>>::new();
         for setting in s.connector_settings {
             connector_settings
@@ -510,52 +476,171 @@ impl Config {
             log_format: s.log_format.unwrap_or_default(),
             schemas_dir: s.schemas_dir,
             token_ttl_secs: s.token_ttl_secs.unwrap_or(900).clamp(60, 86_400),
-            firm_pool_capacity: s.firm_pool_capacity.unwrap_or(256).max(1),
+            firm_pool_capacity: s
+                .firm_pool_capacity
+                .unwrap_or(256)
+                .clamp(1, MAX_FIRM_POOL_CAPACITY),
             trusted_proxies: s.trusted_proxies.unwrap_or_default(),
             limits,
             server,
             session_idle_secs,
             session_max_secs,
             handoff_public_key,
-            google,
             checkpoint_path,
             checkpoint_interval_secs: s.checkpoint_interval_secs.unwrap_or(300),
             backup_key_file: s.backup_key_file,
             backup_generations: s.backup_generations.unwrap_or(7).max(1),
             connector_settings,
+            connector_secrets: BTreeMap::new(),
+            redis_url: s
+                .redis_url
+                .filter(|url| !url.trim().is_empty())
+                .map(secrecy::SecretString::from),
+            metrics_listen: s
+                .metrics_listen
+                .unwrap_or(MetricsListen::On(DEFAULT_METRICS_LISTEN))
+                .addr(),
         })
     }
 
     /// The master keyring, from `SCOPEGATE_MASTER_KEY` or the key file.
     pub fn keyring(&self) -> Result<Arc<Keyring>, KeyError> {
+        Keyring::parse(&self.master_key_text()?).map(Arc::new)
+    }
+
+    /// The master keys' text: `SCOPEGATE_MASTER_KEY`, or the key file's content.
+    pub fn master_key_text(&self) -> Result<String, KeyError> {
         if let Ok(text) = std::env::var("SCOPEGATE_MASTER_KEY") {
-            return Keyring::parse(&text).map(Arc::new);
+            return Ok(text);
         }
         match &self.master_key_file {
-            Some(path) => Keyring::from_file(path).map(Arc::new),
+            Some(path) => crate::keys::read_key_file(path),
             None => Err(KeyError::Missing),
         }
     }
 }
 
+/// The clap id of a connector's own flag.
+fn connector_arg_id(connector: &str, key: &str) -> String {
+    format!("connector:{connector}:{key}")
+}
+
+/// Adds the connectors' own flags (with their environment variables) to the
+/// command line, as global options.
+pub fn with_connector_flags(
+    mut command: clap::Command,
+    connectors: &[Arc<dyn Connector>],
+) -> clap::Command {
+    for connector in connectors {
+        for spec in connector.settings() {
+            let Some(flag) = spec.flag.filter(|_| !spec.secret) else {
+                continue;
+            };
+            let mut arg = clap::Arg::new(connector_arg_id(connector.id(), spec.key))
+                .long(flag)
+                .value_name("VALUE")
+                .help(spec.help)
+                .global(true);
+            if let Some(env) = spec.env {
+                arg = arg.env(env);
+            }
+            command = command.arg(arg);
+        }
+    }
+    command
+}
+
+/// The values of the connectors' own flags (or their environment
+/// variables), as connector settings of the flags layer.
+pub fn connector_flag_values(
+    matches: &clap::ArgMatches,
+    connectors: &[Arc<dyn Connector>],
+) -> Vec<ConnectorSetting> {
+    let mut found = Vec::new();
+    for connector in connectors {
+        for spec in connector.settings() {
+            let id = connector_arg_id(connector.id(), spec.key);
+            if let Ok(Some(value)) = matches.try_get_one::<String>(&id) {
+                found.push(ConnectorSetting {
+                    connector: connector.id().to_string(),
+                    key: spec.key.to_string(),
+                    value: value.clone(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The connectors' secret settings, from their environment variables.
+pub fn connector_secrets(
+    connectors: &[Arc<dyn Connector>],
+) -> BTreeMap<String, BTreeMap<String, secrecy::SecretString>> {
+    let mut secrets = BTreeMap::<String, BTreeMap<_, _>>::new();
+    for connector in connectors {
+        for spec in connector.settings().iter().filter(|s| s.secret) {
+            if let Some(value) = spec.env.and_then(|env| std::env::var(env).ok()) {
+                secrets
+                    .entry(connector.id().to_string())
+                    .or_default()
+                    .insert(spec.key.to_string(), value.into());
+            }
+        }
+    }
+    secrets
+}
+
 fn read_file(path: &Path) -> Result<ConfigArgs, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        let first = e
-            .message()
-            .lines()
-            .next()
-            .unwrap_or("invalid TOML")
-            .to_string();
-        match e.span() {
-            Some(span) => {
-                let line = text[..span.start].lines().count().max(1);
-                format!("config file {} line {line}: {first}", path.display())
+    ConfigArgs::from_toml(path, &text)
+}
+
+impl ConfigArgs {
+    /// Parses the text of the TOML file at `path`. An error is one line
+    /// naming the file, the line and, when it is about a setting, its key.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, String> {
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let key = e.path().to_string();
+            let e = e.into_inner();
+            let first = e.message().lines().next().unwrap_or("invalid TOML");
+            // An unknown key's message goes on to list every key.
+            let first = first.split(", expected one of").next().unwrap_or(first);
+            let place = match e.span() {
+                Some(span) => {
+                    // The line the error starts on (found by a property test:
+                    // counting `lines()` before it was one short at a line start).
+                    let before = &text.as_bytes()[..span.start.min(text.len())];
+                    let line = 1 + before.iter().filter(|b| **b == b'\n').count();
+                    format!("config file {} line {line}", path.display())
+                }
+                None => format!("config file {}", path.display()),
+            };
+            match key.as_str() {
+                "." => format!("{place}: {first}"),
+                key => format!("{place}, key {key}: {first}"),
             }
-            None => format!("config file {}: {first}", path.display()),
-        }
-    })
+        })
+    }
+}
+
+/// A number setting or its default, refused outside `range` naming its key.
+fn number<T: PartialOrd + Copy + std::fmt::Display>(
+    key: &str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, String> {
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{key} must be from {} to {}, not {value}",
+            range.start(),
+            range.end()
+        ))
+    }
 }
 
 fn absolute(path: &Path) -> PathBuf {
@@ -588,44 +673,88 @@ mod tests {
         assert_eq!(config.token_ttl_secs, 900);
     }
 
+    /// A connector with settings of its own, for the tests below.
+    struct Ledgerly;
+
+    impl Connector for Ledgerly {
+        fn id(&self) -> &'static str {
+            "ledgerly"
+        }
+        fn contract(&self) -> scopegate_contract::BuiltInContract {
+            scopegate_contract::BuiltInContract {
+                manifest: "{}",
+                files: &[],
+            }
+        }
+        fn settings(&self) -> &'static [scopegate_contract::SettingSpec] {
+            const fn spec(
+                key: &'static str,
+                flag: &'static str,
+                env: &'static str,
+                secret: bool,
+            ) -> scopegate_contract::SettingSpec {
+                scopegate_contract::SettingSpec {
+                    key,
+                    flag: Some(flag),
+                    env: Some(env),
+                    help: "test",
+                    secret,
+                }
+            }
+            const SPECS: &[scopegate_contract::SettingSpec] = &[
+                spec("url", "ledgerly-url", "SCOPEGATE_TEST_LEDGERLY_URL", false),
+                spec(
+                    "region",
+                    "ledgerly-region",
+                    "SCOPEGATE_TEST_LEDGERLY_REGION",
+                    false,
+                ),
+                spec(
+                    "token",
+                    "ledgerly-token",
+                    "SCOPEGATE_TEST_LEDGERLY_TOKEN",
+                    true,
+                ),
+            ];
+            SPECS
+        }
+    }
+
     #[test]
-    fn google_defaults_are_googles_urls_and_the_secret_stays_hidden() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = dir.path().join("google-secret");
-        std::fs::write(&secret, "GOCSPX-very-secret\n").unwrap();
-        let config = Config::resolve(&ConfigArgs {
-            public_url: Some("https://gw.example/".into()),
-            google_client_id: Some("id.apps.googleusercontent.com".into()),
-            google_client_secret_file: Some(secret),
-            google_api_base: Some("http://127.0.0.1:9/calendar/v3".into()),
+    fn a_connectors_own_flags_and_environment_become_its_settings() {
+        let connectors: Vec<Arc<dyn Connector>> = vec![Arc::new(Ledgerly)];
+        static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        std::env::set_var("SCOPEGATE_TEST_LEDGERLY_REGION", "from-the-environment");
+        std::env::set_var("SCOPEGATE_TEST_LEDGERLY_TOKEN", "very-secret");
+        let command = with_connector_flags(clap::Command::new("scopegate"), &connectors);
+        let secret_flag =
+            command
+                .clone()
+                .try_get_matches_from(["scopegate", "--ledgerly-token", "x"]);
+        let matches = command
+            .try_get_matches_from(["scopegate", "--ledgerly-url", "from-the-flag"])
+            .unwrap();
+        let secrets = connector_secrets(&connectors);
+        std::env::remove_var("SCOPEGATE_TEST_LEDGERLY_REGION");
+        std::env::remove_var("SCOPEGATE_TEST_LEDGERLY_TOKEN");
+        assert!(secret_flag.is_err(), "a secret has no flag");
+        let mut config = Config::resolve(&ConfigArgs {
+            connector_settings: connector_flag_values(&matches, &connectors),
             ..Default::default()
         })
         .unwrap();
-        let google = &config.google;
-        assert_eq!(
-            google.auth_url,
-            "https://accounts.google.com/o/oauth2/v2/auth"
-        );
-        assert_eq!(google.token_url, "https://oauth2.googleapis.com/token");
-        assert_eq!(google.revoke_url, "https://oauth2.googleapis.com/revoke");
-        assert_eq!(google.api_base, "http://127.0.0.1:9/calendar/v3/");
-        assert_eq!(
-            google.redirect_url,
-            "https://gw.example/oauth/google/callback"
-        );
-        assert_eq!(google.user_rate_per_second, 10);
+        config.connector_secrets = secrets;
+        let settings = &config.connector_settings["ledgerly"];
+        assert_eq!(settings["url"], "from-the-flag");
+        assert_eq!(settings["region"], "from-the-environment");
+        assert_eq!(settings.len(), 2, "the secret is not a plain setting");
         use secrecy::ExposeSecret;
         assert_eq!(
-            google.client_secret.as_ref().unwrap().expose_secret(),
-            "GOCSPX-very-secret"
+            config.connector_secrets["ledgerly"]["token"].expose_secret(),
+            "very-secret"
         );
         assert!(!format!("{config:?}").contains("very-secret"));
-        let missing = Config::resolve(&ConfigArgs {
-            google_client_secret_file: Some(dir.path().join("nope")),
-            ..Default::default()
-        })
-        .unwrap_err();
-        assert!(missing.contains("Google client secret file"), "{missing}");
     }
 
     #[test]
@@ -647,6 +776,63 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn an_error_at_the_start_of_a_line_names_that_line_and_the_key() {
+        let err = ConfigArgs::from_toml(
+            Path::new("c.toml"),
+            "data_dir = \"x\"\n\ncolour = \"blue\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "config file c.toml line 3, key colour: unknown field `colour`"
+        );
+        let err = ConfigArgs::from_toml(Path::new("c.toml"), "[connector.crm]\nretries = 3\n")
+            .unwrap_err();
+        assert!(
+            err.starts_with("config file c.toml line 2, key connector.crm.retries: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn limits_a_rate_limiter_cannot_hold_are_refused_naming_the_setting() {
+        // Found by a property test: these passed and then panicked `serve`
+        // while it built its rate limiters (governor's nanosecond budget).
+        let refused =
+            |args: ConfigArgs| Config::from_layers(args, ConfigArgs::default()).unwrap_err();
+        let err = refused(ConfigArgs {
+            auth_failure_recovery_secs: Some(20_000_000_000),
+            ..Default::default()
+        });
+        assert_eq!(
+            err,
+            "auth_failure_recovery_secs must be from 1 to 86400, not 20000000000"
+        );
+        let err = refused(ConfigArgs {
+            auth_failures_per_client: Some(u32::MAX),
+            ..Default::default()
+        });
+        assert!(err.starts_with("auth_failures_per_client must be"), "{err}");
+        let err = refused(ConfigArgs {
+            api_burst: Some(0),
+            ..Default::default()
+        });
+        assert!(err.starts_with("api_burst must be"), "{err}");
+        let config = Config::from_layers(
+            ConfigArgs {
+                firm_pool_capacity: Some(usize::MAX),
+                auth_failure_recovery_secs: Some(86_400),
+                auth_failures_per_ip: Some(100_000),
+                ..Default::default()
+            },
+            ConfigArgs::default(),
+        )
+        .unwrap();
+        crate::http::throttle::AuthThrottle::new("oauth_token", &config.limits, None);
+        assert_eq!(config.firm_pool_capacity, MAX_FIRM_POOL_CAPACITY);
     }
 
     /// The command line as the binary parses it, with these environment
@@ -707,7 +893,7 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "[connector.accounting]\nbase_url = \"https://file.example\"\nregion = \"eu\"\n\
+            "[connector.ledgerly]\nbase_url = \"https://file.example\"\nregion = \"eu\"\n\
              tier = \"file\"\n\n[connector.crm]\nmode = \"file\"\n",
         )
         .unwrap();
@@ -716,7 +902,7 @@ mod tests {
             ("SCOPEGATE_CONFIG", path),
             (
                 "SCOPEGATE_CONNECTOR_SETTINGS",
-                "accounting.region=uk, accounting.tier=env,billing.url=https://b.example/?a=1",
+                "ledgerly.region=uk, ledgerly.tier=env,billing.url=https://b.example/?a=1",
             ),
         ];
         let settings = |argv: &[&str]| {
@@ -737,9 +923,9 @@ mod tests {
         assert_eq!(
             from_env,
             expected(&[
-                ("accounting", "base_url", "https://file.example"),
-                ("accounting", "region", "uk"),
-                ("accounting", "tier", "env"),
+                ("ledgerly", "base_url", "https://file.example"),
+                ("ledgerly", "region", "uk"),
+                ("ledgerly", "tier", "env"),
                 ("billing", "url", "https://b.example/?a=1"),
                 ("crm", "mode", "file"),
             ])
@@ -747,16 +933,16 @@ mod tests {
         // Flags replace the variable as a whole, and lie key by key over the file.
         let from_flags = settings(&[
             "--connector-setting",
-            "accounting.tier=flag",
+            "ledgerly.tier=flag",
             "--connector-setting",
             "crm.mode=a.b=c",
         ]);
         assert_eq!(
             from_flags,
             expected(&[
-                ("accounting", "base_url", "https://file.example"),
-                ("accounting", "region", "eu"),
-                ("accounting", "tier", "flag"),
+                ("ledgerly", "base_url", "https://file.example"),
+                ("ledgerly", "region", "eu"),
+                ("ledgerly", "tier", "flag"),
                 ("crm", "mode", "a.b=c"),
             ])
         );
@@ -769,13 +955,7 @@ mod tests {
 
     #[test]
     fn a_malformed_connector_setting_is_one_line_naming_it() {
-        for item in [
-            "accounting",
-            "accounting=x",
-            ".key=x",
-            "accounting.=x",
-            "=x",
-        ] {
+        for item in ["ledgerly", "ledgerly=x", ".key=x", "ledgerly.=x", "=x"] {
             let err = parse(&["--connector-setting", item], &[]).unwrap_err();
             let first = err.lines().next().unwrap();
             assert!(first.contains(&format!("'{item}'")), "{err}");
@@ -796,5 +976,213 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("line 3") && err.contains("string"), "{err}");
+    }
+
+    #[test]
+    fn metrics_listen_defaults_to_loopback_and_takes_off() {
+        let config = Config::resolve(&ConfigArgs::default()).unwrap();
+        assert_eq!(config.metrics_listen, Some(DEFAULT_METRICS_LISTEN));
+        assert!(config.redis_url.is_none());
+        let off = Config::resolve(&parse(&["--metrics-listen", "off"], &[]).unwrap()).unwrap();
+        assert_eq!(off.metrics_listen, None);
+        let on = parse(&[], &[("SCOPEGATE_METRICS_LISTEN", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(
+            Config::resolve(&on).unwrap().metrics_listen,
+            Some("127.0.0.1:9100".parse().unwrap())
+        );
+        let err = parse(&["--metrics-listen", "everywhere"], &[]).unwrap_err();
+        assert!(err.lines().next().unwrap().contains("or off"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "metrics_listen = \"off\"\nredis_url = \"redis://:hunter2@127.0.0.1:6379/\"\n",
+        )
+        .unwrap();
+        let config = Config::resolve(&ConfigArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(config.metrics_listen, None);
+        assert!(config.redis_url.is_some());
+        assert!(
+            !format!("{config:?}").contains("hunter2"),
+            "the Redis password stays hidden"
+        );
+    }
+
+    mod properties {
+        use super::super::*;
+        use crate::http::throttle::{ApiLimiters, AuthThrottle};
+        use proptest::prelude::*;
+
+        /// Every TOML key: the settings' fields as clap lists them, but
+        /// `config`, and `connector` for the connector tables.
+        fn keys() -> Vec<String> {
+            ConfigArgs::augment_args(clap::Command::new("scopegate"))
+                .get_arguments()
+                .map(|a| a.get_id().as_str().to_string())
+                .filter(|k| k != "config")
+                .map(|k| match k.as_str() {
+                    "connector_settings" => "connector".to_string(),
+                    _ => k,
+                })
+                .collect()
+        }
+
+        fn parse(text: &str) -> Result<ConfigArgs, String> {
+            ConfigArgs::from_toml(Path::new("c.toml"), text)
+        }
+
+        /// Well-typed top-level settings, each a line of its own.
+        const VALID: [(&str, &str); 7] = [
+            ("api_burst", "7"),
+            ("listen", "\"127.0.0.1:9\""),
+            ("log_format", "\"json\""),
+            ("data_dir", "\"/srv/scopegate\""),
+            ("token_ttl_secs", "120"),
+            ("trusted_proxies", "[\"10.0.0.1\", \"::1\"]"),
+            ("public_url", "\"https://gw.example\""),
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn any_text_parses_or_is_refused_with_the_file_and_a_line_in_it(text in "\\PC{0,200}|([a-z_]{1,30} = [\\PC]{0,30}\n){0,5}") {
+                if let Err(e) = parse(&text) {
+                    prop_assert!(e.starts_with("config file c.toml"), "{}", e);
+                    prop_assert_eq!(e.lines().count(), 1, "{}", e);
+                    if let Some(rest) = e.strip_prefix("config file c.toml line ") {
+                        let line: usize = rest.split([':', ',']).next().unwrap().parse().unwrap();
+                        prop_assert!((1..=text.split('\n').count()).contains(&line), "{}", e);
+                    }
+                }
+            }
+
+            #[test]
+            fn settings_written_to_a_file_are_read_back(
+                api_burst in proptest::option::of(any::<u32>()),
+                token_ttl_secs in proptest::option::of(any::<u64>().prop_map(|n| n >> 1)),
+                // An address as text has no IPv6 flow label: drawn without one.
+                listen in proptest::option::of(any::<(IpAddr, u16)>().prop_map(SocketAddr::from)),
+                public_url in proptest::option::of("\\PC{0,30}"),
+                trusted_proxies in proptest::option::of(proptest::collection::vec(any::<IpAddr>(), 0..4)),
+                connectors in proptest::collection::btree_map(
+                    "[a-z-]{1,12}",
+                    proptest::collection::btree_map("\\PC{1,12}", "\\PC{0,20}", 0..4),
+                    0..3,
+                ),
+            ) {
+                // TOML integers are i64: token_ttl_secs is drawn below 2^63.
+                let mut file = toml::Table::new();
+                if let Some(n) = api_burst {
+                    file.insert("api_burst".into(), i64::from(n).into());
+                }
+                if let Some(n) = token_ttl_secs {
+                    file.insert("token_ttl_secs".into(), (n as i64).into());
+                }
+                if let Some(addr) = listen {
+                    file.insert("listen".into(), addr.to_string().into());
+                }
+                if let Some(url) = &public_url {
+                    file.insert("public_url".into(), url.clone().into());
+                }
+                if let Some(ips) = &trusted_proxies {
+                    let ips: Vec<toml::Value> = ips.iter().map(|ip| ip.to_string().into()).collect();
+                    file.insert("trusted_proxies".into(), ips.into());
+                }
+                let tables: toml::Table = connectors
+                    .iter()
+                    .map(|(id, keys)| {
+                        let keys: toml::Table =
+                            keys.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+                        (id.clone(), keys.into())
+                    })
+                    .collect();
+                if !tables.is_empty() {
+                    file.insert("connector".into(), tables.into());
+                }
+                let text = toml::to_string(&file).unwrap();
+                let read = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+                prop_assert_eq!(read.api_burst, api_burst);
+                prop_assert_eq!(read.token_ttl_secs, token_ttl_secs);
+                prop_assert_eq!(read.listen, listen);
+                prop_assert_eq!(read.public_url, public_url);
+                prop_assert_eq!(read.trusted_proxies, trusted_proxies);
+                let settings: Vec<(String, String, String)> = read
+                    .connector_settings
+                    .into_iter()
+                    .map(|s| (s.connector, s.key, s.value))
+                    .collect();
+                let expected: Vec<(String, String, String)> = connectors
+                    .into_iter()
+                    .flat_map(|(id, keys)| keys.into_iter().map(move |(k, v)| (id.clone(), k, v)))
+                    .collect();
+                prop_assert_eq!(settings, expected);
+            }
+
+            #[test]
+            fn a_bad_line_is_refused_naming_its_line_and_key(
+                filler in proptest::sample::subsequence(VALID.to_vec(), 0..=VALID.len()).prop_shuffle(),
+                gaps in proptest::collection::vec(prop_oneof![Just(""), Just("# a comment")], 8),
+                at in any::<prop::sample::Index>(),
+                key in prop_oneof![
+                    proptest::sample::select(keys()),
+                    "[a-z][a-z_]{0,20}".prop_filter("not a setting", |k| !keys().contains(k)),
+                ],
+                bad in prop_oneof![Just("true"), Just("{ a = 1 }"), Just("1979-05-27"), Just("0.5")],
+            ) {
+                prop_assume!(!filler.iter().any(|(k, _)| *k == key));
+                let mut lines: Vec<String> = Vec::new();
+                for (i, (k, v)) in filler.iter().enumerate() {
+                    lines.push(format!("{k} = {v}"));
+                    lines.push(gaps[i].to_string());
+                }
+                let at = at.index(lines.len() + 1);
+                lines.insert(at, format!("{key} = {bad}"));
+                let text = lines.join("\n");
+                let e = parse(&text).err().ok_or_else(|| TestCaseError::fail(format!("accepted:\n{text}")))?;
+                // The key, or a key inside it (`connector.x`).
+                let place = format!("config file c.toml line {}, key {key}", at + 1);
+                let named = e.strip_prefix(&place).is_some_and(|r| r.starts_with([':', '.']));
+                prop_assert!(named, "{} (expected {})\n{}", e, place, text);
+            }
+
+            #[test]
+            fn any_numbers_resolve_to_a_gateway_that_starts_or_an_error_naming_the_key(
+                numbers in proptest::collection::vec(any::<u64>(), 20),
+                small in proptest::collection::vec(0u64..100_000, 20),
+                pick_small in proptest::collection::vec(any::<bool>(), 20),
+            ) {
+                let n = |i: usize| if pick_small[i] { small[i] } else { numbers[i] };
+                let args = ConfigArgs {
+                    token_ttl_secs: Some(n(0)),
+                    firm_pool_capacity: Some(n(1) as usize),
+                    header_read_timeout_secs: Some(n(2)),
+                    request_timeout_secs: Some(n(3)),
+                    max_connections: Some(n(4) as usize),
+                    api_rate_per_second: Some(n(5)),
+                    api_burst: Some(n(6) as u32),
+                    auth_failures_per_ip: Some(n(7) as u32),
+                    auth_failures_per_client: Some(n(8) as u32),
+                    auth_failure_recovery_secs: Some(n(9)),
+                    session_idle_secs: Some(n(10)),
+                    session_max_secs: Some(n(11)),
+                    checkpoint_interval_secs: Some(n(18)),
+                    backup_generations: Some(n(19) as usize),
+                    ..Default::default()
+                };
+                match Config::from_layers(args, ConfigArgs::default()) {
+                    Ok(config) => {
+                        AuthThrottle::new("oauth_token", &config.limits, None);
+                        ApiLimiters::new(&config.limits, Arc::new(Vec::new()), None);
+                        prop_assert!(config.firm_pool_capacity <= MAX_FIRM_POOL_CAPACITY);
+                    }
+                    Err(e) => prop_assert!(keys().iter().any(|k| e.starts_with(k.as_str())), "{}", e),
+                }
+            }
+        }
     }
 }

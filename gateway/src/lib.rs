@@ -10,7 +10,7 @@
 //! the credential, never a parameter. Follow one vendor request:
 //!
 //! 1. [`connectors::registered`] is the list of connectors; nothing else in
-//!    this crate names one (but the Google Calendar module, still to move).
+//!    this crate names one.
 //!    [`app::Application::build`] compiles their contracts into the
 //!    [`catalogue`] and asks the core for each connector's
 //!    [`scopegate_contract::Capabilities`].
@@ -19,7 +19,7 @@
 //!    its grant, and [`capabilities::grant_for_token`] mints the
 //!    [`scopegate_contract::FirmGrant`] the handler receives (refused if the
 //!    firm consented to an older contract, or the token is another connector's).
-//! 3. The connector (e.g. `scopegate_accounting`) can only read through
+//! 3. The connector (its own crate under `connectors/`) can only read through
 //!    `ProjectedReader` (the columns its schemas name, in that firm's database,
 //!    see [`tenancy`] and [`projection`]), check what it built against its
 //!    schema (a `CheckedPayload`), and hand that to `AuditedSender`, which
@@ -35,12 +35,13 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod connector_host;
 pub mod connectors;
-pub mod google;
 pub mod http;
+pub mod metrics;
 pub mod telemetry;
 
 pub use scopegate_core::{
     accounts, backup, capabilities, catalogue, clock, keys, outbound_log, projection, registry,
-    secrets, tenancy,
+    reseal, secrets, tenancy,
 };

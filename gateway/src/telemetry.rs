@@ -1,5 +1,6 @@
 //! Logging: human-readable by default, JSON lines with `--log-format json`,
-//! filtered by `RUST_LOG`. Handlers never log headers, bodies or secrets.
+//! filtered by `RUST_LOG`. Handlers never log headers, bodies or secrets. A
+//! log that cannot be written loses lines, never requests.
 
 use crate::config::LogFormat;
 use tracing_subscriber::EnvFilter;
@@ -8,9 +9,13 @@ use tracing_subscriber::EnvFilter;
 pub fn init(format: LogFormat, default_level: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // A line that cannot be written (the log's disk is full) is dropped: the
+    // subscriber's fallback would report it with eprintln!, which panics when
+    // stderr fails too, taking down the request that logged.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

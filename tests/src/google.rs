@@ -3,8 +3,14 @@
 //! and diary edits made the way the practice system makes them.
 
 use crate::{TestApp, TestEnv};
-use scopegate::config::{Config, ConfigArgs};
+use scopegate::config::{Config, ConfigArgs, ConnectorSetting};
 use scopegate::tenancy::FirmDb;
+use scopegate_contract::{Capabilities, ConnectorError, FirmGrant};
+use scopegate_google_calendar::consent::{ConnectionStatus, DisconnectReport};
+use scopegate_google_calendar::context::Ctx;
+use scopegate_google_calendar::store::Connection;
+use scopegate_google_calendar::switch_off::SwitchOffReport;
+use scopegate_google_calendar::GoogleCalendar;
 use scopegate_google_emulator::{Emulator, EmulatorConfig, RunningEmulator};
 use sqlx::Row;
 
@@ -25,16 +31,129 @@ pub fn google_args(env: &TestEnv, emulator: &RunningEmulator, interval_ms: u64) 
         database_url: Some(env.database_url.clone()),
         listen: Some("127.0.0.1:0".parse().expect("addr")),
         trusted_proxies: Some(vec!["127.0.0.1".parse().expect("ip")]),
-        google_auth_url: Some(emulator.auth_url()),
-        google_token_url: Some(emulator.token_url()),
-        google_revoke_url: Some(emulator.revoke_url()),
-        google_api_base: Some(emulator.api_base()),
-        google_client_id: Some(emulator.emulator.config().client_id),
-        google_client_secret_file: Some(secret_file),
-        google_sync_interval_ms: Some(interval_ms),
-        google_user_concurrency: Some(8),
-        google_user_rate_per_second: Some(1000),
+        connector_settings: [
+            ("auth_url", emulator.auth_url()),
+            ("token_url", emulator.token_url()),
+            ("revoke_url", emulator.revoke_url()),
+            ("api_base", emulator.api_base()),
+            ("client_id", emulator.emulator.config().client_id),
+            (
+                "client_secret_file",
+                secret_file.to_str().expect("utf-8 path").to_string(),
+            ),
+            ("sync_interval_ms", interval_ms.to_string()),
+            ("user_concurrency", "8".into()),
+            ("user_rate_per_second", "1000".into()),
+        ]
+        .into_iter()
+        .map(|(key, value)| google_setting(key, value))
+        .collect(),
+        metrics_listen: Some(scopegate::config::MetricsListen::Off),
         ..Default::default()
+    }
+}
+
+/// One setting of the Google Calendar connector (`[connector.google-calendar] key`).
+pub fn google_setting(key: &str, value: impl Into<String>) -> ConnectorSetting {
+    ConnectorSetting {
+        connector: "google-calendar".into(),
+        key: key.into(),
+        value: value.into(),
+    }
+}
+
+/// The Google Calendar connector over a running gateway's capabilities, as the
+/// operator reaches it: for starting consents and reading connections.
+pub struct Calendar {
+    ctx: Ctx,
+    app_state: scopegate::app::AppState,
+}
+
+impl Calendar {
+    pub fn of(app: &TestApp) -> Self {
+        Self::of_state(&app.state)
+    }
+
+    pub fn of_state(state: &scopegate::app::AppState) -> Self {
+        let running = state
+            .connectors
+            .iter()
+            .find(|r| r.connector.id() == "google-calendar")
+            .expect("google-calendar is registered");
+        let caps: Capabilities = running.capabilities.clone();
+        Self {
+            ctx: GoogleCalendar::new().context(&caps).expect("settings"),
+            app_state: state.clone(),
+        }
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// The operator's handle on the firm's grant.
+    pub async fn grant(&self, firm_id: &str) -> FirmGrant {
+        let grant = self
+            .app_state
+            .registry
+            .grant(firm_id, "google-calendar")
+            .await
+            .expect("grant");
+        let compiled = self
+            .app_state
+            .catalogue
+            .require("google-calendar")
+            .expect("catalogue");
+        scopegate::capabilities::grant_for_operator(&grant, &compiled, "test").expect("fresh")
+    }
+
+    /// Google's authorize URL for `user` (a consent the operator started).
+    pub async fn consent_url(&self, firm_id: &str, user: &str) -> Result<url::Url, ConnectorError> {
+        let grant = self.grant(firm_id).await;
+        scopegate_google_calendar::consent::start(&self.ctx, &grant, user, false)
+            .await
+            .map(|(url, _)| url)
+    }
+
+    pub async fn connection(&self, firm_id: &str, user: &str) -> Option<Connection> {
+        let grant = self.grant(firm_id).await;
+        scopegate_google_calendar::store::connection_for_user(&self.ctx.caps, &grant, user)
+            .await
+            .expect("connection")
+    }
+
+    pub async fn statuses(&self, firm_id: &str) -> Vec<ConnectionStatus> {
+        let grant = self.grant(firm_id).await;
+        scopegate_google_calendar::consent::connection_statuses(&self.ctx, &grant)
+            .await
+            .expect("statuses")
+    }
+
+    pub async fn disconnect(
+        &self,
+        firm_id: &str,
+        user: &str,
+        delete_events: bool,
+    ) -> Result<DisconnectReport, ConnectorError> {
+        let grant = self.grant(firm_id).await;
+        scopegate_google_calendar::consent::disconnect(&self.ctx, &grant, user, delete_events).await
+    }
+
+    /// Switches the connector off for the firm as an admin would, then does its clean-up.
+    pub async fn switch_off(
+        &self,
+        firm_id: &str,
+        actor: &str,
+        delete_events: bool,
+    ) -> Result<SwitchOffReport, ConnectorError> {
+        self.app_state
+            .registry
+            .disable_grant(firm_id, "google-calendar", actor)
+            .await
+            .expect("disable");
+        let grant = self.grant(firm_id).await;
+        scopegate_google_calendar::switch_off::after_switch_off(&self.ctx, &grant, delete_events)
+            .await
     }
 }
 
@@ -55,7 +174,8 @@ pub async fn enable_google(env: &TestEnv, firm_id: &str) {
 /// Connects `user` as their browser would, signed in at Google as `account`:
 /// start, follow Google's redirect back to the gateway's callback. Returns the callback's status.
 pub async fn connect_user(app: &TestApp, firm_id: &str, user: &str, account: &str) -> u16 {
-    let mut url = scopegate::google::consent::start(&app.state.google, firm_id, user)
+    let mut url = Calendar::of(app)
+        .consent_url(firm_id, user)
         .await
         .expect("consent start");
     url.query_pairs_mut().append_pair("login_hint", account);

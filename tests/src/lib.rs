@@ -7,11 +7,12 @@
 //! PostgreSQL half is skipped with a message, except with `CI=true`, where it fails.
 
 pub mod google;
+pub mod proxy;
 pub mod settings;
 pub mod webdriver;
 
 use scopegate::app::{AppState, Application};
-use scopegate::config::{Config, ConfigArgs};
+use scopegate::config::{Config, ConfigArgs, MetricsListen};
 use scopegate::keys::Keyring;
 use scopegate::registry::Registry;
 use scopegate::tenancy::{provision_firm_database, seed, FirmDb};
@@ -137,6 +138,7 @@ impl TestEnv {
             database_url: Some(self.database_url.clone()),
             listen: Some("127.0.0.1:0".parse().expect("addr")),
             trusted_proxies: Some(vec!["127.0.0.1".parse().expect("ip")]),
+            metrics_listen: Some(MetricsListen::On("127.0.0.1:0".parse().expect("addr"))),
             ..Default::default()
         };
         Config::resolve(&args).expect("config")
@@ -156,6 +158,8 @@ impl TestEnv {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
+    /// `http://host:port` of the metrics listener, when the configuration has one.
+    pub metrics_base: Option<String>,
     pub http: reqwest::Client,
     pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -169,10 +173,11 @@ impl TestApp {
 
     /// Starts with a given master keyring (instances sharing a registry share their keys).
     pub async fn start_with_keyring(config: Config, keyring: Arc<Keyring>) -> Self {
-        let app = Application::build(config, keyring)
+        let app = Application::build(config, keyring, scopegate::connectors::registered())
             .await
             .expect("build app");
         let addr = app.local_addr();
+        let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
         let state = app.state();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -189,6 +194,7 @@ impl TestApp {
         Self {
             addr,
             base: format!("http://{addr}"),
+            metrics_base,
             http,
             state,
             stop: Some(stop),

@@ -12,6 +12,7 @@ use scopegate_contract::axum::routing::{get, post};
 use scopegate_contract::axum::Router;
 use scopegate_contract::{BuiltInContract, Capabilities, Connector};
 
+pub use fees::fee_body;
 pub use paging::{encode_cursor, page_params};
 
 /// The connector id (folder under `schemas/`).
@@ -74,7 +75,18 @@ impl Connector for Accounting {
     }
 
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
-        Some(<ApiDoc as utoipa::OpenApi>::openapi())
+        let mut api = <ApiDoc as utoipa::OpenApi>::openapi();
+        // A fee post needs its body; utoipa cannot tell that from a schema reference.
+        if let Some(body) = api
+            .paths
+            .paths
+            .get_mut("/v1/fees")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut())
+        {
+            body.required = Some(utoipa::openapi::Required::True);
+        }
+        Some(api)
     }
 
     fn openapi_components(&self) -> &'static [(&'static str, &'static str)] {

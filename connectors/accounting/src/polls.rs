@@ -1,7 +1,7 @@
 //! `GET /v1/transactions` and `GET /v1/matters`: a page of projected rows in
 //! change order, checked against its page schema and logged before it leaves.
 
-use crate::paging::{encode_cursor, page_params};
+use crate::paging::{encode_cursor, page_params, CursorParam, LimitParam};
 use scopegate_contract::axum::extract::{RawQuery, State};
 use scopegate_contract::axum::http::StatusCode;
 use scopegate_contract::{Capabilities, ConnectorError, LoggedBody, Reply, Vendor};
@@ -9,8 +9,8 @@ use serde_json::json;
 
 /// Transactions changed after `cursor`, oldest change first.
 #[utoipa::path(get, path = "/v1/transactions", tag = "accounting",
-    params(("cursor" = Option<String>, Query, description = "next_cursor of the previous page; omit to start from the beginning"),
-           ("limit" = Option<i64>, Query, description = "page size, 1-500, default 100")),
+    params(("cursor" = inline(Option<CursorParam>), Query, description = "next_cursor of the previous page; omit to start from the beginning"),
+           ("limit" = inline(Option<LimitParam>), Query, description = "page size, 1-500, default 100")),
     responses((status = 200, description = "A page of transactions", body = ref("#/components/schemas/TransactionsPage")),
               (status = 400, description = "Malformed cursor or limit", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
               (status = 401, description = "Missing, invalid, expired or revoked token"),
@@ -35,8 +35,8 @@ pub async fn transactions(
 
 /// Matter references (id, number, name) changed after `cursor`.
 #[utoipa::path(get, path = "/v1/matters", tag = "accounting",
-    params(("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-           ("limit" = Option<i64>, Query, description = "page size, 1-500, default 100")),
+    params(("cursor" = inline(Option<CursorParam>), Query, description = "next_cursor of the previous page; omit to start from the beginning"),
+           ("limit" = inline(Option<LimitParam>), Query, description = "page size, 1-500, default 100")),
     responses((status = 200, description = "A page of matter references", body = ref("#/components/schemas/MattersPage")),
               (status = 400, description = "Malformed cursor or limit", body = ref("#/components/schemas/Problem"), content_type = "application/problem+json"),
               (status = 401, description = "Missing, invalid, expired or revoked token"),

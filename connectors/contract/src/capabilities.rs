@@ -4,16 +4,16 @@
 //! background job). Every method takes a [`FirmGrant`] the connector cannot
 //! forge, and everything that leaves takes a [`CheckedPayload`].
 
+use crate::calls::{Answer, Call};
+use crate::records::GrantRecords;
 use crate::{CheckedPayload, ConnectorError, FirmGrant, LoggedBody, Schema};
 use axum::http::StatusCode;
+use secrecy::SecretString;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-/// A boxed future, so the capability traits stay object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::future::BoxFuture;
 
 /// Rows read through a projection, oldest change first.
 #[derive(Debug, Clone, Default)]
@@ -78,6 +78,14 @@ pub trait AuditedSender: Send + Sync {
         record_ids: Vec<String>,
         payload: CheckedPayload,
     ) -> BoxFuture<'a, Result<u16, ConnectorError>>;
+
+    /// Calls a third party's API (see [`crate::calls`]): [`ConnectorError::Stopped`]
+    /// when the grant is off (unless the call is a body-less clean-up).
+    fn call<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        call: Call,
+    ) -> BoxFuture<'a, Result<Answer, ConnectorError>>;
 }
 
 /// What posting a fee came to.
@@ -111,6 +119,9 @@ pub trait InboundWriter: Send + Sync {
 pub trait GrantLeases: Send + Sync {
     /// This connector's enabled, currently-consented grants, as lease handles.
     fn active_grants(&self) -> BoxFuture<'_, Result<Vec<FirmGrant>, ConnectorError>>;
+    /// Whether the grant is on now, for the contract the handle names.
+    fn is_active<'a>(&'a self, grant: &'a FirmGrant)
+        -> BoxFuture<'a, Result<bool, ConnectorError>>;
     /// A named cursor of the grant (0 when never set).
     fn cursor<'a>(
         &'a self,
@@ -134,8 +145,11 @@ pub struct Capabilities {
     sender: Arc<dyn AuditedSender>,
     inbound: Arc<dyn InboundWriter>,
     leases: Arc<dyn GrantLeases>,
+    records: Arc<dyn GrantRecords>,
     schemas: Arc<BTreeMap<String, Schema>>,
     settings: Arc<BTreeMap<String, String>>,
+    secrets: Arc<BTreeMap<String, SecretString>>,
+    public_url: Arc<str>,
     stopping: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -145,9 +159,14 @@ pub struct CapabilityParts {
     pub sender: Arc<dyn AuditedSender>,
     pub inbound: Arc<dyn InboundWriter>,
     pub leases: Arc<dyn GrantLeases>,
+    pub records: Arc<dyn GrantRecords>,
     pub schemas: BTreeMap<String, Schema>,
     /// The operator's settings for this connector (`[connector.<id>]`).
     pub settings: BTreeMap<String, String>,
+    /// Its secret settings (from the environment only).
+    pub secrets: BTreeMap<String, SecretString>,
+    /// The URL browsers and third parties reach the gateway at (no trailing `/`).
+    pub public_url: String,
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -158,8 +177,11 @@ impl Capabilities {
             sender: parts.sender,
             inbound: parts.inbound,
             leases: parts.leases,
+            records: parts.records,
             schemas: Arc::new(parts.schemas),
             settings: Arc::new(parts.settings),
+            secrets: Arc::new(parts.secrets),
+            public_url: parts.public_url.trim_end_matches('/').into(),
             stopping: parts.stopping,
         }
     }
@@ -176,6 +198,9 @@ impl Capabilities {
     pub fn leases(&self) -> &dyn GrantLeases {
         self.leases.as_ref()
     }
+    pub fn records(&self) -> &dyn GrantRecords {
+        self.records.as_ref()
+    }
 
     /// One of the connector's compiled schemas (a missing one is a bug: 500).
     pub fn schema(&self, name: &str) -> Result<&Schema, ConnectorError> {
@@ -187,6 +212,21 @@ impl Capabilities {
     /// An operator setting of this connector.
     pub fn setting(&self, key: &str) -> Option<&str> {
         self.settings.get(key).map(String::as_str)
+    }
+
+    /// A secret setting of this connector.
+    pub fn secret(&self, key: &str) -> Option<&SecretString> {
+        self.secrets.get(key)
+    }
+
+    /// The URL browsers and third parties reach the gateway at (no trailing `/`).
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Whether cookies set for the browser must be `Secure` (the gateway is reached over HTTPS).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 
     /// True once the gateway is shutting down.

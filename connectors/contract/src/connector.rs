@@ -2,6 +2,9 @@
 
 use crate::capabilities::{BoxFuture, Capabilities};
 use crate::manifest::{ConnectorContract, ContractError};
+use crate::settings::SettingSpec;
+use crate::{ConnectorError, FirmGrant};
+use serde_json::Value;
 
 /// A connector's data contract as built into its crate: the manifest and the
 /// schema files of `schemas/<id>/`.
@@ -33,6 +36,17 @@ pub struct SwitchOffOption {
     pub label: &'static str,
 }
 
+/// A connector's tab on the settings page: a script the page loads (same
+/// origin, so within the page's CSP) that registers a renderer with
+/// `window.scopegate.panel(id, {render(root, api), outcome(code)})`.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingsPanel {
+    pub title: &'static str,
+    /// One sentence under the tab's heading.
+    pub intro: &'static str,
+    pub script: &'static str,
+}
+
 /// One third-party integration. It sees firm data only through the
 /// [`Capabilities`] the gateway hands it.
 pub trait Connector: Send + Sync + 'static {
@@ -59,6 +73,13 @@ pub trait Connector: Send + Sync + 'static {
         &[]
     }
 
+    /// The purposes it seals secrets for with [`crate::GrantRecords::seal`].
+    /// Values sealed since purposes are kept in clear re-seal without this;
+    /// `scopegate keys rotate` tries these on older (`v1`) values, which do not name theirs.
+    fn sealed_purposes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Choices offered when a firm admin switches this connector off.
     fn switch_off_options(&self) -> &'static [SwitchOffOption] {
         &[]
@@ -67,6 +88,57 @@ pub trait Connector: Send + Sync + 'static {
     /// OAuth scopes described for the OpenAPI document: (scope, description).
     fn scope_descriptions(&self) -> &'static [(&'static str, &'static str)] {
         &[]
+    }
+
+    /// Routes for the signed-in settings user, mounted under
+    /// `/admin/v1/connectors/<id>/` behind the session (CSRF checked); their
+    /// handlers take a [`crate::SettingsUser`].
+    fn settings_routes(&self) -> Option<axum::Router<Capabilities>> {
+        None
+    }
+
+    /// Browser-facing routes without a session (e.g. an OAuth consent
+    /// callback), mounted at the paths they name.
+    fn public_routes(&self) -> Option<axum::Router<Capabilities>> {
+        None
+    }
+
+    /// The connector's tab on the settings page.
+    fn settings_panel(&self) -> Option<SettingsPanel> {
+        None
+    }
+
+    /// The operator settings it reads, with their flags and environment variables.
+    fn settings(&self) -> &'static [SettingSpec] {
+        &[]
+    }
+
+    /// Whether the operator configured what it needs (shown on the settings page).
+    fn available(&self, _caps: &Capabilities) -> bool {
+        true
+    }
+
+    /// Work of its own when a firm switches it off (the grant is already off):
+    /// `chosen` holds the [`SwitchOffOption`] names the admin ticked. The
+    /// report is shown to the admin.
+    fn switch_off<'a>(
+        &'a self,
+        _caps: &'a Capabilities,
+        _grant: FirmGrant,
+        _chosen: &'a [&'static str],
+    ) -> Option<BoxFuture<'a, Result<Value, ConnectorError>>> {
+        None
+    }
+
+    /// `scopegate connector <id> --firm F <args>`: operator commands for one
+    /// firm's grant; returns what to print.
+    fn operator_command<'a>(
+        &'a self,
+        _caps: &'a Capabilities,
+        _grant: FirmGrant,
+        _args: &'a [String],
+    ) -> Option<BoxFuture<'a, Result<String, ConnectorError>>> {
+        None
     }
 
     /// Work the gateway runs while it serves (e.g. pushing changes out); it

@@ -4,6 +4,7 @@
 //! that sends or logs firm data takes one instead of a free-form value.
 
 use crate::manifest::ConnectorContract;
+use jsonschema::error::ValidationErrorKind;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,10 +108,21 @@ impl Schema {
             Some(error) => {
                 let path = error.instance_path().to_string();
                 let message = error.masked().to_string();
-                let field = if path.is_empty() {
-                    unexpected_field(&message).unwrap_or_default()
-                } else {
-                    path
+                // A missing or unexpected member is named by the member, not
+                // the object holding it; anything else by its own path.
+                let member = match error.kind() {
+                    ValidationErrorKind::AdditionalProperties { unexpected }
+                    | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                        unexpected.first().cloned()
+                    }
+                    ValidationErrorKind::Required { property } => {
+                        property.as_str().map(str::to_string)
+                    }
+                    _ => None,
+                };
+                let field = match member {
+                    Some(name) => format!("{path}/{name}"),
+                    None => path,
                 };
                 Err(SchemaViolation { field, message })
             }
@@ -166,15 +178,6 @@ fn top_level_fields(value: &Value) -> Vec<String> {
         }
     }
     fields
-}
-
-/// additionalProperties errors have an empty path; pull the field from the message.
-fn unexpected_field(message: &str) -> Option<String> {
-    let open = message.find(['\'', '"'])?;
-    let quote = message[open..].chars().next()?;
-    let start = open + 1;
-    let end = start + message[start..].find(quote)?;
-    Some(format!("/{}", &message[start..end]))
 }
 
 /// Replaces `{"$ref": "sibling.json"}` with the sibling document.
@@ -253,6 +256,15 @@ mod tests {
         assert_eq!(
             schema.check(&json!({"a": 1, "b": 2})).unwrap_err().field,
             "/b"
+        );
+        assert_eq!(schema.check(&json!({})).unwrap_err().field, "/a");
+        // Found by fuzzing: a body that is not an object named the field
+        // "object" (the first quoted word of the message), and a member
+        // with a quote in its name was named by half of it.
+        assert_eq!(schema.check(&json!(-2)).unwrap_err().field, "");
+        assert_eq!(
+            schema.check(&json!({"a": 1, "it's": 2})).unwrap_err().field,
+            "/it's"
         );
         assert!(schema.check_bytes(b"{not json").is_err());
         assert_eq!(

@@ -2,13 +2,14 @@
 //! `authError`), client-chosen ids (base32hex, 5-1024 characters; a reused id
 //! answers 409 `duplicate`), deleted events kept as `cancelled` (a second
 //! delete answers 410 `deleted`), and injected latency, 429/503 faults and
-//! per-account faults (never answering; 429 with a long `Retry-After`).
+//! per-account faults (never answering; 429 with a long `Retry-After`; any
+//! 5xx; a trickled body; an oversized body; a redirect).
 
 // Checks return the finished error response Google would send; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-use crate::{now_ms, Emulator, StoredEvent};
-use axum::body::Bytes;
+use crate::{now_ms, AccountFault, Emulator, StoredEvent};
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -77,7 +78,7 @@ async fn api(
             let roll: f64 = rand::thread_rng().gen();
             if let Some(fault) = config.account_faults.get(&account) {
                 match fault {
-                    crate::AccountFault::Hang => {
+                    AccountFault::Hang => {
                         emulator.record(
                             "api",
                             method.as_str(),
@@ -89,7 +90,7 @@ async fn api(
                         std::future::pending::<()>().await;
                         unreachable!("a pending future never completes");
                     }
-                    crate::AccountFault::RateLimited { retry_after_secs } => {
+                    AccountFault::RateLimited { retry_after_secs } => {
                         let mut r = google_error(
                             StatusCode::TOO_MANY_REQUESTS,
                             "rateLimitExceeded",
@@ -101,6 +102,21 @@ async fn api(
                         );
                         r
                     }
+                    AccountFault::ServerError { status } => google_error(
+                        StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                        "backendError",
+                        "Backend Error",
+                    ),
+                    AccountFault::SlowBody { interval_ms } => {
+                        let answer = handle(emulator, &account);
+                        trickled(answer, std::time::Duration::from_millis(*interval_ms)).await
+                    }
+                    AccountFault::OversizedBody { bytes } => oversized(emulator, &account, *bytes),
+                    AccountFault::Redirect { status, location } => (
+                        StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
+                        [(header::LOCATION, location.as_str())],
+                    )
+                        .into_response(),
                 }
             } else if roll < config.fault_rate {
                 if roll < config.fault_rate / 2.0 {
@@ -136,6 +152,69 @@ async fn api(
         &String::from_utf8_lossy(body),
     );
     response
+}
+
+/// The same answer, its body sent one byte every `interval`.
+async fn trickled(answer: Response, interval: std::time::Duration) -> Response {
+    let (parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let stream = futures::stream::unfold(0usize, move |at| {
+        let bytes = bytes.clone();
+        async move {
+            if at >= bytes.len() {
+                return None;
+            }
+            tokio::time::sleep(interval).await;
+            Some((Ok::<_, std::io::Error>(bytes.slice(at..at + 1)), at + 1))
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// A 200 with a valid event `total` bytes long, in 64 KiB chunks, counting what is handed over.
+fn oversized(emulator: &Emulator, account: &str, total: u64) -> Response {
+    const CHUNK: u64 = 64 * 1024;
+    let head: &'static [u8] =
+        br#"{"kind":"calendar#event","status":"confirmed","summary":"oversized","description":""#;
+    let tail: &'static [u8] = br#""}"#;
+    let filler = total.saturating_sub((head.len() + tail.len()) as u64);
+    let total = filler + (head.len() + tail.len()) as u64;
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    emulator.0.world.lock().expect("world").streamed.push((
+        account.to_string(),
+        total,
+        sent.clone(),
+    ));
+    // State: how much filler is left to send (None: the head is not out yet).
+    let stream = futures::stream::unfold(Some(None::<u64>), move |state| {
+        let sent = sent.clone();
+        async move {
+            let chunk = match state? {
+                None => (Bytes::from_static(head), Some(Some(filler))),
+                Some(0) => (Bytes::from_static(tail), None),
+                Some(left) => {
+                    let n = left.min(CHUNK);
+                    (Bytes::from(vec![b'x'; n as usize]), Some(Some(left - n)))
+                }
+            };
+            sent.fetch_add(chunk.0.len() as u64, std::sync::atomic::Ordering::SeqCst);
+            Some((Ok::<_, std::io::Error>(chunk.0), chunk.1))
+        }
+    });
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=UTF-8".to_string(),
+            ),
+            (header::CONTENT_LENGTH, total.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 fn authenticate(emulator: &Emulator, headers: &HeaderMap) -> Result<String, Response> {

@@ -8,7 +8,8 @@
 //! tests can check exactly what left the gateway, and it can inject latency,
 //! 429/503 answers (for every account, or only one account's, with any
 //! `Retry-After`), calls that are never answered, expired access tokens and
-//! revoked grants.
+//! revoked grants, and per account: any 5xx, a body trickled byte by byte, an
+//! oversized body (counting how much of it the client took) and redirects.
 //!
 //! Admin endpoints (not part of Google) live under `/_emulator/`.
 
@@ -50,6 +51,26 @@ pub enum AccountFault {
     Hang,
     /// Answered 429 `rateLimitExceeded` with this `Retry-After` (seconds).
     RateLimited { retry_after_secs: u64 },
+    /// Answered with this 5xx status and Google's `backendError` body.
+    ServerError { status: u16 },
+    /// The call is carried out and answered at once, but the body is sent one
+    /// byte every `interval_ms`.
+    SlowBody { interval_ms: u64 },
+    /// Answered 200 with a valid event whose body is `bytes` long, streamed in
+    /// 64 KiB chunks (see [`Emulator::oversized_bodies`] for what was taken).
+    OversizedBody { bytes: u64 },
+    /// Answered with this 3xx status and `Location: location`; nothing is done.
+    Redirect { status: u16, location: String },
+}
+
+/// One oversized body the emulator streamed: how much of it the client took.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamedBody {
+    pub account: String,
+    /// Bytes handed to the connection (the client read them, or they sit in
+    /// the socket buffers, at most a few MiB on loopback).
+    pub sent: u64,
+    pub total: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -120,6 +141,8 @@ pub(crate) struct World {
     pub events: BTreeMap<(String, String, String), StoredEvent>,
     pub received: Vec<Received>,
     pub accounts: u64,
+    /// Oversized bodies: account, total length, bytes handed over so far.
+    pub streamed: Vec<(String, u64, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 /// The emulator's shared state.
@@ -242,6 +265,22 @@ impl Emulator {
             .values()
             .filter(|e| !e.cancelled)
             .cloned()
+            .collect()
+    }
+
+    /// Every oversized body streamed so far and how much of it was handed over.
+    pub fn oversized_bodies(&self) -> Vec<StreamedBody> {
+        self.0
+            .world
+            .lock()
+            .expect("world")
+            .streamed
+            .iter()
+            .map(|(account, total, sent)| StreamedBody {
+                account: account.clone(),
+                sent: sent.load(std::sync::atomic::Ordering::SeqCst),
+                total: *total,
+            })
             .collect()
     }
 

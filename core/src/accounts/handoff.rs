@@ -160,4 +160,72 @@ mod tests {
         let forged = format!("{}x.{s}", p);
         assert!(verify(&key.verifying_key(), &forged, 900).is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const NOW: i64 = 1_800_000_000;
+
+        fn any_claims() -> impl Strategy<Value = Claims> {
+            let role = prop_oneof![
+                Just(Role::Owner),
+                Just(Role::Admin),
+                Just(Role::FeeEarner),
+                Just(Role::Bookkeeper),
+            ];
+            (
+                ("\\PC{0,40}", "\\PC{0,40}", "\\PC{0,40}"),
+                role,
+                proptest::option::of("\\PC{0,40}"),
+                1..=MAX_LIFETIME_SECS,
+                "[!-~]{16,64}",
+            )
+                .prop_map(|((firm, email, name), role, firm_user_id, life, nonce)| {
+                    Claims {
+                        firm,
+                        email,
+                        name,
+                        role,
+                        firm_user_id,
+                        exp: NOW + life,
+                        nonce,
+                    }
+                })
+        }
+
+        fn key() -> SigningKey {
+            SigningKey::from_bytes(&[42u8; 32])
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn what_the_host_signs_verifies_as_signed(claims in any_claims()) {
+                let assertion = sign(&key(), &claims);
+                prop_assert_eq!(verify(&key().verifying_key(), &assertion, NOW), Ok(claims));
+            }
+
+            #[test]
+            fn any_one_byte_changed_is_refused(
+                claims in any_claims(),
+                at in any::<prop::sample::Index>(),
+                by in any::<u8>(),
+            ) {
+                let mut bytes = sign(&key(), &claims).into_bytes();
+                let at = at.index(bytes.len());
+                prop_assume!(bytes[at] != by);
+                bytes[at] = by;
+                if let Ok(tampered) = String::from_utf8(bytes) {
+                    prop_assert!(verify(&key().verifying_key(), &tampered, NOW).is_err(), "{} accepted", tampered);
+                }
+            }
+
+            #[test]
+            fn arbitrary_text_is_refused_without_panicking(text in "\\PC{0,200}|[A-Za-z0-9_-]{0,120}\\.[A-Za-z0-9_-]{0,90}") {
+                prop_assert!(verify(&key().verifying_key(), &text, NOW).is_err());
+            }
+        }
+    }
 }

@@ -22,6 +22,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, as `as_str` names them.
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::FeeEarner, Role::Bookkeeper];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Owner => "owner",

@@ -38,19 +38,46 @@ pub struct NewUser<'a> {
 const COLUMNS: &str =
     "id, firm_id, email, name, role, firm_user_id, password_hash, created_at, disabled_at";
 
+/// Unicode's White_Space characters (what `char::is_whitespace` and `str::trim`
+/// use), as an ECMA-262 character-class body for the patterns below.
+const WHITE_SPACE: &str =
+    r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// At most this many characters in an email address, counted as sent.
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// At most this many characters in a person's name, counted as sent.
+pub const NAME_MAX_CHARS: usize = 200;
+
+/// Exactly the emails [`normalise_email`] accepts (with [`EMAIL_MAX_CHARS`]):
+/// optional surrounding white space, then something, `@`, and a domain with a
+/// dot that does not start with one; no white space or second `@` inside.
+pub fn email_pattern() -> String {
+    let ws = WHITE_SPACE;
+    format!("^[{ws}]*[^@{ws}]+@[^@.{ws}][^@{ws}]*\\.[^@{ws}]*[{ws}]*$")
+}
+
+/// Exactly the names [`check_new_user`] accepts (with [`NAME_MAX_CHARS`]):
+/// something other than white space.
+pub fn name_pattern() -> String {
+    format!("[^{WHITE_SPACE}]")
+}
+
 /// Emails are compared lower-cased and trimmed.
 pub fn normalise_email(email: &str) -> StoreResult<String> {
-    let email = email.trim().to_lowercase();
-    let ok = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.starts_with('.'))
-        && !email.chars().any(char::is_whitespace);
+    let trimmed = email.trim();
+    let ok = email.chars().count() <= EMAIL_MAX_CHARS
+        && trimmed.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+        })
+        && !trimmed.chars().any(char::is_whitespace);
     if ok {
-        Ok(email)
+        Ok(trimmed.to_lowercase())
     } else {
         Err(StoreError::Invalid(format!(
-            "{email:?} is not an email address"
+            "{trimmed:?} is not an email address"
         )))
     }
 }
@@ -70,11 +97,10 @@ async fn hash_on_blocking_pool(password: &str) -> StoreResult<passwords::Hashed>
 /// Checks a new user's email and name (cheap; before any password is hashed).
 pub fn check_new_user(new: &NewUser<'_>) -> StoreResult<()> {
     normalise_email(new.email)?;
-    let name = new.name.trim();
-    if name.is_empty() || name.len() > 200 {
-        return Err(StoreError::Invalid(
-            "the name must be 1-200 characters".into(),
-        ));
+    if new.name.trim().is_empty() || new.name.chars().count() > NAME_MAX_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "the name must be 1-{NAME_MAX_CHARS} characters, not all white space"
+        )));
     }
     Ok(())
 }
@@ -269,4 +295,72 @@ async fn end_sessions(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings built from the characters the rules turn on, in every order
+    /// a small pseudo-random walk reaches.
+    fn samples() -> Vec<String> {
+        let alphabet = [
+            "a", "B", "@", ".", " ", "\t", "\u{85}", "\u{a0}", "\u{3000}", "\u{feff}", "é", "İ",
+            "-",
+        ];
+        let mut state: u64 = 0x5eed;
+        let mut out = vec![
+            "a@b.c".to_string(),
+            " a@b.c ".into(),
+            "a@b.".into(),
+            "a@.b".into(),
+            "@b.c".into(),
+            "a@@b.c".into(),
+            "a b@c.d".into(),
+            format!("{}@b.c", "é".repeat(250)),
+            format!("{}@b.c", "é".repeat(251)),
+            "x".repeat(200),
+            "x".repeat(201),
+            " ".repeat(3),
+        ];
+        for _ in 0..20_000 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (state >> 60) as usize;
+            let mut text = String::new();
+            for i in 0..len {
+                let pick = (state >> (i * 4 % 56)) as usize % alphabet.len();
+                text.push_str(alphabet[pick]);
+            }
+            out.push(text);
+        }
+        out
+    }
+
+    #[test]
+    fn the_documented_patterns_are_exactly_what_is_accepted() {
+        let email = regex::Regex::new(&email_pattern()).unwrap();
+        let name = regex::Regex::new(&name_pattern()).unwrap();
+        for text in samples() {
+            assert_eq!(
+                email.is_match(&text) && text.chars().count() <= EMAIL_MAX_CHARS,
+                normalise_email(&text).is_ok(),
+                "email {text:?}"
+            );
+            let new = NewUser {
+                firm_id: "f",
+                email: "a@b.c",
+                name: &text,
+                role: Role::Admin,
+                firm_user_id: None,
+                password: None,
+            };
+            assert_eq!(
+                name.is_match(&text) && text.chars().count() <= NAME_MAX_CHARS,
+                check_new_user(&new).is_ok(),
+                "name {text:?}"
+            );
+        }
+    }
 }

@@ -49,6 +49,26 @@ pub fn grant_for_lease(
     for_grant(grant, connector, Principal::Lease(lease.to_string()))
 }
 
+/// The handle the operator acts through on the command line, for the firm
+/// named there (the operator holds the registry; this names who acted).
+pub fn grant_for_operator(
+    grant: &Grant,
+    connector: &Connector,
+    actor: &str,
+) -> Result<FirmGrant, StaleConsent> {
+    for_grant(grant, connector, Principal::Operator(actor.to_string()))
+}
+
+/// The handle of a parked consent taken back (see `records.rs`): the grant
+/// it was parked for, for the principal that parked it.
+pub(super) fn grant_for_parked(
+    grant: &Grant,
+    connector: &Connector,
+    principal: Principal,
+) -> Result<FirmGrant, StaleConsent> {
+    for_grant(grant, connector, principal)
+}
+
 /// A grant acted on by the gateway itself or a settings user: every scope of its connector.
 fn for_grant(
     grant: &Grant,

@@ -26,9 +26,10 @@ impl InboundWriter for ForConnector {
     ) -> BoxFuture<'a, Result<FeeOutcome, ConnectorError>> {
         Box::pin(async move {
             self.own(grant)?;
-            let value: Value = fee
+            let mut value: Value = fee
                 .decode()
                 .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+            integral_numbers_as_integers(&mut value);
             let matter_id = value["matter_id"].as_str().unwrap_or_default().to_string();
             let fee_id = uuid::Uuid::new_v4().to_string();
             let receipt = self
@@ -84,6 +85,24 @@ impl InboundWriter for ForConnector {
             self.core.log.record_result(&receipt, status).await?;
             outcome
         })
+    }
+}
+
+/// JSON Schema counts `1500.0` as an integer, so a checked body may carry one
+/// where the firm database wants an integer: such numbers become integers (so
+/// they are written, and a retry sending `1500` is the same request).
+fn integral_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                if f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(members) => members.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
     }
 }
 

@@ -23,6 +23,16 @@ impl GrantLeases for ForConnector {
         })
     }
 
+    fn is_active<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+    ) -> BoxFuture<'a, Result<bool, ConnectorError>> {
+        Box::pin(async move {
+            self.own(grant)?;
+            self.is_active_now(grant).await
+        })
+    }
+
     fn cursor<'a>(
         &'a self,
         grant: &'a FirmGrant,

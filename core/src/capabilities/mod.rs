@@ -8,12 +8,16 @@ mod handles;
 mod inbound;
 mod leases;
 mod reader;
+mod records;
 mod sender;
 
-pub use handles::{grant_for_lease, grant_for_session, grant_for_token, StaleConsent};
+pub use handles::{
+    grant_for_lease, grant_for_operator, grant_for_session, grant_for_token, StaleConsent,
+};
 pub use reader::read_changes;
 
 use crate::catalogue::Connector;
+use crate::keys::Keyring;
 use crate::outbound_log::{LogError, OutboundLog};
 use crate::registry::{Registry, StoreError};
 use crate::tenancy::Tenancy;
@@ -28,22 +32,36 @@ pub struct CoreServices {
     pub registry: Registry,
     pub tenancy: Tenancy,
     pub log: OutboundLog,
-    /// For [`scopegate_contract::AuditedSender::deliver`]: bounded, no redirects.
+    /// Seals connectors' secrets (bound to grant and purpose).
+    pub keyring: Arc<Keyring>,
+    /// For [`scopegate_contract::AuditedSender::deliver`] and `call`: bounded, no redirects.
     http: reqwest::Client,
 }
 
+/// What the gateway tells every connector's capabilities about itself.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorSettings {
+    /// `[connector.<id>]` settings.
+    pub plain: BTreeMap<String, String>,
+    /// Its secret settings.
+    pub secrets: BTreeMap<String, secrecy::SecretString>,
+    /// The URL the gateway is reached at.
+    pub public_url: String,
+}
+
 impl CoreServices {
-    pub fn new(registry: Registry, tenancy: Tenancy, log: OutboundLog) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .expect("HTTP client");
+    pub fn new(
+        registry: Registry,
+        tenancy: Tenancy,
+        log: OutboundLog,
+        keyring: Arc<Keyring>,
+    ) -> Self {
+        let http = outbound_client(DEFAULT_CONNECT_TIMEOUT);
         Self {
             registry,
             tenancy,
             log,
+            keyring,
             http,
         }
     }
@@ -52,11 +70,20 @@ impl CoreServices {
     pub fn capabilities_for(
         &self,
         connector: Arc<Connector>,
-        settings: BTreeMap<String, String>,
+        settings: ConnectorSettings,
         stopping: tokio::sync::watch::Receiver<bool>,
     ) -> Capabilities {
+        // `[connector.<id>] connect_timeout_secs` gives that connector's calls a client of their own.
+        let mut core = self.clone();
+        if let Some(secs) = settings
+            .plain
+            .get("connect_timeout_secs")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
+            core.http = outbound_client(Duration::from_secs(secs.clamp(1, 300)));
+        }
         let scoped = Arc::new(ForConnector {
-            core: self.clone(),
+            core,
             schemas: connector.schemas(),
             connector,
         });
@@ -65,11 +92,28 @@ impl CoreServices {
             sender: scoped.clone(),
             inbound: scoped.clone(),
             schemas: scoped.schemas.clone(),
+            records: scoped.clone(),
             leases: scoped,
-            settings,
+            settings: settings.plain,
+            secrets: settings.secrets,
+            public_url: settings.public_url,
             stopping,
         })
     }
+}
+
+/// How long a connection to a third party may take by default.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The one outbound HTTP client: redirects never followed, connect and overall
+/// timeouts (a call may set a shorter overall one).
+fn outbound_client(connect_timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("HTTP client")
 }
 
 /// The core's services, narrowed to one connector.
@@ -120,11 +164,9 @@ impl ForConnector {
 impl From<StoreError> for ConnectorError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unreachable { .. } => {
-                tracing::error!(error = %e, "database unreachable");
-                ConnectorError::Unavailable(
-                    "a database the gateway needs is unreachable; try again shortly".into(),
-                )
+            StoreError::Unreachable { .. } | StoreError::Unavailable(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                ConnectorError::Unavailable(crate::registry::UNAVAILABLE_DETAIL.into())
             }
             StoreError::NotFound(detail) => ConnectorError::NotFound(detail),
             StoreError::Conflict(detail) => ConnectorError::Conflict(detail),

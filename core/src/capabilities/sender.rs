@@ -4,6 +4,7 @@
 use super::ForConnector;
 use crate::outbound_log::Direction;
 use scopegate_contract::axum::http::StatusCode;
+use scopegate_contract::calls::{Answer, Call, CallBody, MAX_ANSWER_BYTES};
 use scopegate_contract::{
     AuditedSender, BoxFuture, CheckedPayload, ConnectorError, FirmGrant, LoggedBody, Reply,
 };
@@ -136,6 +137,7 @@ impl AuditedSender for ForConnector {
                 .core
                 .http
                 .post(url)
+                .timeout(std::time::Duration::from_secs(15))
                 .header("content-type", "application/json")
                 .body(payload.bytes().to_vec())
                 .send()
@@ -151,4 +153,147 @@ impl AuditedSender for ForConnector {
             Ok(status)
         })
     }
+
+    fn call<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        call: Call,
+    ) -> BoxFuture<'a, Result<Answer, ConnectorError>> {
+        Box::pin(async move {
+            self.own(grant)?;
+            let cleanup = call.cleanup && !matches!(call.body, CallBody::Json(_));
+            if !cleanup && !self.is_active_now(grant).await? {
+                return Err(ConnectorError::Stopped);
+            }
+            let (fields, logged, sent, content_type, authorization) = match call.body {
+                CallBody::Empty => (Vec::new(), Vec::new(), Vec::new(), None, None),
+                CallBody::Json(payload) => {
+                    let bytes = payload.bytes().to_vec();
+                    (
+                        payload.fields().to_vec(),
+                        bytes.clone(),
+                        bytes,
+                        Some("application/json".to_string()),
+                        None,
+                    )
+                }
+                CallBody::Credentials {
+                    content_type,
+                    authorization,
+                    body,
+                    fields,
+                    shown_as,
+                } => (
+                    fields,
+                    shown_as.into_bytes(),
+                    body,
+                    Some(content_type),
+                    authorization,
+                ),
+            };
+            let target = match &call.note {
+                Some(note) => format!("{} {note}", call.url),
+                None => call.url.clone(),
+            };
+            let receipt = self
+                .core
+                .log
+                .record_send(self.new_send(
+                    grant,
+                    (Direction::Outbound, call.method.as_str()),
+                    target,
+                    fields,
+                    call.record_ids,
+                    logged,
+                ))
+                .await?;
+            let mut request = self
+                .core
+                .http
+                .request(call.method.clone(), &call.url)
+                .timeout(call.timeout);
+            if let Some(token) = &call.bearer {
+                request = request.bearer_auth(token);
+            }
+            if let Some(value) = authorization {
+                request = request.header("authorization", value);
+            }
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type).body(sent);
+            }
+            let started = Instant::now();
+            let answer = match request.send().await {
+                Ok(response) => read_answer(response).await,
+                Err(e) => {
+                    tracing::warn!(connector = %self.connector.id(), kind = if e.is_timeout() { "timeout" } else { "transport" }, elapsed_ms = started.elapsed().as_millis() as u64, "call got no answer");
+                    Answer::default()
+                }
+            };
+            self.core.log.record_result(&receipt, answer.status).await?;
+            metrics::counter!(
+                "scopegate_connector_calls_total",
+                "connector" => self.connector.id().to_string(),
+                "method" => call.method.as_str().to_string(),
+                "status" => answer.status.to_string()
+            )
+            .increment(1);
+            Ok(answer)
+        })
+    }
+}
+
+impl ForConnector {
+    /// The grant is on now, at the contract its handle names.
+    pub(super) async fn is_active_now(&self, grant: &FirmGrant) -> Result<bool, ConnectorError> {
+        Ok(grant.schema_hash() == self.connector.schema_hash
+            && self
+                .core
+                .registry
+                .grant_is_active(
+                    grant.firm_id(),
+                    grant.grant_id(),
+                    &self.connector.schema_hash,
+                )
+                .await?)
+    }
+}
+
+/// Status, a few headers and at most [`MAX_ANSWER_BYTES`] of the body (read
+/// within the call's timeout). A body that stops coming, or goes on past the
+/// cap, counts as no answer (status 0): the caller retries as for a timeout.
+async fn read_answer(mut response: reqwest::Response) -> Answer {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut answer = Answer {
+        status: response.status().as_u16(),
+        retry_after: header("retry-after"),
+        content_type: header("content-type"),
+        ..Default::default()
+    };
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_ANSWER_BYTES - answer.body.len();
+                if chunk.len() > room {
+                    // Not read whole, so not trusted: it counts as no answer.
+                    answer.body.extend_from_slice(&chunk[..room]);
+                    answer.truncated = true;
+                    answer.status = 0;
+                    break;
+                }
+                answer.body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => {
+                answer.status = 0;
+                break;
+            }
+        }
+    }
+    answer
 }

@@ -96,7 +96,10 @@ impl Checkpoint {
 
     /// The signed line (no newline). Signs with the key `self.key` names.
     pub fn signed_line(&self, keys: &LogKeys) -> String {
-        let key = keys.get(&self.key).unwrap_or_else(|| keys.current());
+        let key = keys
+            .get(&self.key)
+            .filter(|k| k.can_sign())
+            .unwrap_or_else(|| keys.current());
         let sig = key.sign(&self.message());
         serde_json::to_string(&SignedLine {
             v: self.v,

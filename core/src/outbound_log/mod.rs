@@ -49,6 +49,44 @@ pub async fn export(
     Ok(count)
 }
 
+/// The seq of a firm's newest record (0 when it has none): where an export
+/// read page by page with [`export_page`] stops, so it is the log as it stood
+/// when the export began.
+pub async fn head_seq(registry: &Registry, firm_id: &str) -> StoreResult<i64> {
+    registry.firm(firm_id).await?;
+    let row =
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM outbound_log WHERE firm_id = $1")
+            .bind(firm_id)
+            .fetch_one(registry.pool())
+            .await?;
+    Ok(sqlx::Row::get::<i64, _>(&row, "head"))
+}
+
+/// One page of a firm's records in chain order: those with
+/// `after_seq < seq <= upto_seq`, at most `limit` of them (keyset paging on
+/// the primary key). Each page is its own short query, so an export read this
+/// way holds one page in memory and no read transaction across the export.
+pub async fn export_page(
+    registry: &Registry,
+    firm_id: &str,
+    after_seq: i64,
+    upto_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<LogRecord>> {
+    let sql = format!(
+        "SELECT {} FROM outbound_log WHERE firm_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+        record::COLUMNS
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(firm_id)
+        .bind(after_seq)
+        .bind(upto_seq)
+        .bind(limit.max(1))
+        .fetch_all(registry.pool())
+        .await?;
+    Ok(rows.iter().map(LogRecord::from_row).collect())
+}
+
 /// Which records the settings viewer asks for. Every filter is optional.
 #[derive(Debug, Clone, Default)]
 pub struct PageFilter {

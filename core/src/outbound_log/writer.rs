@@ -3,6 +3,10 @@
 //! records per firm and commits them in one transaction, so many concurrent
 //! senders share one fsync. Across processes sharing PostgreSQL, the chain head
 //! row of each firm is locked (`FOR UPDATE`, in firm order) for the batch.
+//! Metrics: `scopegate_outbound_records_total{kind, direction, connector}`
+//! (committed), `scopegate_outbound_commit_batch_size` and
+//! `scopegate_outbound_commit_seconds` (per transaction),
+//! `scopegate_outbound_commit_failures_total`.
 
 use super::record::{LogRecord, NewSend, GENESIS_HASH};
 use crate::clock::now_ms;
@@ -164,8 +168,10 @@ async fn run_writer(
     let mut batch = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let records: Vec<&PendingRecord> = batch.iter().map(|(r, _)| r).collect();
+        let started = Instant::now();
         match commit_batch(&registry, &keys, &records).await {
             Ok(seqs) => {
+                count_committed(&records, started);
                 stats.transactions.fetch_add(1, Ordering::Relaxed);
                 stats
                     .records
@@ -175,12 +181,35 @@ async fn run_writer(
                 }
             }
             Err(e) => {
+                metrics::counter!("scopegate_outbound_commit_failures_total").increment(1);
                 tracing::error!(error = %e, records = batch.len(), "outbound log batch failed; nothing in it will be sent");
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Err(LogError::Commit(e.to_string())));
                 }
             }
         }
+    }
+}
+
+/// Records a committed batch in the metrics: its size, how long the commit
+/// took and its records by kind, direction and connector (never by firm).
+fn count_committed(records: &[&PendingRecord], started: Instant) {
+    metrics::histogram!("scopegate_outbound_commit_seconds").record(started.elapsed());
+    metrics::histogram!("scopegate_outbound_commit_batch_size").record(records.len() as f64);
+    let mut by_label: BTreeMap<(&'static str, &'static str, &str), u64> = BTreeMap::new();
+    for r in records {
+        *by_label
+            .entry((r.kind, r.direction, r.connector.as_str()))
+            .or_default() += 1;
+    }
+    for ((kind, direction, connector), n) in by_label {
+        metrics::counter!(
+            "scopegate_outbound_records_total",
+            "kind" => kind,
+            "direction" => direction,
+            "connector" => connector.to_string()
+        )
+        .increment(n);
     }
 }
 

@@ -5,6 +5,7 @@
 //! both run the same queries through sqlx's `Any` driver; each has its own
 //! migrations folder.
 
+pub mod connector_records;
 pub mod credentials;
 pub mod firms;
 pub mod grants;
@@ -39,13 +40,71 @@ pub enum StoreError {
     Invalid(String),
     #[error("cannot reach the database at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The database is known but cannot be used now (see [`is_unavailable`]): try again later.
+    #[error("the database cannot be used now: {0}")]
+    Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// What a client is told when a database is unreachable or unavailable (the cause is logged).
+pub const UNAVAILABLE_DETAIL: &str = "a database the gateway needs cannot be used right now (unreachable, not answering in time, or out of space); try again shortly";
+
+/// SQLite primary result codes that mean the database cannot be used now.
+const SQLITE_BUSY: i64 = 5;
+const SQLITE_IOERR: i64 = 10;
+const SQLITE_FULL: i64 = 13;
+const SQLITE_CANTOPEN: i64 = 14;
+
+/// True when an error says the database cannot be used now, not that the
+/// query or the data was wrong: no connection (refused, reset, timed out, no
+/// free connection within the pool's acquire timeout), the server shutting
+/// down or refusing connections, the database missing (dropped, renamed, its
+/// file gone), the disk or memory full, an I/O error. Callers answer 503 and
+/// the client may try again; the gateway recovers by itself when it clears.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // The extended result code; its low byte is the primary one.
+                code.parse::<i64>().is_ok_and(|c| {
+                    matches!(
+                        c & 0xff,
+                        SQLITE_BUSY | SQLITE_IOERR | SQLITE_FULL | SQLITE_CANTOPEN
+                    )
+                })
+            } else {
+                // PostgreSQL SQLSTATE: connection exception, insufficient
+                // resources (disk full, out of memory, too many connections),
+                // admin or crash shutdown, cannot connect now, no such database.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(&*code, "57P01" | "57P02" | "57P03" | "3D000")
+            }
+        }
+        _ => false,
+    }
+}
 
 impl Backend {
     pub fn from_url(url: &str) -> StoreResult<Self> {
@@ -113,11 +172,13 @@ pub async fn open_pool(url: &str, max_connections: u32) -> StoreResult<(AnyPool,
             })
         }
     }
-    let mut pool_options = AnyPoolOptions::new()
-        .max_connections(max_connections)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(5))
-        .idle_timeout(Some(Duration::from_secs(60)));
+    let mut pool_options = close_stuck_connections(
+        AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(Some(Duration::from_secs(60))),
+    );
     if backend == Backend::Sqlite {
         pool_options = pool_options.after_connect(|conn, _| {
             Box::pin(async move {
@@ -135,6 +196,25 @@ pub async fn open_pool(url: &str, max_connections: u32) -> StoreResult<(AnyPool,
             reason: e.to_string(),
         })?;
     Ok((pool, backend))
+}
+
+/// Closes a connection released while it still counts itself inside a
+/// transaction, instead of handing it to the next caller. SQLite rolls a
+/// transaction back by itself after some errors (a full disk, an I/O error);
+/// sqlx's `ROLLBACK` then fails and its count of open transactions stays up,
+/// so every later `BEGIN` on that connection would fail ("non-zero transaction
+/// depth") long after the disk has room again. A rollback still queued from a
+/// dropped transaction is run first (the ping), so only stuck ones are closed.
+pub(crate) fn close_stuck_connections(options: AnyPoolOptions) -> AnyPoolOptions {
+    options.after_release(|conn, _| {
+        Box::pin(async move {
+            if !sqlx::Connection::is_in_transaction(conn) {
+                return Ok(true);
+            }
+            sqlx::Connection::ping(conn).await?;
+            Ok(!sqlx::Connection::is_in_transaction(conn))
+        })
+    })
 }
 
 /// Makes sure the SQLite file's folder exists and asks sqlx to create the file.
@@ -229,7 +309,37 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{is_unavailable, redact_url, Registry, StoreError};
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn errors_that_mean_try_again_later_are_told_from_wrong_queries() {
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset
+        ))));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        // A SQLite file that is not there (moved away): SQLITE_CANTOPEN.
+        let missing = format!("sqlite://{}", dir.path().join("gone.db").display());
+        let err = sqlx::AnyConnection::connect(&missing).await.unwrap_err();
+        assert!(is_unavailable(&err), "{err}");
+        assert!(matches!(StoreError::from(err), StoreError::Unavailable(_)));
+        // A query the database refuses is not a reason to try again.
+        let registry = Registry::connect_and_migrate(&format!(
+            "sqlite://{}",
+            dir.path().join("registry.db").display()
+        ))
+        .await
+        .unwrap();
+        let err = sqlx::query("SELECT no_such_column FROM firms")
+            .execute(registry.pool())
+            .await
+            .unwrap_err();
+        assert!(!is_unavailable(&err), "{err}");
+        assert!(matches!(StoreError::from(err), StoreError::Database(_)));
+    }
 
     #[test]
     fn passwords_are_hidden_in_urls() {

@@ -3,10 +3,15 @@
 //! request holds it any more). A
 //! handle is only given out for one firm at a time, named by a grant that was
 //! resolved from a credential or session; no function here takes two firms.
+//! Metrics (no firm ids as labels): `scopegate_firm_pool_hits_total`,
+//! `scopegate_firm_pool_opens_total`, `scopegate_firm_pool_evictions_total`
+//! and the gauge `scopegate_firm_pools_open`.
 
 pub mod seed;
 
-use crate::registry::{open_pool, redact_url, Backend, Registry, StoreError, StoreResult};
+use crate::registry::{
+    close_stuck_connections, open_pool, redact_url, Backend, Registry, StoreError, StoreResult,
+};
 use lru::LruCache;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
@@ -78,6 +83,7 @@ impl Tenancy {
     pub async fn firm_db(&self, scope: &impl FirmScope) -> StoreResult<FirmDb> {
         let firm_id = scope.firm_id();
         if let Some(db) = self.pools.lock().expect("tenancy lock").get(firm_id) {
+            metrics::counter!("scopegate_firm_pool_hits_total").increment(1);
             return Ok(db.clone());
         }
         let firm = self.registry.firm(firm_id).await?;
@@ -85,9 +91,16 @@ impl Tenancy {
         let evicted = {
             let mut pools = self.pools.lock().expect("tenancy lock");
             if let Some(existing) = pools.get(firm_id) {
+                metrics::counter!("scopegate_firm_pool_hits_total").increment(1);
                 return Ok(existing.clone());
             }
-            pools.push(firm_id.to_string(), db.clone())
+            let evicted = pools.push(firm_id.to_string(), db.clone());
+            metrics::counter!("scopegate_firm_pool_opens_total").increment(1);
+            if evicted.is_some() {
+                metrics::counter!("scopegate_firm_pool_evictions_total").increment(1);
+            }
+            metrics::gauge!("scopegate_firm_pools_open").set(pools.len() as f64);
+            evicted
         };
         // Not closed explicitly: a request that took this handle just before the
         // eviction may still be using it (a closed pool refuses every query). Its
@@ -110,11 +123,13 @@ fn lazy_firm_pool(firm_id: &str, url: &str) -> StoreResult<FirmDb> {
         url: redact_url(url),
         reason: e.to_string(),
     })?;
-    let mut pool_options = AnyPoolOptions::new()
-        .max_connections(4)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(5))
-        .idle_timeout(Some(Duration::from_secs(120)));
+    let mut pool_options = close_stuck_connections(
+        AnyPoolOptions::new()
+            .max_connections(4)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(Some(Duration::from_secs(120))),
+    );
     if backend == Backend::Sqlite {
         pool_options = pool_options.after_connect(|conn, _| {
             Box::pin(async move {

@@ -3,11 +3,11 @@
 
 mod audit;
 mod backup;
+mod connector;
 mod credential;
-mod demo;
 mod firm;
-mod google;
 mod grant;
+mod keys;
 mod serve;
 mod user;
 
@@ -50,24 +50,18 @@ enum Command {
     /// Settings logins of a firm's people.
     #[command(subcommand)]
     User(user::UserCommand),
-    /// Master keys.
+    /// Master keys: generate, list, rotate (re-seal every stored secret), retire.
     #[command(subcommand)]
-    Keys(KeysCommand),
-    /// Google Calendar connections (connect, status, disconnect, switch off).
-    #[command(subcommand)]
-    Google(google::GoogleCommand),
+    Keys(keys::KeysCommand),
+    /// A connector's own operator commands for one firm:
+    /// `connector <ID> --firm F <COMMAND>` (`... help` lists them).
+    Connector(connector::ConnectorArgs),
     /// Encrypted online backup of the registry and every firm database (keeps the newest generations).
     Backup(backup::BackupArgs),
     /// Restore a backup into an empty data directory (or empty PostgreSQL database).
     Restore(backup::RestoreArgs),
     /// Start a throwaway gateway with two demo firms and print what to try.
-    Demo(demo::DemoArgs),
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Print a new random key (base64): a master key (put it first in the key file to rotate) or a backup key.
-    Generate,
+    Demo(crate::connectors::demo::DemoArgs),
 }
 
 /// A failed command: the line to print.
@@ -82,7 +76,18 @@ impl<E: std::fmt::Display> From<E> for CliError {
 pub type CliResult = Result<(), CliError>;
 
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let connectors = crate::connectors::registered();
+    let parsed = crate::config::with_connector_flags(Cli::command(), &connectors)
+        .try_get_matches()
+        .and_then(|matches| {
+            let mut cli = Cli::from_arg_matches(&matches)?;
+            cli.config
+                .connector_settings
+                .extend(crate::config::connector_flag_values(&matches, &connectors));
+            Ok(cli)
+        });
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -99,10 +104,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match Config::resolve(&cli.config) {
+    let mut config = match Config::resolve(&cli.config) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
+    config.connector_secrets = crate::config::connector_secrets(&connectors);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,8 +127,10 @@ fn fail(line: &str) -> ExitCode {
 async fn run(command: Command, config: Config) -> CliResult {
     match command {
         Command::Serve => serve::run(config).await,
-        Command::Demo(args) => demo::run(config, args).await,
-        Command::Google(cmd) => google::run(config, cmd).await,
+        Command::Demo(args) => crate::connectors::demo::run(config, args)
+            .await
+            .map_err(CliError),
+        Command::Connector(args) => connector::run(config, args).await,
         Command::Backup(args) => {
             crate::telemetry::init(config.log_format, "warn");
             backup::run_backup(&config, args).await
@@ -131,9 +139,13 @@ async fn run(command: Command, config: Config) -> CliResult {
             crate::telemetry::init(config.log_format, "warn");
             backup::run_restore(&config, args).await
         }
-        Command::Keys(KeysCommand::Generate) => {
+        Command::Keys(keys::KeysCommand::Generate) => {
             println!("{}", crate::keys::generate_key());
             Ok(())
+        }
+        Command::Keys(cmd) => {
+            crate::telemetry::init(config.log_format, "warn");
+            keys::run(&config, cmd).await
         }
         Command::Migrate => {
             crate::telemetry::init(config.log_format, "warn");

@@ -9,9 +9,13 @@ pub async fn run(config: Config) -> CliResult {
     let keyring = config
         .keyring()
         .map_err(|e| CliError(format!("refusing to start: {e}")))?;
-    let app = Application::build(config, keyring).await?;
+    let app = Application::build(config, keyring, crate::connectors::registered()).await?;
     tracing::info!(address = %app.local_addr(), "scopegate listening");
     println!("scopegate listening on http://{}", app.local_addr());
+    if let Some(metrics) = app.metrics_addr() {
+        tracing::info!(address = %metrics, "metrics served at /metrics");
+        println!("metrics at http://{metrics}/metrics");
+    }
     app.run_until(shutdown_signal()).await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! themselves (people of one firm with a role, their password hashes,
 //! sessions, hand-off) are kept by the core (`scopegate_core::accounts`).
 
+use super::shared_limits::SharedLimits;
 use super::throttle::AuthThrottle;
 use crate::config::Config;
 use scopegate_core::accounts::passwords;
@@ -44,9 +45,9 @@ pub enum PasswordError {
 }
 
 impl Accounts {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, shared: Option<std::sync::Arc<SharedLimits>>) -> Self {
         Self {
-            login_throttle: AuthThrottle::new(&config.limits),
+            login_throttle: AuthThrottle::new("settings_login", &config.limits, shared),
             idle_ms: config.session_idle_secs as i64 * 1000,
             max_ms: config.session_max_secs as i64 * 1000,
             handoff_key: config.handoff_public_key,

@@ -3,7 +3,7 @@
 
 pub mod admin;
 pub mod client_ip;
-pub mod google;
+pub mod connector_pages;
 pub mod logins;
 pub mod oauth;
 pub mod openapi;
@@ -11,6 +11,7 @@ pub mod problem;
 pub mod security_headers;
 pub mod server;
 pub mod settings;
+pub mod shared_limits;
 pub mod state;
 pub mod throttle;
 pub mod vendor_auth;
@@ -33,13 +34,20 @@ pub fn router(state: AppState) -> Router {
             throttle::limit_per_credential,
         ))
         .layer(state.api_limiters.ip_layer());
+    let (connector_settings, connector_public) = connector_pages::routes(&state);
+    let shared_per_ip =
+        axum::middleware::from_fn_with_state(state.clone(), throttle::limit_shared_per_ip);
     let oauth = oauth::routes()
-        .merge(google::routes())
+        .merge(connector_public)
+        .layer(shared_per_ip.clone())
         .layer(state.api_limiters.ip_layer());
     let browser = security_headers::apply(
-        settings::routes().merge(admin::routes()),
+        settings::routes()
+            .merge(admin::routes())
+            .merge(connector_settings),
         state.accounts.tls,
     )
+    .layer(shared_per_ip)
     .layer(state.api_limiters.ip_layer());
     Router::new()
         .route("/healthz", get(healthz))
@@ -50,10 +58,12 @@ pub fn router(state: AppState) -> Router {
         .merge(browser)
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
+        .layer(axum::middleware::map_response(problem::framework_errors))
         .layer(SetResponseHeaderLayer::if_not_present(
             axum::http::header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        .layer(axum::middleware::from_fn(crate::metrics::track_request))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // Only method and path: query strings may hold cursors, never log headers (tokens).
@@ -87,11 +97,18 @@ fn connector_routes(state: &AppState) -> Router<AppState> {
     routes
 }
 
-async fn healthz() -> impl IntoResponse {
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses((status = 200, description = "{\"status\": \"ok\"}", body = Object)))]
+pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// Readiness: the registry database answers.
+#[utoipa::path(get, path = "/readyz", tag = "service",
+    responses((status = 200, description = "{\"status\": \"ready\"}", body = Object),
+              (status = 503, description = "The registry database is unreachable")))]
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     if state.registry.ping().await {
         (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
     } else {

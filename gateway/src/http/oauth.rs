@@ -4,6 +4,7 @@
 //! `error` and `error_description`), as OAuth client libraries expect.
 
 use super::client_ip::client_ip;
+use super::throttle::Refusal;
 use crate::http::AppState;
 use crate::registry::credentials::AuthenticatedClient;
 use axum::body::Bytes;
@@ -61,6 +62,21 @@ impl OAuthError {
             )
         }
     }
+    /// A refusal by the failure budgets: 429, or 503 when the shared budgets
+    /// cannot be consulted (they fail closed).
+    fn refused(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Throttled(secs) => Self::throttled(secs),
+            Refusal::Unavailable => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after: Some(1),
+                ..Self::new(
+                    "temporarily_unavailable",
+                    "the shared failure budgets cannot be consulted; try again shortly",
+                )
+            },
+        }
+    }
     fn server(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "token endpoint failed");
         Self {
@@ -95,6 +111,96 @@ impl IntoResponse for OAuthError {
         response
     }
 }
+
+/// A schema for the OpenAPI document, written as JSON.
+fn doc_schema(
+    schema: serde_json::Value,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::RefOr::T(serde_json::from_value(schema).expect("a valid schema"))
+}
+
+/// The token request's form, as the OpenAPI document describes it.
+pub struct TokenForm;
+
+impl utoipa::PartialSchema for TokenForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        doc_schema(json!({
+            "type": "object",
+            "required": ["grant_type"],
+            "additionalProperties": { "type": "string", "description": "other parameters are ignored; none may be repeated" },
+            "properties": {
+                "grant_type": { "type": "string", "enum": ["client_credentials"] },
+                "scope": { "type": "string", "description": "space-separated scopes of the credential's connector; all of them when left out" },
+                "client_id": { "type": "string", "description": "with client_secret, instead of HTTP Basic" },
+                "client_secret": { "type": "string" }
+            }
+        }))
+    }
+}
+
+impl utoipa::ToSchema for TokenForm {}
+
+/// The revocation request's form (RFC 7009 s2.1).
+pub struct RevokeForm;
+
+impl utoipa::PartialSchema for RevokeForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        doc_schema(json!({
+            "type": "object",
+            "required": ["token"],
+            "additionalProperties": { "type": "string", "description": "other parameters are ignored; none may be repeated" },
+            "properties": {
+                "token": { "type": "string", "description": "an access token issued to this client" },
+                "token_type_hint": { "type": "string" },
+                "client_id": { "type": "string", "description": "with client_secret, instead of HTTP Basic" },
+                "client_secret": { "type": "string" }
+            }
+        }))
+    }
+}
+
+impl utoipa::ToSchema for RevokeForm {}
+
+/// An RFC 6749 s5.2 error body.
+pub struct OAuthErrorBody;
+
+impl utoipa::PartialSchema for OAuthErrorBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        doc_schema(json!({
+            "type": "object",
+            "required": ["error", "error_description"],
+            "properties": {
+                "error": { "type": "string", "enum": [
+                    "invalid_request", "invalid_client", "unsupported_grant_type", "unauthorized_client",
+                    "invalid_scope", "slow_down", "temporarily_unavailable"
+                ] },
+                "error_description": { "type": "string" }
+            }
+        }))
+    }
+}
+
+impl utoipa::ToSchema for OAuthErrorBody {}
+
+/// A token response (RFC 6749 s5.1).
+pub struct TokenBody;
+
+impl utoipa::PartialSchema for TokenBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        doc_schema(json!({
+            "type": "object",
+            "required": ["access_token", "token_type", "expires_in", "scope"],
+            "properties": {
+                "access_token": { "type": "string" },
+                "token_type": { "type": "string", "enum": ["Bearer"] },
+                "expires_in": { "type": "integer", "minimum": 1 },
+                "scope": { "type": "string" }
+            }
+        }))
+    }
+}
+
+impl utoipa::ToSchema for TokenBody {}
 
 /// Form parameters, each at most once (RFC 6749 s3.2).
 fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, String>, OAuthError> {
@@ -176,6 +282,16 @@ fn presented_client(
     }
 }
 
+/// The client credentials a token request presents, `(client_id, secret)`,
+/// read exactly as `/oauth/token` reads them (form body, then HTTP Basic or
+/// body parameters); for the property tests and fuzz targets.
+#[doc(hidden)]
+pub fn presented_credentials(headers: &HeaderMap, body: &[u8]) -> Option<(String, String)> {
+    let params = parse_form(headers, body).ok()?;
+    let client = presented_client(headers, &params).ok()?;
+    Some((client.client_id, client.secret.expose_secret().to_string()))
+}
+
 /// Authenticates the client, counting failures against the brute-force budgets.
 ///
 /// A failure naming a client id this gateway issued (even a revoked one)
@@ -192,12 +308,12 @@ async fn authenticate(
     client: &PresentedClient,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let throttle = &state.auth_throttle;
-    let ip_blocked = throttle.ip_blocked(ip);
     let mut known = None;
-    if let Some(secs) = ip_blocked {
+    if let Some(refusal) = throttle.ip_blocked(ip).await {
         let is_known = client_id_known(state, &client.client_id).await?;
         if !is_known {
-            return Err(OAuthError::throttled(secs));
+            count_failure("unknown_client");
+            return Err(OAuthError::refused(refusal));
         }
         known = Some(is_known);
     }
@@ -215,17 +331,25 @@ async fn authenticate(
     };
     tracing::warn!(%ip, known_client = known, "failed client authentication");
     let lockout = if known {
-        match throttle.client_blocked(&client.client_id) {
-            Some(secs) => Some(secs),
-            None => throttle.record_client_failure(ip, &client.client_id),
+        count_failure("wrong_secret");
+        match throttle.client_blocked(&client.client_id).await {
+            Some(refusal) => Some(refusal),
+            None => throttle.record_client_failure(ip, &client.client_id).await,
         }
     } else {
-        throttle.record_ip_failure(ip)
+        count_failure("unknown_client");
+        throttle.record_ip_failure(ip).await
     };
     match lockout {
-        Some(secs) => Err(OAuthError::throttled(secs)),
+        Some(refusal) => Err(OAuthError::refused(refusal)),
         None => Err(OAuthError::invalid_client(client.used_basic)),
     }
+}
+
+/// A failed client authentication at the token endpoints, by reason (never by client).
+fn count_failure(reason: &'static str) {
+    metrics::counter!("scopegate_auth_failures_total", "endpoint" => "oauth_token", "reason" => reason)
+        .increment(1);
 }
 
 /// Whether this gateway ever issued `client_id` (credentials are revoked, never deleted).
@@ -245,8 +369,17 @@ fn caller_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr 
     client_ip(peer.ip(), headers, &state.config.trusted_proxies)
 }
 
+/// Issues an access token for a firm's credential (client-credentials grant, RFC 6749 s4.4).
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "A bearer token, bound to one firm's grant", body = inline(TokenBody)),
+              (status = 400, description = "invalid_request (not a form, a repeated parameter, no grant_type, both Basic and form credentials), unsupported_grant_type, unauthorized_client (the firm must re-consent) or invalid_scope", body = inline(OAuthErrorBody)),
+              (status = 401, description = "invalid_client: unknown or wrong credentials (WWW-Authenticate: Basic when Basic was used)", body = inline(OAuthErrorBody)),
+              (status = 429, description = "slow_down: too many failed authentications; see Retry-After", body = inline(OAuthErrorBody)),
+              (status = 503, description = "temporarily_unavailable", body = inline(OAuthErrorBody))),
+    security(("client_basic" = []), ()))]
 #[tracing::instrument(skip_all)]
-async fn token(
+pub async fn token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -257,9 +390,15 @@ async fn token(
         .get("grant_type")
         .ok_or_else(|| OAuthError::new("invalid_request", "grant_type is required"))?;
     let ip = caller_ip(&state, peer, &headers);
-    let presented = presented_client(&headers, &params).inspect_err(|_| {
-        state.auth_throttle.record_ip_failure(ip);
-    })?;
+    let presented = match presented_client(&headers, &params) {
+        Ok(presented) => presented,
+        Err(e) => {
+            count_failure("malformed");
+            // Counted against the address; the answer stays the malformed request's.
+            let _ = state.auth_throttle.record_ip_failure(ip).await;
+            return Err(e);
+        }
+    };
     let client = authenticate(&state, ip, &presented).await?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
@@ -305,7 +444,17 @@ async fn token(
         .registry
         .issue_token(&client, &scopes, state.config.token_ttl_secs as i64)
         .await
-        .map_err(|_| OAuthError::invalid_client(presented.used_basic))?;
+        .map_err(|e| match e {
+            // Revoked between authentication and issue.
+            crate::registry::StoreError::Conflict(_) => {
+                OAuthError::invalid_client(presented.used_basic)
+            }
+            // The registry could not store the token (unreachable, disk full):
+            // the credential is fine, so never tell the vendor otherwise.
+            other => OAuthError::server(other),
+        })?;
+    metrics::counter!("scopegate_tokens_issued_total", "connector" => connector.id().to_string())
+        .increment(1);
     let mut response = Json(json!({
         "access_token": issued.access_token.expose_secret(),
         "token_type": "Bearer",
@@ -322,8 +471,17 @@ async fn token(
     Ok(response)
 }
 
+/// Revokes an access token issued to this client (RFC 7009); an unknown token is not an error.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content = inline(RevokeForm), content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Revoked, or it was not a live token of this client"),
+              (status = 400, description = "invalid_request (not a form, a repeated parameter, no token, both Basic and form credentials)", body = inline(OAuthErrorBody)),
+              (status = 401, description = "invalid_client: unknown or wrong credentials", body = inline(OAuthErrorBody)),
+              (status = 429, description = "slow_down: too many failed authentications; see Retry-After", body = inline(OAuthErrorBody)),
+              (status = 503, description = "temporarily_unavailable", body = inline(OAuthErrorBody))),
+    security(("client_basic" = []), ()))]
 #[tracing::instrument(skip_all)]
-async fn revoke(
+pub async fn revoke(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -342,4 +500,81 @@ async fn revoke(
         .await
         .map_err(OAuthError::server)?;
     Ok(StatusCode::OK.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn form_headers(authorization: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        if let Some(value) = authorization {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn form_encoded(text: &str) -> String {
+        form_urlencoded::byte_serialize(text.as_bytes()).collect()
+    }
+
+    /// RFC 6749 s2.3.1: both halves form-encoded, joined by `:`, base64.
+    fn basic(id: &str, secret: &str) -> String {
+        let pair = format!("{}:{}", form_encoded(id), form_encoded(secret));
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn basic_credentials_are_read_back_as_sent(id in "\\PC{0,60}", secret in "\\PC{0,60}") {
+            let headers = form_headers(Some(&basic(&id, &secret)));
+            prop_assert_eq!(
+                presented_credentials(&headers, b"grant_type=client_credentials"),
+                Some((id, secret))
+            );
+        }
+
+        #[test]
+        fn body_credentials_are_read_back_as_sent(id in "\\PC{0,60}", secret in "\\PC{0,60}") {
+            let body = format!("grant_type=client_credentials&client_id={}&client_secret={}", form_encoded(&id), form_encoded(&secret));
+            prop_assert_eq!(
+                presented_credentials(&form_headers(None), body.as_bytes()),
+                Some((id, secret))
+            );
+        }
+
+        #[test]
+        fn both_methods_at_once_or_a_repeated_parameter_are_refused(id in "\\PC{0,30}", secret in "\\PC{0,30}") {
+            let headers = form_headers(Some(&basic(&id, &secret)));
+            let body = format!("client_id={}", form_encoded(&id));
+            prop_assert_eq!(presented_credentials(&headers, body.as_bytes()), None);
+            let repeated = format!("client_id={0}&client_secret=s&client_id={0}", form_encoded(&id));
+            prop_assert_eq!(presented_credentials(&form_headers(None), repeated.as_bytes()), None);
+        }
+
+        #[test]
+        fn any_header_and_body_are_read_without_panicking(
+            authorization in proptest::collection::vec(any::<u8>(), 0..80),
+            basic_payload in proptest::collection::vec(any::<u8>(), 0..60),
+            body in proptest::collection::vec(any::<u8>(), 0..120),
+        ) {
+            let mut headers = form_headers(None);
+            if let Ok(value) = HeaderValue::from_bytes(&authorization) {
+                headers.insert(header::AUTHORIZATION, value);
+            }
+            presented_credentials(&headers, &body);
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&basic_payload);
+            presented_credentials(&form_headers(Some(&format!("Basic {encoded}"))), &body);
+        }
+    }
 }

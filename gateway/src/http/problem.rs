@@ -100,6 +100,55 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Errors the framework answers by itself (405 with `Allow` from the router,
+/// 413 from the body limit, an extractor's plain-text rejection) become
+/// problem+json like every other error. Responses with a content type of
+/// their own (problem+json, OAuth's JSON errors, HTML pages) are left alone.
+pub async fn framework_errors(response: Response) -> Response {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let plain = content_type.is_empty() || content_type.starts_with("text/plain");
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            format!("this endpoint does not take that method; it takes {allowed}")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => "the body is larger than 256 KiB".to_string(),
+        _ if !text.is_empty() => text,
+        _ => "the request was refused".to_string(),
+    };
+    let title = status.canonical_reason().unwrap_or("Error");
+    let mut rendered = Problem::new(status, title, detail).into_response();
+    for name in parts.headers.keys() {
+        if name == header::CONTENT_TYPE
+            || name == header::CONTENT_LENGTH
+            || rendered.headers().contains_key(name)
+        {
+            continue;
+        }
+        for value in parts.headers.get_all(name) {
+            rendered.headers_mut().append(name, value.clone());
+        }
+    }
+    rendered
+}
+
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {
@@ -108,11 +157,9 @@ impl From<StoreError> for Problem {
             StoreError::Invalid(d) => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid request", d)
             }
-            StoreError::Unreachable { .. } => {
-                tracing::error!(error = %e, "database unreachable");
-                Problem::unavailable(
-                    "a database the gateway needs is unreachable; try again shortly",
-                )
+            StoreError::Unreachable { .. } | StoreError::Unavailable(_) => {
+                tracing::error!(error = %e, "database unavailable");
+                Problem::unavailable(crate::registry::UNAVAILABLE_DETAIL)
             }
             other => Problem::internal(other),
         }
@@ -123,5 +170,50 @@ impl From<crate::outbound_log::LogError> for Problem {
     fn from(e: crate::outbound_log::LogError) -> Self {
         tracing::error!(error = %e, "outbound log refused a record; nothing was sent");
         Problem::unavailable("the outbound log could not record this response, so nothing was sent; try again shortly")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn rendered(response: Response) -> (Response, serde_json::Value) {
+        let response = framework_errors(response).await;
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 4096).await.unwrap();
+        (
+            Response::from_parts(parts, axum::body::Body::empty()),
+            serde_json::from_slice(&bytes).unwrap_or_default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn framework_errors_become_problems_keeping_their_headers() {
+        let mut not_allowed = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        not_allowed
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        let (response, body) = rendered(not_allowed).await;
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        assert_eq!(response.headers()[header::ALLOW], "GET,HEAD");
+        assert_eq!(body["status"], 405);
+        assert!(body["detail"].as_str().unwrap().contains("GET,HEAD"));
+
+        let rejection = (StatusCode::BAD_REQUEST, "Invalid URL: bad path").into_response();
+        let (_, body) = rendered(rejection).await;
+        assert_eq!(body["detail"], "Invalid URL: bad path");
+
+        // Errors with a content type of their own (OAuth's JSON, problems) are left alone.
+        let oauth = (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_request"})),
+        )
+            .into_response();
+        let (response, body) = rendered(oauth).await;
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(body["error"], "invalid_request");
     }
 }

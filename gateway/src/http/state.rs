@@ -1,16 +1,15 @@
 //! The state every handler sees: the core's services, the throttles, the
-//! settings logins, the Google Calendar connector's context and the running
-//! connectors with their capabilities. Built by the wiring (`app::Application`).
+//! settings logins and the running connectors with their capabilities. Built by the wiring (`app::Application`).
 
 use super::logins::Accounts;
 use super::throttle::{ApiLimiters, AuthThrottle};
 use crate::catalogue::Catalogue;
 use crate::config::Config;
+pub use crate::connector_host::RunningConnector;
 use crate::keys::{Keyring, LogKeys};
 use crate::outbound_log::OutboundLog;
 use crate::registry::Registry;
 use crate::tenancy::Tenancy;
-use scopegate_contract::{Capabilities, Connector};
 use std::sync::Arc;
 
 /// Everything a request handler may use.
@@ -26,19 +25,10 @@ pub struct App {
     pub auth_throttle: AuthThrottle,
     pub api_limiters: ApiLimiters,
     pub accounts: Accounts,
-    pub google: Arc<crate::google::GoogleContext>,
     /// The registered connectors with the capabilities each was given.
     pub connectors: Vec<RunningConnector>,
     /// Set to true when the gateway starts shutting down (connectors' background work ends).
     pub stopping: tokio::sync::watch::Sender<bool>,
-}
-
-/// A registered connector and its capabilities.
-pub struct RunningConnector {
-    pub connector: Arc<dyn Connector>,
-    pub capabilities: Capabilities,
-    /// It serves vendor routes, so a firm issues credentials for it.
-    pub vendor_api: bool,
 }
 
 /// Axum state: a cheap handle on the `App`.

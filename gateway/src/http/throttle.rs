@@ -6,9 +6,18 @@
 //! governor's GCRA, per client id and per address; once a key has used its
 //! failure budget, what it refuses is described at [`AuthThrottle`]. Limiter
 //! keys are pruned periodically (they are never evicted by themselves).
+//!
+//! With Redis configured ([`super::shared_limits`]), every budget is also
+//! kept there, shared by all instances, behind the per-process governors
+//! (the first line: what they refuse never reaches Redis). When Redis does
+//! not answer, failure budgets fail closed ([`Refusal::Unavailable`]: no
+//! secret or password is checked where a budget would be consulted) and API
+//! limits fall back to the per-process ones. Refusals are counted in
+//! `scopegate_throttled_total{limit, scope}`.
 
 use super::client_ip::{client_ip, peer_of, rate_key};
 use super::problem::Problem;
+use super::shared_limits::{Budget, SharedLimits};
 use crate::config::Limits;
 use crate::http::AppState;
 use crate::registry::Registry;
@@ -66,6 +75,11 @@ pub enum ApiKey {
 /// How many tokens' credential ids are remembered.
 const TOKEN_CACHE: usize = 16_384;
 
+/// The refusals of request limits, by limit and by where they were decided.
+fn count_throttled(limit: &'static str, scope: &'static str) {
+    metrics::counter!("scopegate_throttled_total", "limit" => limit, "scope" => scope).increment(1);
+}
+
 /// The API limiters, built once so a pruning task can reach them.
 pub struct ApiLimiters {
     pub per_ip: Arc<IpGovernor>,
@@ -74,10 +88,17 @@ pub struct ApiLimiters {
     /// token's first request pays for a lookup here.
     token_credentials: Mutex<LruCache<[u8; 32], String>>,
     ip: ClientIpKey,
+    shared: Option<Arc<SharedLimits>>,
+    interval: Duration,
+    burst: u32,
 }
 
 impl ApiLimiters {
-    pub fn new(limits: &Limits, trusted: Arc<Vec<IpAddr>>) -> Self {
+    pub fn new(
+        limits: &Limits,
+        trusted: Arc<Vec<IpAddr>>,
+        shared: Option<Arc<SharedLimits>>,
+    ) -> Self {
         let ip = ClientIpKey { trusted };
         // tower_governor's `per_*` sets the replenish *interval* (one token every n units).
         let interval_ns = (1_000_000_000 / limits.api_rate_per_second.max(1)).max(1);
@@ -97,6 +118,9 @@ impl ApiLimiters {
                 NonZeroUsize::new(TOKEN_CACHE).expect("positive"),
             )),
             ip,
+            shared,
+            interval: Duration::from_nanos(interval_ns),
+            burst: limits.api_burst.max(1),
         }
     }
 
@@ -146,6 +170,39 @@ impl ApiLimiters {
         client.map(ApiKey::Client)
     }
 
+    /// The shared budgets of a request: its address's and, for the API, its
+    /// credential's (or client's), taken together. `None`: allowed (or Redis
+    /// is not configured or unavailable: the per-process limits stand alone).
+    async fn shared_refusal(&self, client: IpAddr, key: Option<&ApiKey>) -> Option<Response> {
+        let shared = self.shared.as_ref()?;
+        let mut keys = vec![shared.key("api", "ip", client.to_string().as_bytes())];
+        match key {
+            Some(ApiKey::Credential(id)) => {
+                keys.push(shared.key("api", "credential", id.as_bytes()))
+            }
+            Some(ApiKey::Client(ip)) => {
+                keys.push(shared.key("api", "client", ip.to_string().as_bytes()))
+            }
+            None => {}
+        }
+        match shared.take(&keys, self.interval, self.burst).await {
+            Ok(None) => None,
+            Ok(Some((wait, worst))) => {
+                let limit = if worst == 0 {
+                    "requests_per_ip"
+                } else {
+                    "requests_per_credential"
+                };
+                count_throttled(limit, "shared");
+                Some(Problem::too_many_requests(ceil_secs(wait)).into_response())
+            }
+            Err(_) => {
+                count_throttled("requests", "fallback_local");
+                None
+            }
+        }
+    }
+
     pub fn prune(&self) {
         self.per_ip.limiter().retain_recent();
         self.per_credential.retain_recent();
@@ -161,7 +218,8 @@ pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Middleware: the per-credential API budget (`from_fn_with_state`).
+/// Middleware: the per-credential API budget, then the shared per-address
+/// and per-credential budgets (`from_fn_with_state`).
 pub async fn limit_per_credential(
     State(state): State<AppState>,
     req: Request,
@@ -175,7 +233,31 @@ pub async fn limit_per_credential(
     };
     if let Err(not_until) = limiters.per_credential.check_key(&key) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
+        count_throttled("requests_per_credential", "local");
         return Problem::too_many_requests(ceil_secs(wait)).into_response();
+    }
+    if let Some(client) = client {
+        if let Some(refusal) = limiters.shared_refusal(client, Some(&key)).await {
+            return refusal;
+        }
+    }
+    next.run(req).await
+}
+
+/// Middleware: the shared per-address budget of the routes outside the API
+/// (OAuth, settings), behind their per-process one (`from_fn_with_state`).
+pub async fn limit_shared_per_ip(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limiters = &state.api_limiters;
+    if limiters.shared.is_some() {
+        if let Some(client) = limiters.ip.of(&req) {
+            if let Some(refusal) = limiters.shared_refusal(client, None).await {
+                return refusal;
+            }
+        }
     }
     next.run(req).await
 }
@@ -187,6 +269,7 @@ fn ceil_secs(wait: Duration) -> u64 {
 fn governor_problem(error: GovernorError) -> Response {
     match error {
         GovernorError::TooManyRequests { wait_time, .. } => {
+            count_throttled("requests_per_ip", "local");
             Problem::too_many_requests(wait_time).into_response()
         }
         GovernorError::UnableToExtractKey => {
@@ -207,6 +290,16 @@ pub enum FailureKey {
     Client([u8; 16]),
 }
 
+/// Why an attempt is refused by the failure budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A budget is spent: retry after this many seconds (429).
+    Throttled(u64),
+    /// Redis is configured but did not answer: the budget cannot be
+    /// consulted, so the attempt is refused unchecked (503, fail closed).
+    Unavailable,
+}
+
 /// Failed-authentication budgets per address and per client id (or settings
 /// account). What a spent budget refuses is up to the caller, and chosen so
 /// that nobody else's trouble refuses a right secret or password:
@@ -216,18 +309,34 @@ pub enum FailureKey {
 ///   guesser: unknown client ids, or any failed login;
 /// - a client id or account over its budget still has its right secret or
 ///   password accepted; wrong ones get 429, and an address that has already
-///   failed for it is refused unchecked until it recovers ([`Self::tried_from`]).
+///   failed for it is refused unchecked until it recovers ([`Self::locked_out`]).
+///
+/// Every check asks this process's state first and, when it does not
+/// refuse, Redis; every failure is counted in both. With Redis configured
+/// and unreachable, a check that would consult a budget answers
+/// [`Refusal::Unavailable`].
 pub struct AuthThrottle {
+    /// `oauth_token` or `settings_login`: the metrics label and the Redis key space.
+    limit: &'static str,
     per_ip: DefaultKeyedRateLimiter<FailureKey>,
     per_client: DefaultKeyedRateLimiter<FailureKey>,
     blocked: Mutex<HashMap<FailureKey, Instant>>,
     /// When an address last failed for a client key.
     tried: Mutex<HashMap<(FailureKey, IpAddr), Instant>>,
     recovery: Duration,
+    burst_ip: u32,
+    burst_client: u32,
+    shared: Option<Arc<SharedLimits>>,
+}
+
+/// The Redis keys of one failure key: its GCRA state and its block mark.
+struct SharedNames {
+    tat: String,
+    block: String,
 }
 
 impl AuthThrottle {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limit: &'static str, limits: &Limits, shared: Option<Arc<SharedLimits>>) -> Self {
         let period = Duration::from_secs(limits.auth_failure_recovery_secs);
         let quota = |burst: u32| {
             Quota::with_period(period)
@@ -235,11 +344,15 @@ impl AuthThrottle {
                 .allow_burst(NonZeroU32::new(burst).expect("positive"))
         };
         Self {
+            limit,
             per_ip: RateLimiter::keyed(quota(limits.auth_failures_per_ip)),
             per_client: RateLimiter::keyed(quota(limits.auth_failures_per_client)),
             blocked: Mutex::new(HashMap::new()),
             tried: Mutex::new(HashMap::new()),
             recovery: period,
+            burst_ip: limits.auth_failures_per_ip,
+            burst_client: limits.auth_failures_per_client,
+            shared,
         }
     }
 
@@ -250,7 +363,32 @@ impl AuthThrottle {
         FailureKey::Client(key)
     }
 
-    fn blocked(&self, key: &FailureKey) -> Option<u64> {
+    fn names(&self, shared: &SharedLimits, key: &FailureKey) -> SharedNames {
+        let (kind, id) = match key {
+            FailureKey::Ip(ip) => ("ip", ip.to_string().into_bytes()),
+            FailureKey::Client(digest) => ("client", digest.to_vec()),
+        };
+        SharedNames {
+            tat: shared.key(self.limit, &format!("{kind}:tat"), &id),
+            block: shared.key(self.limit, &format!("{kind}:block"), &id),
+        }
+    }
+
+    fn tried_name(&self, shared: &SharedLimits, client: &FailureKey, ip: IpAddr) -> String {
+        let FailureKey::Client(digest) = client else {
+            unreachable!("tries are kept per client key")
+        };
+        let mut id = digest.to_vec();
+        id.extend(ip.to_string().as_bytes());
+        shared.key(self.limit, "tried", &id)
+    }
+
+    fn refused(&self, refusal: Refusal, scope: &'static str) -> Option<Refusal> {
+        count_throttled(self.limit, scope);
+        Some(refusal)
+    }
+
+    fn local_blocked(&self, key: &FailureKey) -> Option<u64> {
         let now = Instant::now();
         self.blocked
             .lock()
@@ -260,64 +398,168 @@ impl AuthThrottle {
             .map(|until| ceil_secs(until.duration_since(now)))
     }
 
-    /// Seconds to wait if this address is locked out now.
-    pub fn ip_blocked(&self, ip: IpAddr) -> Option<u64> {
-        self.blocked(&FailureKey::Ip(rate_key(ip)))
-    }
-
-    /// Seconds to wait if this client id (or account) is over its budget now.
-    pub fn client_blocked(&self, client_id: &str) -> Option<u64> {
-        self.blocked(&Self::client_key(client_id))
-    }
-
-    /// Seconds until this address may try this client id again, if it failed
-    /// for it within the recovery period.
-    pub fn tried_from(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
+    /// Seconds to wait (in this process) if this address failed for this client key lately.
+    fn local_tried(&self, client: &FailureKey, ip: IpAddr) -> Option<u64> {
         let now = Instant::now();
-        let key = (Self::client_key(client_id), rate_key(ip));
         self.tried
             .lock()
             .expect("throttle lock")
-            .get(&key)
+            .get(&(client.clone(), ip))
             .map(|at| *at + self.recovery)
             .filter(|until| *until > now)
             .map(|until| ceil_secs(until.duration_since(now)))
     }
 
-    /// Counts one failure against `key`; returns the lockout if its budget is now spent.
-    fn spend(&self, limiter: &DefaultKeyedRateLimiter<FailureKey>, key: FailureKey) -> Option<u64> {
-        let not_until = limiter.check_key(&key).err()?;
+    /// Whether every one of `keys` is marked in Redis; the shortest wait if so.
+    async fn shared_all_marked(&self, keys: &[&str]) -> Result<Option<u64>, Refusal> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let left = shared
+            .remaining(keys)
+            .await
+            .map_err(|_| Refusal::Unavailable)?;
+        Ok(left
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .and_then(|waits| waits.into_iter().min())
+            .map(ceil_secs))
+    }
+
+    async fn blocked(&self, key: FailureKey) -> Option<Refusal> {
+        if let Some(wait) = self.local_blocked(&key) {
+            return self.refused(Refusal::Throttled(wait), "local");
+        }
+        let Some(shared) = &self.shared else {
+            return None;
+        };
+        let names = self.names(shared, &key);
+        match self.shared_all_marked(&[&names.block]).await {
+            Ok(None) => None,
+            Ok(Some(wait)) => self.refused(Refusal::Throttled(wait), "shared"),
+            Err(refusal) => self.refused(refusal, "unavailable"),
+        }
+    }
+
+    /// Whether this address is locked out now.
+    pub async fn ip_blocked(&self, ip: IpAddr) -> Option<Refusal> {
+        self.blocked(FailureKey::Ip(rate_key(ip))).await
+    }
+
+    /// Whether this client id (or account) is over its budget now.
+    pub async fn client_blocked(&self, client_id: &str) -> Option<Refusal> {
+        self.blocked(Self::client_key(client_id)).await
+    }
+
+    /// Whether this client id (or account) is over its budget *and* this
+    /// address failed for it within the recovery period: such an address is
+    /// not checked again until either passes (the shorter wait is given).
+    pub async fn locked_out(&self, ip: IpAddr, client_id: &str) -> Option<Refusal> {
+        let key = Self::client_key(client_id);
+        let ip = rate_key(ip);
+        if let (Some(locked), Some(tried)) = (self.local_blocked(&key), self.local_tried(&key, ip))
+        {
+            return self.refused(Refusal::Throttled(locked.min(tried)), "local");
+        }
+        let Some(shared) = &self.shared else {
+            return None;
+        };
+        let names = self.names(shared, &key);
+        let tried = self.tried_name(shared, &key, ip);
+        match self.shared_all_marked(&[&names.block, &tried]).await {
+            Ok(None) => None,
+            Ok(Some(wait)) => self.refused(Refusal::Throttled(wait), "shared"),
+            Err(refusal) => self.refused(refusal, "unavailable"),
+        }
+    }
+
+    /// Counts one failure against `key` in this process; returns the lockout if its budget is now spent.
+    fn spend_local(
+        &self,
+        limiter: &DefaultKeyedRateLimiter<FailureKey>,
+        key: &FailureKey,
+    ) -> Option<u64> {
+        let not_until = limiter.check_key(key).err()?;
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         self.blocked
             .lock()
             .expect("throttle lock")
-            .insert(key, Instant::now() + wait);
+            .insert(key.clone(), Instant::now() + wait);
         Some(ceil_secs(wait))
     }
 
+    /// Counts a failure against the address and/or the client key, in this
+    /// process and in Redis (one script); the longer lockout if a budget is now spent.
+    async fn record(&self, ip: IpAddr, client: Option<&str>, count_ip: bool) -> Option<Refusal> {
+        let ip = rate_key(ip);
+        let client = client.map(Self::client_key);
+        let mut local = None;
+        if count_ip {
+            local = self.spend_local(&self.per_ip, &FailureKey::Ip(ip));
+        }
+        if let Some(key) = &client {
+            self.tried
+                .lock()
+                .expect("throttle lock")
+                .insert((key.clone(), ip), Instant::now());
+            local = local.max(self.spend_local(&self.per_client, key));
+        }
+        let shared_wait = match &self.shared {
+            None => Ok(None),
+            Some(shared) => {
+                let mut budgets = Vec::new();
+                if count_ip {
+                    let names = self.names(shared, &FailureKey::Ip(ip));
+                    budgets.push(Budget {
+                        tat: names.tat,
+                        block: names.block,
+                        burst: self.burst_ip,
+                    });
+                }
+                let tried = client.as_ref().map(|key| {
+                    let names = self.names(shared, key);
+                    budgets.push(Budget {
+                        tat: names.tat,
+                        block: names.block,
+                        burst: self.burst_client,
+                    });
+                    self.tried_name(shared, key, ip)
+                });
+                shared
+                    .spend(
+                        &budgets,
+                        self.recovery,
+                        tried.as_deref().map(|t| (t, self.recovery)),
+                    )
+                    .await
+                    .map(|wait| wait.map(ceil_secs))
+            }
+        };
+        match (local, shared_wait) {
+            (Some(l), Ok(Some(s))) => self.refused(Refusal::Throttled(l.max(s)), "local"),
+            (Some(l), _) => self.refused(Refusal::Throttled(l), "local"),
+            (None, Ok(Some(s))) => self.refused(Refusal::Throttled(s), "shared"),
+            (None, Ok(None)) => None,
+            (None, Err(_)) => self.refused(Refusal::Unavailable, "unavailable"),
+        }
+    }
+
     /// Counts a failure against the address only (an unknown client id, a malformed request).
-    pub fn record_ip_failure(&self, ip: IpAddr) -> Option<u64> {
-        self.spend(&self.per_ip, FailureKey::Ip(rate_key(ip)))
+    pub async fn record_ip_failure(&self, ip: IpAddr) -> Option<Refusal> {
+        self.record(ip, None, true).await
     }
 
     /// Counts a failure against the client id only, remembering the address it came from.
-    pub fn record_client_failure(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
-        let key = Self::client_key(client_id);
-        self.tried
-            .lock()
-            .expect("throttle lock")
-            .insert((key.clone(), rate_key(ip)), Instant::now());
-        self.spend(&self.per_client, key)
+    pub async fn record_client_failure(&self, ip: IpAddr, client_id: &str) -> Option<Refusal> {
+        self.record(ip, Some(client_id), false).await
     }
 
     /// Counts a failure against both; returns the longer lockout if a budget is now spent.
-    pub fn record_failure(&self, ip: IpAddr, client_id: &str) -> Option<u64> {
-        let by_ip = self.record_ip_failure(ip);
-        let by_client = self.record_client_failure(ip, client_id);
-        by_ip.max(by_client)
+    pub async fn record_failure(&self, ip: IpAddr, client_id: &str) -> Option<Refusal> {
+        self.record(ip, Some(client_id), true).await
     }
 
-    /// Forgets expired lockouts, old tries and idle limiter keys.
+    /// Forgets expired lockouts, old tries and idle limiter keys (Redis's expire by themselves).
     pub fn prune(&self) {
         let now = Instant::now();
         self.blocked
@@ -348,51 +590,120 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ip_is_locked_after_its_failure_budget_and_others_are_not() {
-        let t = AuthThrottle::new(&limits());
+    fn throttle() -> AuthThrottle {
+        AuthThrottle::new("test", &limits(), None)
+    }
+
+    #[tokio::test]
+    async fn ip_is_locked_after_its_failure_budget_and_others_are_not() {
+        let t = throttle();
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..3 {
-            assert_eq!(t.record_failure(a, "sgc_x"), None);
+            assert_eq!(t.record_failure(a, "sgc_x").await, None);
         }
-        assert!(t.record_failure(a, "sgc_x").is_some());
-        assert!(t.ip_blocked(a).is_some());
-        assert_eq!(t.ip_blocked(b), None);
-        assert_eq!(t.client_blocked("sgc_x"), None, "4 of its 10");
+        assert!(matches!(
+            t.record_failure(a, "sgc_x").await,
+            Some(Refusal::Throttled(_))
+        ));
+        assert!(t.ip_blocked(a).await.is_some());
+        assert_eq!(t.ip_blocked(b).await, None);
+        assert_eq!(t.client_blocked("sgc_x").await, None, "4 of its 10");
     }
 
-    #[test]
-    fn client_failures_do_not_spend_the_address_budget() {
-        let t = AuthThrottle::new(&limits());
+    #[tokio::test]
+    async fn client_failures_do_not_spend_the_address_budget() {
+        let t = throttle();
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..10 {
-            assert_eq!(t.record_client_failure(a, "sgc_stale"), None);
+            assert_eq!(t.record_client_failure(a, "sgc_stale").await, None);
         }
-        assert!(t.record_client_failure(a, "sgc_stale").is_some());
-        assert!(t.client_blocked("sgc_stale").is_some());
-        assert_eq!(t.ip_blocked(a), None);
-        assert_eq!(t.client_blocked("sgc_other"), None);
-        assert!(t.tried_from(a, "sgc_stale").is_some());
+        assert!(t.record_client_failure(a, "sgc_stale").await.is_some());
+        assert!(t.client_blocked("sgc_stale").await.is_some());
+        assert_eq!(t.ip_blocked(a).await, None);
+        assert_eq!(t.client_blocked("sgc_other").await, None);
+        assert!(t.locked_out(a, "sgc_stale").await.is_some());
         assert_eq!(
-            t.tried_from("192.0.2.9".parse().unwrap(), "sgc_stale"),
-            None
+            t.locked_out("192.0.2.9".parse().unwrap(), "sgc_stale")
+                .await,
+            None,
+            "an address that has not failed for it is still checked"
         );
     }
 
-    #[test]
-    fn an_ipv6_64_shares_one_failure_budget() {
-        let t = AuthThrottle::new(&limits());
+    #[tokio::test]
+    async fn an_ipv6_64_shares_one_failure_budget() {
+        let t = throttle();
         for n in 1..=3 {
             let ip: IpAddr = format!("2001:db8:7:7::{n}").parse().unwrap();
-            assert_eq!(t.record_ip_failure(ip), None);
+            assert_eq!(t.record_ip_failure(ip).await, None);
         }
         assert!(t
             .record_ip_failure("2001:db8:7:7:ffff::1".parse().unwrap())
+            .await
             .is_some());
         assert!(t
             .ip_blocked("2001:db8:7:7::abcd".parse().unwrap())
+            .await
             .is_some());
-        assert_eq!(t.ip_blocked("2001:db8:7:8::1".parse().unwrap()), None);
+        assert_eq!(t.ip_blocked("2001:db8:7:8::1".parse().unwrap()).await, None);
+    }
+
+    /// Redis configured but unreachable: every check that would consult a
+    /// budget refuses (fail closed), while this process's refusals still come first.
+    #[tokio::test]
+    async fn unreachable_redis_fails_failure_budgets_closed() {
+        use hmac::Mac;
+        let names = <hmac::Hmac<Sha256> as Mac>::new_from_slice(b"k").unwrap();
+        let shared = SharedLimits::new(&"redis://127.0.0.1:1/".to_string().into(), names).unwrap();
+        let t = AuthThrottle::new("test", &limits(), Some(Arc::new(shared)));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(t.ip_blocked(a).await, Some(Refusal::Unavailable));
+        assert_eq!(t.client_blocked("sgc_x").await, Some(Refusal::Unavailable));
+        assert_eq!(t.locked_out(a, "sgc_x").await, Some(Refusal::Unavailable));
+        assert_eq!(
+            t.record_failure(a, "sgc_x").await,
+            Some(Refusal::Unavailable)
+        );
+        for _ in 0..3 {
+            t.record_ip_failure(a).await;
+        }
+        assert!(
+            matches!(t.ip_blocked(a).await, Some(Refusal::Throttled(_))),
+            "the per-process budget answers first"
+        );
+    }
+
+    mod properties {
+        use super::super::bearer_token;
+        use axum::http::{header::AUTHORIZATION, HeaderMap, HeaderValue};
+        use proptest::prelude::*;
+
+        fn with_authorization(value: &[u8]) -> Option<HeaderMap> {
+            let value = HeaderValue::from_bytes(value).ok()?;
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value);
+            Some(headers)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn the_bearer_token_is_read_back_as_sent(token in "[!-~]{1,80}") {
+                let headers = with_authorization(format!("Bearer {token}").as_bytes()).unwrap();
+                prop_assert_eq!(bearer_token(&headers), Some(token.as_str()));
+            }
+
+            #[test]
+            fn any_authorization_header_is_read_without_panicking(value in proptest::collection::vec(any::<u8>(), 0..100)) {
+                if let Some(headers) = with_authorization(&value) {
+                    if let Some(token) = bearer_token(&headers) {
+                        prop_assert!(value.starts_with(b"Bearer "));
+                        prop_assert_eq!(token, token.trim());
+                    }
+                }
+            }
+        }
     }
 }

@@ -60,6 +60,7 @@ fn gateway_command(
         .env("SCOPEGATE_DATA_DIR", dir)
         .env("SCOPEGATE_DATABASE_URL", database_url)
         .env("SCOPEGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SCOPEGATE_METRICS_LISTEN", "off")
         .env("SCOPEGATE_MASTER_KEY", key)
         .env("SCOPEGATE_GOOGLE_AUTH_URL", emulator.auth_url())
         .env("SCOPEGATE_GOOGLE_TOKEN_URL", emulator.token_url())
@@ -82,19 +83,38 @@ fn gateway_command(
     command
 }
 
+/// A `scopegate serve` process, killed when dropped (so a failed assertion leaves none behind).
+struct Serving(Child);
+
+impl Serving {
+    fn kill(&mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn serve(
     dir: &std::path::Path,
     database_url: &str,
     port: u16,
     emulator: &RunningEmulator,
     key: &str,
-) -> Child {
-    gateway_command(dir, database_url, port, emulator, key)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start scopegate serve")
+) -> Serving {
+    Serving(
+        gateway_command(dir, database_url, port, emulator, key)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start scopegate serve"),
+    )
 }
 
 async fn wait_healthy(port: u16) {
@@ -114,12 +134,19 @@ async fn wait_healthy(port: u16) {
     panic!("scopegate serve did not become healthy");
 }
 
+/// The events the connection counts (its record in the connector's grant records).
 async fn events_count(registry: &Registry) -> i64 {
-    sqlx::query("SELECT COALESCE(MAX(events_count), 0) AS n FROM google_connections")
-        .fetch_one(registry.pool())
+    sqlx::query("SELECT value FROM connector_records WHERE connector = 'google-calendar' AND record_key LIKE 'connection/%'")
+        .fetch_all(registry.pool())
         .await
         .unwrap()
-        .get("n")
+        .iter()
+        .filter_map(|r| {
+            let value: serde_json::Value = serde_json::from_str(&r.get::<String, _>("value")).ok()?;
+            value["events_count"].as_i64()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -186,9 +213,17 @@ async fn sigkill_mid_sync(dir: tempfile::TempDir, registry_url: String, url: Str
 
     // The operator prints the consent link; the fee earner opens it.
     let output = gateway_command(dir.path(), &registry_url, port, &running, &key)
-        .args(["google", "connect", "--firm", FIRM, "--user", &user])
+        .args([
+            "connector",
+            "google-calendar",
+            "--firm",
+            FIRM,
+            "connect",
+            "--user",
+            &user,
+        ])
         .output()
-        .expect("scopegate google connect");
+        .expect("scopegate connector google-calendar connect");
     assert!(
         output.status.success(),
         "{}",
@@ -223,8 +258,7 @@ async fn sigkill_mid_sync(dir: tempfile::TempDir, registry_url: String, url: Str
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    first.kill().expect("SIGKILL");
-    first.wait().unwrap();
+    first.kill();
     let at_kill = emulator.live_events().len();
     assert!(
         at_kill > 0 && at_kill < ENTRIES,
@@ -245,8 +279,7 @@ async fn sigkill_mid_sync(dir: tempfile::TempDir, registry_url: String, url: Str
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
     assert!(
         converged,
         "the restarted sync converged to {ENTRIES} events"

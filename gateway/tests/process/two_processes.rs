@@ -4,42 +4,6 @@
 
 use crate::common::*;
 
-fn postgres_admin_url() -> String {
-    std::env::var("SCOPEGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A fresh PostgreSQL database URL, or None (skip) when unreachable outside CI.
-fn fresh_database() -> Option<String> {
-    use sqlx::Connection;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let admin = postgres_admin_url();
-        let mut conn = match sqlx::AnyConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("PostgreSQL unreachable with CI=true: {e}")
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: PostgreSQL unreachable ({e})");
-                return None;
-            }
-        };
-        let name = format!("sgtest_two_{}", std::process::id());
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name}"
-        )))
-        .execute(&mut conn)
-        .await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
-    })
-}
-
 fn curl(args: &[&str]) -> (u16, String) {
     let mut all = vec!["-s", "-w", "\n%{http_code}"];
     all.extend(args);
@@ -54,7 +18,9 @@ fn curl(args: &[&str]) -> (u16, String) {
 
 #[test]
 fn a_token_from_one_instance_works_on_the_other_until_the_grant_is_off() {
-    let Some(url) = fresh_database() else { return };
+    let Some(url) = fresh_database("two") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let with_db = |args: &[&str]| {

@@ -18,10 +18,10 @@ on_both_backends!(google_sync_resumes_on_restored_data);
 
 const FIRM: &str = "harbour";
 
-async fn events_count(registry: &Registry, user: &str) -> i64 {
-    scopegate::google::store::connection_for_user(registry, FIRM, user)
+async fn events_count(app: &TestApp, user: &str) -> i64 {
+    Calendar::of(app)
+        .connection(FIRM, user)
         .await
-        .expect("query")
         .map(|c| c.events_count)
         .unwrap_or(-1)
 }
@@ -50,7 +50,7 @@ async fn google_sync_resumes_on_restored_data(env: TestEnv) {
     );
     let live = live_entries(&db, &user).await.len() as i64;
     eventually("the first sync completes", || async {
-        events_count(&env.registry, &user).await == live
+        events_count(&app, &user).await == live
     })
     .await;
 
@@ -107,7 +107,7 @@ async fn google_sync_resumes_on_restored_data(env: TestEnv) {
     )
     .await;
     eventually("the restored gateway syncs the new entry", || async {
-        events_count(&registry, &user).await == live + 1
+        events_count(&app, &user).await == live + 1
     })
     .await;
     let events = emulator.live_events();

@@ -384,7 +384,9 @@ async fn calendar_pairs(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fee_earner_connects_google_calendar_from_the_settings_page() {
-    use scopegate_e2e::google::{busiest_user, eventually, google_args, start_emulator};
+    use scopegate_e2e::google::{
+        busiest_user, eventually, google_args, google_setting, start_emulator,
+    };
     let env = TestEnv::new(Backend::Sqlite).await;
     let db = env.add_seeded_firm("harbour-law", small_seed()).await;
     let earner = busiest_user(&db).await;
@@ -416,7 +418,10 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
         .port();
     let mut args = google_args(&env, &running, 150);
     args.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
-    args.google_redirect_url = Some(format!("http://127.0.0.1:{port}/oauth/google/callback"));
+    args.connector_settings.push(google_setting(
+        "redirect_url",
+        format!("http://127.0.0.1:{port}/oauth/google/callback"),
+    ));
     let app = env
         .spawn_with(scopegate::config::Config::resolve(&args).unwrap())
         .await;
@@ -432,7 +437,7 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     // The fee earner connects; the emulator approves and Google's redirect
     // brings the browser back to the page, which says so.
     log_in(&browser, &app.base, "lindiwe@harbour.example").await;
-    browser.click("[data-tab=google]").await;
+    browser.click("[data-tab=google-calendar]").await;
     browser
         .wait_text("#google-not-connected", "not connected")
         .await;
@@ -444,7 +449,7 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     browser.wait_text("#google-connected", "Connected").await;
     assert_eq!(
         browser.active_id().await,
-        "h-google",
+        "h-google-calendar",
         "focus lands on the Google section after the redirect"
     );
     browser.screenshot("settings-google-02-connected").await;
@@ -461,14 +466,14 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     })
     .await;
     eventually("the connection counts the events", || async {
-        scopegate::google::store::connection_for_user(&env.registry, "harbour-law", &earner)
+        scopegate_e2e::google::Calendar::of(&app)
+            .connection("harbour-law", &earner)
             .await
-            .unwrap()
             .is_some_and(|c| c.events_count == live as i64 && c.last_sync_at.is_some())
     })
     .await;
     browser.click("[data-tab=integrations]").await;
-    browser.click("[data-tab=google]").await;
+    browser.click("[data-tab=google-calendar]").await;
     browser
         .wait_text("#google-me-events", &live.to_string())
         .await;
@@ -491,9 +496,9 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     browser.find("#google-connect").await;
     assert_eq!(emulator.live_refresh_tokens(), 0);
     assert_eq!(emulator.live_events().len(), 0);
-    let gone = scopegate::google::store::connection_for_user(&env.registry, "harbour-law", &earner)
+    let gone = scopegate_e2e::google::Calendar::of(&app)
+        .connection("harbour-law", &earner)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(gone.status, "disconnected");
     assert!(gone.refresh_token_sealed.is_none());
@@ -511,7 +516,7 @@ async fn fee_earner_connects_google_calendar_from_the_settings_page() {
     browser.click("#logout").await;
     browser.wait_text("#login-error", "logged out").await;
     log_in(&browser, &app.base, "admin@harbour.example").await;
-    browser.click("[data-tab=google]").await;
+    browser.click("[data-tab=google-calendar]").await;
     browser
         .wait_text("#google-fee-earners", "lindiwe@harbour.example")
         .await;
@@ -568,7 +573,7 @@ async fn google_calendar_tab_says_when_the_operator_has_not_configured_it() {
     let app = env.spawn().await;
     let browser = Browser::start().await;
     log_in(&browser, &app.base, "admin@harbour.example").await;
-    browser.click("[data-tab=google]").await;
+    browser.click("[data-tab=google-calendar]").await;
     browser
         .wait_text("#google-unconfigured", "has not configured it")
         .await;

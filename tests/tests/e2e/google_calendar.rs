@@ -3,19 +3,19 @@
 //! fields ever reach Google, every call is logged, switching off stops at
 //! once, and an expired or revoked token is handled visibly.
 
-use scopegate::google::store;
 use scopegate::tenancy::FirmDb;
 use scopegate_e2e::google::*;
-use scopegate_e2e::{on_both_backends, small_seed, TestEnv};
+use scopegate_e2e::{on_both_backends, small_seed, TestApp, TestEnv};
+use scopegate_google_calendar::store;
 use scopegate_google_emulator::Emulator;
 use sqlx::Row;
 
 const FIRM: &str = "harbour";
 
-async fn connection_of(env: &TestEnv, user: &str) -> store::Connection {
-    store::connection_for_user(&env.registry, FIRM, user)
+async fn connection_of(app: &TestApp, user: &str) -> store::Connection {
+    Calendar::of(app)
+        .connection(FIRM, user)
         .await
-        .expect("query")
         .expect("connection")
 }
 
@@ -120,17 +120,17 @@ async fn connect_sync_edit_delete_and_switch_off(env: TestEnv) {
     let live = live_entries(&db, &user).await.len() as i64;
     assert!(live > 0);
     eventually("the first sync completes", || async {
-        let c = connection_of(&env, &user).await;
+        let c = connection_of(&app, &user).await;
         c.events_count == live && c.last_sync_at.is_some()
     })
     .await;
     assert_calendar_matches(&emulator, &db, &user).await;
-    let connection = connection_of(&env, &user).await;
+    let connection = connection_of(&app, &user).await;
     assert_eq!(connection.status, "active");
     assert!(connection
         .refresh_token_sealed
         .as_deref()
-        .is_some_and(|t| t.starts_with("v1.")));
+        .is_some_and(|t| t.starts_with("v2.") && t.contains(".google-refresh-token.")));
 
     // Edit one description, change only the private notes of another, delete a third, add one.
     let entries = live_entries(&db, &user).await;
@@ -172,7 +172,7 @@ async fn connect_sync_edit_delete_and_switch_off(env: TestEnv) {
             .unwrap()
             .get("m");
     eventually("the edits are synced", || async {
-        let c = connection_of(&env, &user).await;
+        let c = connection_of(&app, &user).await;
         c.cursor >= target && c.events_count == live
     })
     .await;
@@ -231,14 +231,15 @@ async fn connect_sync_edit_delete_and_switch_off(env: TestEnv) {
     );
 
     // The user disconnects, asking for the created events to go: deleted, token revoked and forgotten.
-    let report = scopegate::google::consent::disconnect(&app.state.google, FIRM, &user, true)
+    let report = Calendar::of(&app)
+        .disconnect(FIRM, &user, true)
         .await
         .expect("disconnect");
     assert_eq!(report.events_deleted as i64, live);
     assert!(report.revoked_at_google);
     assert_eq!(emulator.live_events().len(), 0);
     assert_eq!(emulator.live_refresh_tokens(), 0);
-    let gone = connection_of(&env, &user).await;
+    let gone = connection_of(&app, &user).await;
     assert_eq!(gone.status, "disconnected");
     assert!(gone.refresh_token_sealed.is_none());
     let calls = gateway_calls(&emulator);
@@ -259,7 +260,7 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     let app = env.spawn_with(google_config(&env, &running, 50)).await;
     let user = busiest_user(&db).await;
 
-    // A consent state works once; an unknown one is refused; unknown users are named.
+    // A consent state works once; an unknown one is refused.
     let bogus = app
         .http
         .get(app.url("/oauth/google/callback?state=forged&code=x"))
@@ -268,13 +269,7 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
         .unwrap();
     assert_eq!(bogus.status(), 400);
     assert_eq!(bogus.headers()["content-type"], "application/problem+json");
-    let unknown_user = scopegate::google::consent::start(&app.state.google, FIRM, "no-such-user")
-        .await
-        .unwrap_err();
-    assert_eq!(unknown_user.status(), 404);
-    let url = scopegate::google::consent::start(&app.state.google, FIRM, &user)
-        .await
-        .unwrap();
+    let url = Calendar::of(&app).consent_url(FIRM, &user).await.unwrap();
     let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
     assert_eq!(query["code_challenge_method"], "S256");
     assert_eq!(
@@ -289,7 +284,7 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     );
     let live = live_entries(&db, &user).await.len() as i64;
     eventually("the first sync completes", || async {
-        connection_of(&env, &user).await.events_count == live
+        connection_of(&app, &user).await.events_count == live
     })
     .await;
 
@@ -298,19 +293,17 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     let entries = live_entries(&db, &user).await;
     set_description(&db, &entries[0].0, "Synced after re-consent").await;
     eventually("the connection needs re-consent", || async {
-        connection_of(&env, &user).await.status == "needs_reconsent"
+        connection_of(&app, &user).await.status == "needs_reconsent"
     })
     .await;
-    let c = connection_of(&env, &user).await;
+    let c = connection_of(&app, &user).await;
     assert!(c
         .last_error
         .as_deref()
         .unwrap_or_default()
         .contains("invalid_grant"));
     assert!(c.refresh_token_sealed.is_none());
-    let statuses = scopegate::google::consent::connection_statuses(&app.state.google, FIRM)
-        .await
-        .unwrap();
+    let statuses = Calendar::of(&app).statuses(FIRM).await;
     assert_eq!(statuses[0].status, "needs_reconsent");
 
     // Connecting again resumes; the edit arrives and nothing is duplicated.
@@ -326,17 +319,17 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     })
     .await;
     eventually("all events are current", || async {
-        let c = connection_of(&env, &user).await;
+        let c = connection_of(&app, &user).await;
         c.events_count == live && c.job_due_at.is_none()
     })
     .await;
     assert_calendar_matches(&emulator, &db, &user).await;
 
     // The admin switches off and asks for the created events to be deleted.
-    let report =
-        scopegate::google::switch_off::switch_off(&app.state.google, FIRM, "admin@harbour", true)
-            .await
-            .unwrap();
+    let report = Calendar::of(&app)
+        .switch_off(FIRM, "admin@harbour", true)
+        .await
+        .unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.events_deleted as i64, live);
     assert_eq!(emulator.live_events().len(), 0);
@@ -369,7 +362,7 @@ async fn converges_with_thirty_percent_faults(env: TestEnv) {
         200
     );
     eventually("the sync converges despite faults", || async {
-        connection_of(&env, &user).await.events_count == 300
+        connection_of(&app, &user).await.events_count == 300
     })
     .await;
     assert_calendar_matches(&emulator, &db, &user).await;

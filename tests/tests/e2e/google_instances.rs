@@ -2,7 +2,6 @@
 //! worker; the per-connection lease makes exactly one of them sync a given
 //! fee earner at a time, so no event is inserted twice and no call is wasted.
 
-use scopegate::google::store;
 use scopegate_e2e::google::*;
 use scopegate_e2e::{on_both_backends, small_seed, TestApp, TestEnv};
 
@@ -36,9 +35,9 @@ async fn two_instances_sync_each_connection_once(env: TestEnv) {
         200
     );
     eventually("both instances together sync every entry", || async {
-        store::connection_for_user(&env.registry, FIRM, &user)
+        Calendar::of(&a)
+            .connection(FIRM, &user)
             .await
-            .expect("query")
             .is_some_and(|c| c.events_count == ENTRIES as i64)
     })
     .await;

@@ -144,26 +144,27 @@ async fn run(
     let took = started.elapsed();
     if with_bad {
         // The day-long Retry-After was not slept in a pass: the connection is due again only after it.
-        let rate_limited = sqlx::query_scalar::<_, String>(
-            "SELECT firm_user_id FROM google_connections WHERE firm_id = $1 AND last_error LIKE '%Retry-After 86400 s%'",
-        )
-        .bind(&firms[0])
-        .fetch_all(env.registry.pool())
-        .await
-        .expect("rate-limited connection");
+        let calendar = Calendar::of(app);
+        let rate_limited: Vec<String> = calendar
+            .statuses(&firms[0])
+            .await
+            .into_iter()
+            .filter(|c| {
+                c.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("Retry-After 86400 s"))
+            })
+            .map(|c| c.firm_user_id)
+            .collect();
         assert_eq!(
             rate_limited.len(),
             1,
             "the 429 connection was not rescheduled"
         );
-        let connection = scopegate::google::store::connection_for_user(
-            &env.registry,
-            &firms[0],
-            &rate_limited[0],
-        )
-        .await
-        .expect("query")
-        .expect("connection");
+        let connection = calendar
+            .connection(&firms[0], &rate_limited[0])
+            .await
+            .expect("connection");
         let due = connection.job_due_at.expect("due");
         // The never-answered calls timed out (2 s here), counted as no answer and were tried
         // again: at most 8 (google_user_concurrency) are in flight, so a 9th means a retry.
@@ -195,15 +196,19 @@ async fn stuck_accounts_do_not_hold_up_other_firms(env: TestEnv) {
     let emulator = running.emulator.clone();
     let mut args = google_args(&env, &running, 50);
     // A never-answered call is given up after 2 s, so stopping the gateway at the end is quick.
-    args.google_request_timeout_secs = Some(2);
+    args.connector_settings
+        .push(google_setting("request_timeout_secs", "2"));
     let app = env
         .spawn_with(scopegate::config::Config::resolve(&args).expect("config"))
         .await;
     let baseline = run(&env, &app, &emulator, "calm", false).await;
     let troubled = run(&env, &app, &emulator, "troubled", true).await;
     eprintln!("converged: without bad accounts {baseline:?}, with them {troubled:?}");
+    // Alone on an idle machine the two are within a few percent (3.3 s against 3.6 s); the
+    // margin is for this 2-core machine running the rest of the suite beside it. Held up by
+    // the stuck accounts, the others never converge (the run gives up after LIMIT).
     assert!(
-        troubled <= baseline * 2 + Duration::from_secs(2),
+        troubled <= baseline * 3 + Duration::from_secs(10),
         "the bad accounts held up the others: {troubled:?} against {baseline:?} without them"
     );
     app.stop().await;

@@ -420,7 +420,9 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
 
     // The fee earner sees only their own status, and no one else's id.
     let one = AdminClient::login(&app.base, "firm-a", "one@a.example").await;
-    let status = one.get_json("/admin/v1/google/connection").await;
+    let status = one
+        .get_json("/admin/v1/connectors/google-calendar/connection")
+        .await;
     assert_eq!(status["linked"], true);
     assert_eq!(status["me"]["connected"], false);
     assert!(status.get("fee_earners").is_none(), "{status}");
@@ -430,7 +432,7 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     // Connecting with someone else's ids in the body still connects oneself.
     let started = one
         .post(
-            "/admin/v1/google/connect",
+            "/admin/v1/connectors/google-calendar/connect",
             Some(json!({"firm": "firm-b", "firm_user_id": b1})),
         )
         .await;
@@ -464,10 +466,11 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     assert_eq!(elsewhere.status(), 303);
     assert_eq!(
         elsewhere.headers()["location"],
-        "/settings?google=other-browser"
+        "/settings?connector=google-calendar&outcome=other-browser"
     );
     assert_eq!(
-        one.get_json("/admin/v1/google/connection").await["me"]["connected"],
+        one.get_json("/admin/v1/connectors/google-calendar/connection")
+            .await["me"]["connected"],
         false
     );
     let back = app
@@ -478,7 +481,10 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
         .await
         .unwrap();
     assert_eq!(back.status(), 303);
-    assert_eq!(back.headers()["location"], "/settings?google=connected");
+    assert_eq!(
+        back.headers()["location"],
+        "/settings?connector=google-calendar&outcome=connected"
+    );
     let again = app
         .http
         .get(&callback)
@@ -488,22 +494,25 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
         .unwrap();
     assert_eq!(
         again.headers()["location"],
-        "/settings?google=expired",
+        "/settings?connector=google-calendar&outcome=expired",
         "state is single use"
     );
     assert_eq!(
-        one.get_json("/admin/v1/google/connection").await["me"]["connected"],
+        one.get_json("/admin/v1/connectors/google-calendar/connection")
+            .await["me"]["connected"],
         true
     );
-    let firm_b = scopegate::google::consent::connection_statuses(&app.state.google, "firm-b")
-        .await
-        .unwrap();
+    let firm_b = scopegate_e2e::google::Calendar::of(&app)
+        .statuses("firm-b")
+        .await;
     assert_eq!(firm_b.len(), 1, "firm B gained nothing");
     assert_eq!(firm_b[0].firm_user_id, b1);
 
     // The admin of A sees A's fee earners (those with a login), never B's.
     let admin = AdminClient::login(&app.base, "firm-a", "admin@a.example").await;
-    let overview = admin.get_json("/admin/v1/google/connection").await;
+    let overview = admin
+        .get_json("/admin/v1/connectors/google-calendar/connection")
+        .await;
     assert_eq!(overview["linked"], false);
     let rows = overview["fee_earners"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{overview}");
@@ -514,22 +523,26 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     // Disconnect: ids in a body are refused, not followed; then only one's own goes.
     let named = one
         .post(
-            "/admin/v1/google/disconnect",
+            "/admin/v1/connectors/google-calendar/disconnect",
             Some(json!({"firm_user_id": a2})),
         )
         .await;
     assert_eq!(named.status(), 400);
     assert_eq!(
-        one.post("/admin/v1/google/disconnect", None).await.status(),
+        one.post("/admin/v1/connectors/google-calendar/disconnect", None)
+            .await
+            .status(),
         200
     );
     assert_eq!(
-        one.post("/admin/v1/google/disconnect", None).await.status(),
+        one.post("/admin/v1/connectors/google-calendar/disconnect", None)
+            .await
+            .status(),
         404
     );
-    let firm_a = scopegate::google::consent::connection_statuses(&app.state.google, "firm-a")
-        .await
-        .unwrap();
+    let firm_a = scopegate_e2e::google::Calendar::of(&app)
+        .statuses("firm-a")
+        .await;
     let state_of = |id: &str| {
         firm_a
             .iter()
@@ -538,15 +551,18 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     };
     assert_eq!(state_of(&a1).as_deref(), Some("disconnected"));
     assert_eq!(state_of(&a2).as_deref(), Some("active"));
-    let firm_b = scopegate::google::consent::connection_statuses(&app.state.google, "firm-b")
-        .await
-        .unwrap();
+    let firm_b = scopegate_e2e::google::Calendar::of(&app)
+        .statuses("firm-b")
+        .await;
     assert_eq!(firm_b[0].status, "active");
 
     // Without CSRF token: refused.
     let no_csrf = one
         .http
-        .post(format!("{}/admin/v1/google/connect", app.base))
+        .post(format!(
+            "{}/admin/v1/connectors/google-calendar/connect",
+            app.base
+        ))
         .header("cookie", &one.cookie)
         .send()
         .await
@@ -556,10 +572,15 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     // A login not linked to a practice-system user gets a clear 403.
     let unlinked = AdminClient::login(&app.base, "firm-a", "unlinked@a.example").await;
     assert_eq!(
-        unlinked.get_json("/admin/v1/google/connection").await["linked"],
+        unlinked
+            .get_json("/admin/v1/connectors/google-calendar/connection")
+            .await["linked"],
         false
     );
-    for path in ["/admin/v1/google/connect", "/admin/v1/google/disconnect"] {
+    for path in [
+        "/admin/v1/connectors/google-calendar/connect",
+        "/admin/v1/connectors/google-calendar/disconnect",
+    ] {
         let r = unlinked.post(path, None).await;
         assert_eq!(r.status(), 403, "{path}");
         let problem: Value = r.json().await.unwrap();
@@ -580,7 +601,9 @@ async fn google_connections_are_the_session_users_own(env: TestEnv) {
     let off: Value = off.json().await.unwrap();
     assert_eq!(off["enabled"], false);
     assert_eq!(off["switch_off"]["events_deleted"], 0);
-    let refused = one.post("/admin/v1/google/connect", None).await;
+    let refused = one
+        .post("/admin/v1/connectors/google-calendar/connect", None)
+        .await;
     assert_eq!(refused.status(), 403);
     let problem: Value = refused.json().await.unwrap();
     assert!(

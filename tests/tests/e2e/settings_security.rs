@@ -17,6 +17,7 @@ fn config_with(env: &TestEnv, f: impl FnOnce(&mut ConfigArgs)) -> Config {
         database_url: Some(env.database_url.clone()),
         listen: Some("127.0.0.1:0".parse().unwrap()),
         trusted_proxies: Some(vec!["127.0.0.1".parse().unwrap()]),
+        metrics_listen: Some(scopegate::config::MetricsListen::Off),
         ..Default::default()
     };
     f(&mut args);

@@ -106,6 +106,17 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
         admin.get("/admin/v1/outbound?status=maybe").await.status(),
         422
     );
+    // A status is three digits (the document's pattern), and an empty filter is not "no filter".
+    for query in [
+        "status=+200",
+        "status=0200",
+        "status=",
+        "limit=",
+        "connector=",
+    ] {
+        let refused = admin.get(&format!("/admin/v1/outbound?{query}")).await;
+        assert_eq!(refused.status(), 422, "{query}");
+    }
     assert_eq!(
         admin
             .get("/admin/v1/outbound?from=yesterday")
@@ -186,6 +197,7 @@ async fn newer_contracts_show_what_changed_and_need_reconsent(env: TestEnv) {
         database_url: Some(env.database_url.clone()),
         listen: Some("127.0.0.1:0".parse().unwrap()),
         schemas_dir: Some(schemas.path().to_path_buf()),
+        metrics_listen: Some(scopegate::config::MetricsListen::Off),
         ..Default::default()
     })
     .unwrap();

@@ -2,13 +2,21 @@
 //! credential for one firm does not lock it out of its other firms, API
 //! budgets follow the credential (not the spelling of its header, not a fresh
 //! token) and an IPv6 client's /64, a locked settings account still takes its
-//! right password, and admin password hashing waits for the bounded permits.
+//! right password, admin password hashing waits for the bounded permits, and a
+//! firm whose own database is unreachable answers 503 problem+json quickly
+//! while ten other firms are served as fast as before.
 
 use scopegate::accounts::Role;
 use scopegate::http::logins::PASSWORD_CHECKS_AT_ONCE;
+use scopegate::tenancy::{provision_firm_database, seed};
+use scopegate_e2e::proxy::{Cut, CutProxy};
 use scopegate_e2e::settings::{add_login, login_response, AdminClient, PASSWORD};
-use scopegate_e2e::{enable_with_credential, on_both_backends, small_seed, TestApp, TestEnv};
+use scopegate_e2e::{
+    enable_with_credential, fresh_postgres_database, on_both_backends, small_seed, Backend,
+    TestApp, TestEnv,
+};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 /// POSTs a client-credentials token request from `ip` (via the trusted proxy header).
 async fn token_request(
@@ -346,4 +354,193 @@ on_both_backends!(
     an_ipv6_64_is_one_client,
     a_locked_account_still_takes_its_right_password,
     admin_password_hashing_waits_for_the_bounded_permits,
+    one_firms_database_down_leaves_the_others_alone,
 );
+
+/// How a firm's own database is taken away: on SQLite its file is moved aside
+/// (the gateway opens firm databases lazily, so the next open fails); on
+/// PostgreSQL the gateway reaches it through a proxy that hangs up or goes silent.
+enum FirmOutage {
+    File(std::path::PathBuf),
+    Proxy(CutProxy),
+}
+
+impl FirmOutage {
+    fn start(&self, cut: Cut) {
+        match self {
+            FirmOutage::File(path) => std::fs::rename(path, path.with_extension("away"))
+                .expect("move the firm file aside"),
+            FirmOutage::Proxy(proxy) => proxy.cut(cut),
+        }
+    }
+
+    fn end(&self) {
+        match self {
+            FirmOutage::File(path) => {
+                std::fs::rename(path.with_extension("away"), path).expect("move the firm file back")
+            }
+            FirmOutage::Proxy(proxy) => proxy.restore(),
+        }
+    }
+
+    /// The ways this backend's database goes away.
+    fn cuts(&self) -> Vec<Cut> {
+        match self {
+            FirmOutage::File(_) => vec![Cut::Refuse],
+            FirmOutage::Proxy(_) => vec![Cut::Refuse, Cut::Silent],
+        }
+    }
+}
+
+/// Registers a seeded firm whose database the test can take away.
+async fn firm_with_outage(env: &TestEnv, firm_id: &str) -> FirmOutage {
+    let (direct, registered, outage) = match env.backend {
+        Backend::Sqlite => {
+            let url = scopegate::tenancy::default_firm_url(env.dir.path(), firm_id);
+            let path = std::path::PathBuf::from(url.trim_start_matches("sqlite://"));
+            (url.clone(), url, FirmOutage::File(path))
+        }
+        Backend::Postgres => {
+            let url = fresh_postgres_database(firm_id).await;
+            let (proxy, through) = CutProxy::for_postgres_url(&url).await;
+            (url, through, FirmOutage::Proxy(proxy))
+        }
+    };
+    let db = provision_firm_database(firm_id, &direct)
+        .await
+        .expect("firm database");
+    seed::seed_demo(&db, small_seed()).await.expect("seed");
+    // Closed, so a SQLite file is whole (no WAL beside it) when it is moved.
+    db.pool().close().await;
+    env.registry
+        .add_firm(firm_id, &format!("Firm {firm_id}"), &registered)
+        .await
+        .expect("add firm");
+    outage
+}
+
+/// A poll: (status, content type, detail of a problem, time taken).
+async fn timed_poll(app: &TestApp, token: &str) -> (u16, String, String, Duration) {
+    let started = Instant::now();
+    let r = app.get("/v1/transactions?limit=5", token).await;
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    let detail = body["detail"].as_str().unwrap_or_default().to_string();
+    (status, content_type, detail, started.elapsed())
+}
+
+/// Three polls by each of `tokens`, the firms side by side; the latencies of all, sorted.
+async fn poll_others(app: &TestApp, tokens: &[String]) -> Vec<Duration> {
+    let per_firm = futures::future::join_all(tokens.iter().map(|token| async move {
+        let mut took = Vec::new();
+        for _ in 0..3 {
+            let (status, _, detail, t) = timed_poll(app, token).await;
+            assert_eq!(status, 200, "another firm's poll: {detail}");
+            took.push(t);
+        }
+        took
+    }))
+    .await;
+    let mut all: Vec<Duration> = per_firm.into_iter().flatten().collect();
+    all.sort();
+    all
+}
+
+fn median_max(sorted: &[Duration]) -> (Duration, Duration) {
+    (sorted[sorted.len() / 2], *sorted.last().expect("latencies"))
+}
+
+async fn one_firms_database_down_leaves_the_others_alone(env: TestEnv) {
+    const OTHERS: usize = 10;
+    /// No answer about the troubled firm may take longer than this.
+    const BOUND: Duration = Duration::from_secs(7);
+    let outage = firm_with_outage(&env, "troubled").await;
+    let (troubled_id, troubled_secret) =
+        enable_with_credential(&env.registry, "troubled", "accounting").await;
+    let mut others = Vec::new();
+    for n in 0..OTHERS {
+        let firm = format!("other-{n:02}");
+        env.add_seeded_firm(&firm, small_seed()).await;
+        others.push(enable_with_credential(&env.registry, &firm, "accounting").await);
+    }
+    let mut config = env.config();
+    config.limits.api_rate_per_second = 10_000;
+    config.limits.api_burst = 10_000;
+    let app = env.spawn_with(config).await;
+    let troubled = app.token(&troubled_id, &troubled_secret).await;
+    let mut tokens = Vec::new();
+    for (id, secret) in &others {
+        tokens.push(app.token(id, secret).await);
+    }
+    if env.backend == Backend::Postgres {
+        // The troubled firm's pool is open and warm when its database goes away.
+        assert_eq!(timed_poll(&app, &troubled).await.0, 200);
+    }
+    let (base_median, base_max) = median_max(&poll_others(&app, &tokens).await);
+    println!("{OTHERS} other firms before: median {base_median:?}, max {base_max:?}");
+
+    for cut in outage.cuts() {
+        outage.start(cut);
+        let (troubled_polls, during) = tokio::join!(
+            futures::future::join_all((0..4).map(|_| timed_poll(&app, &troubled))),
+            poll_others(&app, &tokens),
+        );
+        let fee = app
+            .http
+            .post(app.url("/v1/fees"))
+            .bearer_auth(&troubled)
+            .header("Idempotency-Key", "during-the-outage")
+            .json(&json!({"matter_id": "00000000-0000-4000-8000-000000000001", "amount_cents": 100, "currency": "ZAR", "description": "Fee", "fee_date": "2026-11-21"}))
+            .send()
+            .await
+            .expect("fee");
+        let (median, max) = median_max(&during);
+        println!(
+            "troubled firm's database {cut:?}: its polls {:?} in {:?} (\"{}\"), a fee post {}; {OTHERS} other firms meanwhile: median {median:?}, max {max:?}",
+            troubled_polls.iter().map(|p| p.0).collect::<Vec<_>>(),
+            troubled_polls.iter().map(|p| p.3).collect::<Vec<_>>(),
+            troubled_polls[0].2,
+            fee.status(),
+        );
+        for (status, content_type, detail, took) in &troubled_polls {
+            assert_eq!(*status, 503, "the troubled firm's poll ({cut:?}): {detail}");
+            assert_eq!(content_type, "application/problem+json");
+            assert!(detail.contains("try again"), "{detail}");
+            assert!(*took < BOUND, "the troubled firm's poll took {took:?}");
+        }
+        assert_eq!(
+            fee.status(),
+            503,
+            "a fee post while the firm's database is away"
+        );
+        assert_eq!(fee.headers()["content-type"], "application/problem+json");
+        assert!(
+            max < base_max.max(Duration::from_millis(100)) * 5,
+            "other firms slowed down: max {max:?} against {base_max:?} before"
+        );
+
+        outage.end();
+        let back = Instant::now();
+        loop {
+            let (status, _, detail, _) = timed_poll(&app, &troubled).await;
+            if status == 200 {
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(15),
+                "the troubled firm did not recover without a restart: {status} {detail}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "troubled firm's database back after {cut:?}: first 200 after {:?}",
+            back.elapsed()
+        );
+    }
+    app.stop().await;
+}

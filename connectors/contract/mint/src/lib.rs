@@ -24,6 +24,8 @@ pub enum Principal {
     Session(String),
     /// The gateway's own background work for the grant (a sync or export lease).
     Lease(String),
+    /// The operator, on the command line (the firm named by `--firm`).
+    Operator(String),
 }
 
 /// One firm's active grant of one connector, as resolved by the core.
@@ -66,6 +68,7 @@ impl FirmGrant {
             Principal::Credential(id) => format!("credential {id}"),
             Principal::Session(id) => format!("settings user {id}"),
             Principal::Lease(id) => format!("lease {id}"),
+            Principal::Operator(actor) => format!("operator {actor}"),
         }
     }
 }

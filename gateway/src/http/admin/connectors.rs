@@ -4,6 +4,7 @@
 //! the current one adds or drops are listed for re-consent.
 
 use super::{json_body, Session};
+use crate::capabilities::grant_for_session;
 use crate::catalogue::Connector;
 use crate::http::problem::Problem;
 use crate::http::AppState;
@@ -110,8 +111,7 @@ async fn changes_since(state: &AppState, grant: &Grant, c: &Connector) -> Result
 
 /// Every connector: what it receives, whether it is on, and the consent state.
 #[utoipa::path(get, path = "/admin/v1/connectors", tag = "admin",
-    responses((status = 200, description = "Connectors with their fields (from their schemas), switch and consent state, and the re-consent diff"),
-              (status = 401, description = "No session")))]
+    responses((status = 200, description = "Connectors with their fields (from their schemas), switch and consent state, and the re-consent diff", body = Object)))]
 pub async fn list(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
     let mut out = Vec::new();
     for c in state.catalogue.all() {
@@ -122,8 +122,8 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Jso
 
 /// Switches a connector on for the session's firm (or re-consents to its current contract).
 #[utoipa::path(post, path = "/admin/v1/connectors/{id}/enable", tag = "admin",
-    params(("id" = String, Path, description = "connector id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 200, description = "The connector, now on"), (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+    params(("id" = String, Path, description = "connector id")),
+    responses((status = 200, description = "The connector, now on", body = Object), (status = 403, description = "Not an owner or admin"),
               (status = 404, description = "No such connector"), (status = 409, description = "Already on")))]
 pub async fn enable(
     State(state): State<AppState>,
@@ -185,15 +185,36 @@ fn switch_off_choices(
     Ok(chosen)
 }
 
+/// The disable body as the OpenAPI document describes it: booleans named by
+/// switch-off choices. Which names a connector takes is its own list; the
+/// document narrows the names to those the registered connectors offer
+/// (`http::openapi`).
+pub struct SwitchOffChoices;
+
+impl utoipa::PartialSchema for SwitchOffChoices {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::RefOr(
+                ObjectBuilder::new().schema_type(Type::Boolean).into(),
+            )))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SwitchOffChoices {}
+
 /// Switches a connector off: its credentials and tokens are revoked at once.
 /// The body may carry the connector's `switch_off_options` as booleans (e.g.
 /// `{"delete_events": true}`); what they did is reported under `switch_off`.
 #[utoipa::path(post, path = "/admin/v1/connectors/{id}/disable", tag = "admin",
-    params(("id" = String, Path, description = "connector id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    request_body(content = Object, description = "optional; the connector's switch_off_options as booleans, e.g. {\"delete_events\": true}", content_type = "application/json"),
-    responses((status = 200, description = "The connector, now off; when it did work of its own also `switch_off`: {summary, failures, ...}"),
-              (status = 400, description = "A choice the connector does not offer"),
-              (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+    params(("id" = String, Path, description = "connector id")),
+    request_body(content = inline(Option<SwitchOffChoices>), description = "optional; the connector's switch_off_options (GET /admin/v1/connectors) as booleans, e.g. {\"delete_events\": true}", content_type = "application/json"),
+    responses((status = 200, description = "The connector, now off; when it did work of its own also `switch_off`: {summary, failures, ...}", body = Object),
+              (status = 400, description = "The body is not a JSON object, or names a choice this connector does not offer"),
+              (status = 415, description = "A body that is not application/json"),
+              (status = 403, description = "Not an owner or admin"),
               (status = 404, description = "No such connector"), (status = 409, description = "Not on")))]
 pub async fn disable(
     State(state): State<AppState>,
@@ -210,22 +231,29 @@ pub async fn disable(
         json_body(&headers, &body)?
     };
     let choices = switch_off_choices(&state, &c, body)?;
-    // The one connector whose switch-off does work of its own (still in this crate).
-    if c.id() == crate::google::CONNECTOR {
-        let report = crate::google::switch_off::switch_off(
-            &state.google,
-            session.firm(),
-            &session.actor(),
-            choices.contains("delete_events"),
-        )
-        .await?;
-        let mut out = describe(&state, session.firm(), &c).await?;
-        out["switch_off"] = json!(report);
-        return Ok(Json(out));
-    }
     state
         .registry
         .disable_grant(session.firm(), c.id(), &session.actor())
         .await?;
-    Ok(Json(describe(&state, session.firm(), &c).await?))
+    let mut out = describe(&state, session.firm(), &c).await?;
+    // Work of the connector's own (e.g. deleting what it created), now that the grant is off.
+    if let Some(running) = state.connectors.iter().find(|r| r.connector.id() == c.id()) {
+        let grant = state.registry.grant(session.firm(), c.id()).await?;
+        if let Ok(handle) = grant_for_session(&grant, &c, &session.user.id) {
+            let chosen: Vec<&'static str> = running
+                .connector
+                .switch_off_options()
+                .iter()
+                .map(|o| o.name)
+                .filter(|name| choices.contains(*name))
+                .collect();
+            if let Some(work) = running
+                .connector
+                .switch_off(&running.capabilities, handle, &chosen)
+            {
+                out["switch_off"] = work.await.map_err(Problem::from)?;
+            };
+        }
+    }
+    Ok(Json(out))
 }

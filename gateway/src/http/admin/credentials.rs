@@ -61,7 +61,7 @@ async fn active(
 /// The firm's credentials for a connector (never their secrets).
 #[utoipa::path(get, path = "/admin/v1/connectors/{id}/credentials", tag = "admin",
     params(("id" = String, Path, description = "connector id")),
-    responses((status = 200, description = "Credentials, newest first"), (status = 403, description = "Not an owner or admin"), (status = 404, description = "No such connector")))]
+    responses((status = 200, description = "Credentials, newest first", body = Object), (status = 403, description = "Not an owner or admin"), (status = 404, description = "No such connector")))]
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
@@ -80,8 +80,8 @@ fn issued(client_id: &str, secret: &str) -> Value {
 
 /// Issues a credential for the firm's enabled connector; the secret is in this response only.
 #[utoipa::path(post, path = "/admin/v1/connectors/{id}/credentials", tag = "admin",
-    params(("id" = String, Path, description = "connector id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 201, description = "client_id and client_secret (shown once)"), (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+    params(("id" = String, Path, description = "connector id")),
+    responses((status = 201, description = "client_id and client_secret (shown once)", body = Object), (status = 403, description = "Not an owner or admin"),
               (status = 404, description = "No such connector or never enabled"), (status = 409, description = "The connector is off")))]
 pub async fn issue(
     State(state): State<AppState>,
@@ -103,9 +103,8 @@ pub async fn issue(
 
 /// Issues a new credential and revokes the old one (and its tokens).
 #[utoipa::path(post, path = "/admin/v1/connectors/{id}/credentials/{client_id}/rotate", tag = "admin",
-    params(("id" = String, Path, description = "connector id"), ("client_id" = String, Path, description = "the credential to replace"),
-           ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 201, description = "The new client_id and client_secret (shown once)"), (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+    params(("id" = String, Path, description = "connector id"), ("client_id" = String, Path, description = "the credential to replace")),
+    responses((status = 201, description = "The new client_id and client_secret (shown once)", body = Object), (status = 403, description = "Not an owner or admin"),
               (status = 404, description = "No such active credential of this firm")))]
 pub async fn rotate(
     State(state): State<AppState>,
@@ -127,9 +126,8 @@ pub async fn rotate(
 
 /// Revokes a credential and every token issued with it.
 #[utoipa::path(delete, path = "/admin/v1/connectors/{id}/credentials/{client_id}", tag = "admin",
-    params(("id" = String, Path, description = "connector id"), ("client_id" = String, Path, description = "the credential"),
-           ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 204, description = "Revoked"), (status = 403, description = "Not an owner or admin, or bad CSRF token"),
+    params(("id" = String, Path, description = "connector id"), ("client_id" = String, Path, description = "the credential")),
+    responses((status = 204, description = "Revoked"), (status = 403, description = "Not an owner or admin"),
               (status = 404, description = "No such active credential of this firm")))]
 pub async fn revoke(
     State(state): State<AppState>,

@@ -14,7 +14,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The firm's consent ledger, newest first.
 #[utoipa::path(get, path = "/admin/v1/consent-ledger", tag = "admin",
-    responses((status = 200, description = "Ledger entries, newest first"), (status = 403, description = "Not an owner, admin or bookkeeper")))]
+    responses((status = 200, description = "Ledger entries, newest first", body = Object), (status = 403, description = "Not an owner, admin or bookkeeper")))]
 pub async fn list(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
     session.require_auditor()?;
     let mut entries = state.registry.consent_ledger(session.firm()).await?;

@@ -6,7 +6,6 @@
 
 pub mod connectors;
 pub mod credentials;
-pub mod google;
 pub mod ledger;
 pub mod outbound;
 pub mod session;
@@ -33,7 +32,6 @@ pub fn routes() -> Router<AppState> {
         .merge(outbound::routes())
         .merge(ledger::routes())
         .merge(users::routes())
-        .merge(google::routes())
 }
 
 /// A request from a logged-in person; for non-GET requests the CSRF token was checked.

@@ -1,19 +1,21 @@
 //! The outbound-call viewer: the firm's outbound-log records, newest first,
 //! filtered by connector, time range and status, a page at a time; and the
-//! export, the same JSON lines as `scopegate audit export`.
+//! export, the same JSON lines as `scopegate audit export`, streamed: read
+//! from the registry [`EXPORT_PAGE`] records at a time as the client takes
+//! them, so a firm's whole log is never held in memory.
 
 use super::Session;
 use crate::clock::parse_time;
 use crate::http::problem::Problem;
 use crate::http::AppState;
 use crate::outbound_log::{self, PageFilter};
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use std::io::Write;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -22,14 +24,24 @@ pub fn routes() -> Router<AppState> {
 }
 
 const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 500;
 
-/// Parses the viewer's query string; unknown parameters are refused.
+/// Records per page of the export: at most this many are held at a time.
+pub const EXPORT_PAGE: i64 = 500;
+
+/// The `status` filter's values, exactly as [`parse_filter`] takes them.
+const STATUS_PATTERN: &str = "^(?:ok|error|[1-5][0-9]{2})$";
+
+/// Parses the viewer's query string; unknown parameters and empty values are refused.
 pub fn parse_filter(query: Option<&str>) -> Result<(PageFilter, i64), Problem> {
     let mut filter = PageFilter::default();
     let mut limit = DEFAULT_LIMIT;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if value.is_empty() {
-            continue;
+        if value.is_empty() && KNOWN.contains(&key.as_ref()) {
+            return Err(Problem::unprocessable(
+                &key,
+                format!("{key} is empty; leave it out for no filter"),
+            ));
         }
         match key.as_ref() {
             "connector" => filter.connector = Some(value.to_string()),
@@ -46,9 +58,9 @@ pub fn parse_filter(query: Option<&str>) -> Result<(PageFilter, i64), Problem> {
                     "ok" => (200, 399),
                     "error" => (400, 999),
                     code => {
-                        let n: i64 = code
-                            .parse()
-                            .ok()
+                        let n: i64 = Some(code)
+                            .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()))
+                            .and_then(|c| c.parse().ok())
                             .filter(|n| (100..=599).contains(n))
                             .ok_or_else(|| {
                                 Problem::unprocessable(
@@ -72,8 +84,10 @@ pub fn parse_filter(query: Option<&str>) -> Result<(PageFilter, i64), Problem> {
                 limit = value
                     .parse()
                     .ok()
-                    .filter(|n| (1..=500).contains(n))
-                    .ok_or_else(|| Problem::unprocessable("limit", "limit must be 1-500"))?
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        Problem::unprocessable("limit", format!("limit must be 1-{MAX_LIMIT}"))
+                    })?
             }
             other => {
                 return Err(Problem::bad_request(format!(
@@ -85,16 +99,76 @@ pub fn parse_filter(query: Option<&str>) -> Result<(PageFilter, i64), Problem> {
     Ok((filter, limit))
 }
 
+const KNOWN: [&str; 6] = ["connector", "from", "to", "status", "before", "limit"];
+
+/// The viewer's query parameters as the OpenAPI document describes them.
+pub struct TimeParam;
+
+impl utoipa::PartialSchema for TimeParam {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+        };
+        AnyOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .description(Some("Unix time in milliseconds")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .description(Some("RFC 3339")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for TimeParam {}
+
+/// The `status` filter.
+pub struct StatusParam;
+
+impl utoipa::PartialSchema for StatusParam {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(STATUS_PATTERN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StatusParam {}
+
+/// The page size.
+pub struct LimitParam;
+
+impl utoipa::PartialSchema for LimitParam {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(MAX_LIMIT))
+            .default(Some(DEFAULT_LIMIT.into()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LimitParam {}
+
 /// A page of the firm's outbound records.
 #[utoipa::path(get, path = "/admin/v1/outbound", tag = "admin",
-    params(("connector" = Option<String>, Query, description = "only this connector"),
-           ("from" = Option<String>, Query, description = "at or after (RFC 3339 or Unix ms)"),
-           ("to" = Option<String>, Query, description = "before (RFC 3339 or Unix ms)"),
-           ("status" = Option<String>, Query, description = "ok, error or an HTTP status: only results with that status"),
+    params(("connector" = Option<String>, Query, min_length = 1, description = "only this connector"),
+           ("from" = inline(Option<TimeParam>), Query, description = "at or after (RFC 3339 or Unix ms)"),
+           ("to" = inline(Option<TimeParam>), Query, description = "before (RFC 3339 or Unix ms)"),
+           ("status" = inline(Option<StatusParam>), Query, description = "ok, error or an HTTP status: only results with that status"),
            ("before" = Option<i64>, Query, description = "next_before of the previous page"),
-           ("limit" = Option<i64>, Query, description = "1-500, default 50")),
-    responses((status = 200, description = "Records, newest first, and next_before when there may be more"),
-              (status = 403, description = "Not an owner, admin or bookkeeper"), (status = 422, description = "A malformed filter")))]
+           ("limit" = inline(Option<LimitParam>), Query, description = "1-500, default 50")),
+    responses((status = 200, description = "Records, newest first, and next_before when there may be more", body = Object),
+              (status = 400, description = "A parameter the viewer does not take"),
+              (status = 403, description = "Not an owner, admin or bookkeeper"), (status = 422, description = "A malformed or empty filter")))]
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
@@ -109,19 +183,44 @@ pub async fn list(
     Ok(Json(json!({ "data": records, "next_before": next_before })))
 }
 
-/// All the firm's records as JSON lines, as `scopegate audit export` writes them.
+/// All the firm's records as JSON lines, as `scopegate audit export` writes
+/// them: the log up to its newest record when the request arrived, read and
+/// sent [`EXPORT_PAGE`] records at a time (keyset pages by seq), each page
+/// read only when the client has taken the one before.
 #[utoipa::path(get, path = "/admin/v1/outbound/export", tag = "admin",
     responses((status = 200, description = "application/x-ndjson, one record per line, oldest first", content_type = "application/x-ndjson"),
               (status = 403, description = "Not an owner, admin or bookkeeper")))]
 pub async fn export(State(state): State<AppState>, session: Session) -> Result<Response, Problem> {
     session.require_auditor()?;
-    let mut out = Vec::new();
-    outbound_log::export(&state.registry, session.firm(), None, |record| {
-        serde_json::to_writer(&mut out, record)?;
-        out.write_all(b"\n")
-    })
-    .await?;
-    let mut response = out.into_response();
+    let firm = session.firm().to_string();
+    let upto = outbound_log::head_seq(&state.registry, &firm).await?;
+    let registry = state.registry.clone();
+    let pages = futures::stream::try_unfold(0_i64, move |after| {
+        let registry = registry.clone();
+        let firm = firm.clone();
+        async move {
+            if after >= upto {
+                return Ok(None);
+            }
+            let records =
+                outbound_log::export_page(&registry, &firm, after, upto, EXPORT_PAGE).await?;
+            let Some(last) = records.last().map(|r| r.seq) else {
+                return Ok(None);
+            };
+            let mut lines = Vec::new();
+            for record in &records {
+                serde_json::to_writer(&mut lines, record).map_err(|e| {
+                    crate::registry::StoreError::Invalid(format!("cannot write the export: {e}"))
+                })?;
+                lines.push(b'\n');
+            }
+            Ok::<_, crate::registry::StoreError>(Some((Bytes::from(lines), last)))
+        }
+    });
+    let body = Body::from_stream(futures::TryStreamExt::inspect_err(pages, |e| {
+        tracing::error!(error = %e, "the outbound export stopped part-way");
+    }));
+    let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

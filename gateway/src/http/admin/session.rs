@@ -2,11 +2,14 @@
 //! Login is throttled per IP and per (firm, email), and every failure gets
 //! the same answer whether the account exists or not. A locked account still
 //! takes its right password from an address that has not failed for it.
+//! With shared budgets configured and Redis unreachable, logins answer 503
+//! unchecked (the budgets fail closed).
 
 use super::{json_body, Session};
 use crate::accounts::{passwords, sessions::COOKIE};
 use crate::http::client_ip::client_ip;
 use crate::http::problem::Problem;
+use crate::http::throttle::Refusal;
 use crate::http::AppState;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -26,9 +29,9 @@ pub fn routes() -> Router<AppState> {
 /// The generic refusal for any failed login.
 pub const LOGIN_REFUSED: &str = "the firm, email or password is not right";
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub struct LoginBody {
     firm: String,
     email: String,
     password: String,
@@ -52,21 +55,33 @@ fn clear_cookie_header(state: &AppState) -> HeaderValue {
     .expect("cookie header")
 }
 
-/// 429 for a throttled login (the same words whether the account exists or not).
-fn login_throttled(wait: u64) -> Problem {
-    let mut problem = Problem::too_many_requests(wait);
-    problem.detail = format!(
-        "too many failed logins for this account or from this address; retry after {wait} s"
-    );
-    problem
+/// 429 for a throttled login (the same words whether the account exists or
+/// not), or 503 when the shared failure budgets cannot be consulted.
+fn login_refused(refusal: Refusal) -> Problem {
+    match refusal {
+        Refusal::Throttled(wait) => {
+            let mut problem = Problem::too_many_requests(wait);
+            problem.detail = format!(
+                "too many failed logins for this account or from this address; retry after {wait} s"
+            );
+            problem
+        }
+        Refusal::Unavailable => Problem::unavailable(
+            "logins are paused: the shared failure budgets cannot be consulted; try again shortly",
+        )
+        .with_header(header::RETRY_AFTER, "1"),
+    }
 }
 
 /// Logs in with firm, email and password; sets the session cookie.
 #[utoipa::path(post, path = "/admin/v1/session", tag = "admin",
-    request_body(content = Object, description = "{\"firm\", \"email\", \"password\"}", content_type = "application/json"),
-    responses((status = 200, description = "Logged in; the session cookie is set; body as GET /admin/v1/me"),
+    request_body(content = inline(LoginBody), content_type = "application/json"),
+    responses((status = 200, description = "Logged in; the session cookie is set; body as GET /admin/v1/me", body = Object),
+              (status = 400, description = "The body is not JSON or not this shape"),
               (status = 401, description = "The firm, email or password is not right (one answer for all)"),
-              (status = 429, description = "Too many failed logins from this address or for this account; see Retry-After")))]
+              (status = 415, description = "The body is not application/json"),
+              (status = 429, description = "Too many failed logins from this address or for this account; see Retry-After"),
+              (status = 503, description = "The shared failure budgets cannot be consulted (Redis unreachable): no password is checked")))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -82,14 +97,11 @@ pub async fn login(
     // refusing it would let anyone keep an admin out); the guessing is slowed
     // instead: an address that already failed for the locked account is not
     // checked again until it recovers, so each address gets one try.
-    if let Some(wait) = throttle.ip_blocked(ip) {
-        return Err(login_throttled(wait));
+    if let Some(refusal) = throttle.ip_blocked(ip).await {
+        return Err(login_refused(refusal));
     }
-    if let (Some(locked), Some(tried)) = (
-        throttle.client_blocked(&account),
-        throttle.tried_from(ip, &account),
-    ) {
-        return Err(login_throttled(locked.min(tried)));
+    if let Some(refusal) = throttle.locked_out(ip, &account).await {
+        return Err(login_refused(refusal));
     }
     let found = match state.registry.firm(body.firm.trim()).await {
         Ok(_) => {
@@ -117,8 +129,10 @@ pub async fn login(
     .await
     .map_err(Problem::internal)?;
     let Some(user) = ok_user else {
-        if let Some(wait) = throttle.record_failure(ip, &account) {
-            return Err(login_throttled(wait));
+        metrics::counter!("scopegate_auth_failures_total", "endpoint" => "settings_login", "reason" => "refused")
+            .increment(1);
+        if let Some(refusal) = throttle.record_failure(ip, &account).await {
+            return Err(login_refused(refusal));
         }
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -147,7 +161,7 @@ pub async fn login(
 
 /// Logs out: the session is deleted and the cookie cleared.
 #[utoipa::path(delete, path = "/admin/v1/session", tag = "admin",
-    responses((status = 204, description = "Logged out"), (status = 401, description = "No session"), (status = 403, description = "Missing or wrong X-CSRF-Token")))]
+    responses((status = 204, description = "Logged out")))]
 pub async fn logout(State(state): State<AppState>, session: Session) -> Result<Response, Problem> {
     state.registry.end_session(&session.id_sha256).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -168,13 +182,31 @@ fn me_body(
         "firm": { "id": user.firm_id, "name": firm_name },
         "csrf_token": csrf,
         "session": { "idle_timeout_secs": state.accounts.idle_ms / 1000 },
-        "features": { "google_calendar": super::google::available(state) },
+        "panels": panels(state),
     })
+}
+
+/// The connectors' tabs on the settings page: id, title, intro, and whether
+/// the operator configured what the connector needs.
+fn panels(state: &AppState) -> Value {
+    state
+        .connectors
+        .iter()
+        .filter_map(|r| {
+            let panel = r.connector.settings_panel()?;
+            Some(json!({
+                "id": r.connector.id(),
+                "title": panel.title,
+                "intro": panel.intro,
+                "available": r.connector.available(&r.capabilities),
+            }))
+        })
+        .collect()
 }
 
 /// Who is logged in, their firm, and the CSRF token for state-changing requests.
 #[utoipa::path(get, path = "/admin/v1/me", tag = "admin",
-    responses((status = 200, description = "The session's user and firm, and the CSRF token"), (status = 401, description = "No session or it timed out")))]
+    responses((status = 200, description = "The session's user and firm, and the CSRF token", body = Object)))]
 pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
     let firm = state.registry.firm(session.firm()).await?;
     Ok(Json(me_body(

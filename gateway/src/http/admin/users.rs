@@ -4,7 +4,9 @@
 //! pool under the same bounded permits as login checks (503 while they are busy).
 
 use super::{json_body, Session};
-use crate::accounts::users::{check_new_user, NewUser};
+use crate::accounts::users::{
+    check_new_user, email_pattern, name_pattern, NewUser, EMAIL_MAX_CHARS, NAME_MAX_CHARS,
+};
 use crate::accounts::{passwords, Role};
 use crate::http::logins::PasswordError;
 use crate::http::problem::Problem;
@@ -33,6 +35,48 @@ struct AddBody {
     firm_user_id: Option<String>,
 }
 
+/// The add-user body as the OpenAPI document describes it: the rules
+/// `check_new_user` and `Role::parse` apply, stated as patterns and bounds.
+pub struct AddBodySchema;
+
+impl utoipa::PartialSchema for AddBodySchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "email",
+                string()
+                    .pattern(Some(email_pattern()))
+                    .max_length(Some(EMAIL_MAX_CHARS)),
+            )
+            .property(
+                "name",
+                string()
+                    .pattern(Some(name_pattern()))
+                    .max_length(Some(NAME_MAX_CHARS)),
+            )
+            .property(
+                "role",
+                string().enum_values(Some(Role::ALL.iter().map(|r| r.as_str()))),
+            )
+            .property(
+                "firm_user_id",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .description(Some("the person's user id in the practice system (needed for Google Calendar); empty or null for none; an id the practice system does not have is refused with 422")),
+            )
+            .required("email")
+            .required("name")
+            .required("role")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AddBodySchema {}
+
 /// A new password could not be hashed: 503 while every hashing permit is busy.
 fn hashing_problem(e: PasswordError) -> Problem {
     match e {
@@ -54,7 +98,7 @@ fn may_touch(session: &Session, role: Role) -> Result<(), Problem> {
 
 /// The firm's users.
 #[utoipa::path(get, path = "/admin/v1/users", tag = "admin",
-    responses((status = 200, description = "Users of the session's firm"), (status = 403, description = "Not an owner or admin")))]
+    responses((status = 200, description = "Users of the session's firm", body = Object), (status = 403, description = "Not an owner or admin")))]
 pub async fn list(State(state): State<AppState>, session: Session) -> Result<Json<Value>, Problem> {
     session.require_manager()?;
     Ok(Json(
@@ -64,10 +108,13 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Jso
 
 /// Adds a user to the session's firm with a generated password (shown once).
 #[utoipa::path(post, path = "/admin/v1/users", tag = "admin",
-    request_body(content = Object, description = "{\"email\", \"name\", \"role\": owner|admin|fee_earner|bookkeeper, \"firm_user_id\"?}", content_type = "application/json"),
-    params(("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 201, description = "The user and their initial password (shown once)"), (status = 403, description = "Not allowed"),
-              (status = 409, description = "Email already has an account in this firm"), (status = 422, description = "Invalid field"),
+    request_body(content = inline(AddBodySchema), content_type = "application/json"),
+    responses((status = 201, description = "The user and their initial password (shown once)", body = Object),
+              (status = 400, description = "The body is not JSON or not this shape"),
+              (status = 403, description = "Not an owner or admin (only owners make owners)"),
+              (status = 409, description = "Email already has an account in this firm"),
+              (status = 415, description = "The body is not application/json"),
+              (status = 422, description = "firm_user_id is not a user of the practice system"),
               (status = 503, description = "Password hashing is busy; see Retry-After")))]
 pub async fn add(
     State(state): State<AppState>,
@@ -121,8 +168,8 @@ pub async fn add(
 
 /// Sets a new generated password for a user of the session's firm (shown once) and ends their sessions.
 #[utoipa::path(post, path = "/admin/v1/users/{id}/reset-password", tag = "admin",
-    params(("id" = String, Path, description = "user id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 200, description = "The new password (shown once)"), (status = 403, description = "Not allowed"), (status = 404, description = "No such user in this firm"),
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 200, description = "The new password (shown once)", body = Object), (status = 403, description = "Not allowed"), (status = 404, description = "No such user in this firm"),
               (status = 503, description = "Password hashing is busy; see Retry-After")))]
 pub async fn reset_password(
     State(state): State<AppState>,
@@ -147,8 +194,9 @@ pub async fn reset_password(
 
 /// Disables a user of the session's firm and ends their sessions.
 #[utoipa::path(post, path = "/admin/v1/users/{id}/disable", tag = "admin",
-    params(("id" = String, Path, description = "user id"), ("X-CSRF-Token" = String, Header, description = "from GET /admin/v1/me")),
-    responses((status = 200, description = "The disabled user"), (status = 403, description = "Not allowed"), (status = 404, description = "No such active user in this firm")))]
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 200, description = "The disabled user", body = Object), (status = 403, description = "Not allowed"), (status = 404, description = "No such active user in this firm"),
+              (status = 409, description = "Your own account")))]
 pub async fn disable(
     State(state): State<AppState>,
     session: Session,

@@ -1,0 +1,114 @@
+//! What the connector keeps in memory while the gateway runs: each
+//! connection's token source and rate limiter, the set of connections being
+//! synced here (one pass per connection at a time), the worker's wake-up
+//! signal and this instance's identity as a lease holder. It holds no HTTP
+//! client: every call goes through the contract's audited sender.
+
+use crate::tokens::TokenSource;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Shared connector state; one per gateway process.
+pub struct GoogleRuntime {
+    tokens: Mutex<HashMap<String, Arc<TokenSource>>>,
+    limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    running: Mutex<HashSet<String>>,
+    pub wake: Notify,
+    /// This gateway instance's identity as a holder of connection leases.
+    pub instance_id: String,
+}
+
+impl Default for GoogleRuntime {
+    fn default() -> Self {
+        Self {
+            tokens: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            instance_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
+impl GoogleRuntime {
+    /// The cached token source of a connection, if one was made.
+    pub fn token_source(&self, connection_id: &str) -> Option<Arc<TokenSource>> {
+        self.tokens
+            .lock()
+            .expect("tokens")
+            .get(connection_id)
+            .cloned()
+    }
+
+    /// Caches `source` unless another is already cached; returns the cached one.
+    pub fn keep_token_source(&self, source: TokenSource) -> Arc<TokenSource> {
+        self.tokens
+            .lock()
+            .expect("tokens")
+            .entry(source.connection_id.clone())
+            .or_insert_with(|| Arc::new(source))
+            .clone()
+    }
+
+    /// Drops a connection's cached tokens (after disconnect or reconsent).
+    pub fn forget(&self, connection_id: &str) {
+        self.tokens.lock().expect("tokens").remove(connection_id);
+    }
+
+    /// The per-user call rate cap.
+    pub fn limiter(&self, connection_id: &str, per_second: u32) -> Arc<DefaultDirectRateLimiter> {
+        let per_second = NonZeroU32::new(per_second.max(1)).expect("positive");
+        self.limiters
+            .lock()
+            .expect("limiters")
+            .entry(connection_id.to_string())
+            .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_second(per_second))))
+            .clone()
+    }
+
+    /// Claims a connection for one pass; `None` when a pass is already running.
+    pub fn claim(self: &Arc<Self>, connection_id: &str) -> Option<Claim> {
+        self.running
+            .lock()
+            .expect("running")
+            .insert(connection_id.to_string())
+            .then(|| Claim {
+                runtime: self.clone(),
+                connection_id: connection_id.to_string(),
+            })
+    }
+}
+
+/// A connection held for one pass; released on drop.
+pub struct Claim {
+    runtime: Arc<GoogleRuntime>,
+    connection_id: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.runtime
+            .running
+            .lock()
+            .expect("running")
+            .remove(&self.connection_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_claimed_once_until_released() {
+        let runtime = Arc::new(GoogleRuntime::default());
+        let claim = runtime.claim("c1").expect("first claim");
+        assert!(runtime.claim("c1").is_none());
+        assert!(runtime.claim("c2").is_some());
+        drop(claim);
+        assert!(runtime.claim("c1").is_some());
+    }
+}
