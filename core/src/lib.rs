@@ -21,6 +21,7 @@
 //!    nothing else with firm data.
 //!
 //! [`keys`] and [`secrets`] hold the master keyring and the secret formats;
+//! [`privacy`] answers the privacy office: disclosures and breach scope;
 //! [`reseal`] re-seals stored secrets under a new master key, rebuilding
 //! each binding (`binding`) as the capabilities made it;
 //! [`clock`] the time.
@@ -33,6 +34,7 @@ pub mod catalogue;
 pub mod clock;
 pub mod keys;
 pub mod outbound_log;
+pub mod privacy;
 pub mod projection;
 pub mod registry;
 pub mod reseal;

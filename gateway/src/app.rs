@@ -227,6 +227,42 @@ async fn prune_periodically(state: AppState) {
         if let Err(e) = state.registry.prune_expired_tokens().await {
             tracing::warn!(error = %e, "could not prune expired tokens");
         }
+        purge_terminated_firms(&state).await;
+    }
+}
+
+/// Purges the terminated firms whose retention (or audit) period has ended.
+/// Safe with several instances: each purge locks its firm's row first.
+async fn purge_terminated_firms(state: &AppState) {
+    const DAY_MS: i64 = 86_400_000;
+    let policy = crate::privacy::RetentionPolicy {
+        data_ms: state.config.retention_after_termination_days as i64 * DAY_MS,
+        log_ms: state.config.audit_retention_days as i64 * DAY_MS,
+    };
+    match crate::privacy::purge_due(
+        &state.registry,
+        &state.log_keys,
+        policy,
+        crate::clock::now_ms(),
+    )
+    .await
+    {
+        Ok(done) => {
+            for purged in done {
+                match purged {
+                    crate::privacy::Purged::Data { firm_id } => tracing::info!(
+                        firm_id,
+                        "retention ended: the terminated firm's registry data is purged (its outbound log is kept for the audit period)"
+                    ),
+                    crate::privacy::Purged::Everything { tombstone } => tracing::info!(
+                        firm_id = tombstone.firm_id,
+                        last_seq = tombstone.last_seq,
+                        "retention ended: the terminated firm is purged, its outbound log kept as a tombstone"
+                    ),
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not purge terminated firms"),
     }
 }
 

@@ -37,6 +37,8 @@
 //! | `--backup-key-file` | `SCOPEGATE_BACKUP_KEY_FILE` | `backup_key_file` | none (required by `backup`, `restore`) |
 //! | - | `SCOPEGATE_BACKUP_KEY` (base64 key) | - | none |
 //! | `--backup-generations` | `SCOPEGATE_BACKUP_GENERATIONS` | `backup_generations` | `7` |
+//! | `--retention-after-termination-days` | `SCOPEGATE_RETENTION_AFTER_TERMINATION_DAYS` | `retention_after_termination_days` | `183` (6 months; 1 to 36500) |
+//! | `--audit-retention-days` | `SCOPEGATE_AUDIT_RETENTION_DAYS` | `audit_retention_days` | the retention above (never less) |
 //! | `--redis-url` | `SCOPEGATE_REDIS_URL` | `redis_url` | none (limits per process only) |
 //! | `--metrics-listen` | `SCOPEGATE_METRICS_LISTEN` | `metrics_listen` | `127.0.0.1:9464` (`off`: no metrics) |
 //! | `--connector-setting ID.KEY=VALUE` (repeatable) | `SCOPEGATE_CONNECTOR_SETTINGS` (`ID.KEY=VALUE,...`) | `[connector.<id>]` tables of strings | none |
@@ -222,6 +224,12 @@ layered_settings! {
         /// How many backups `backup` keeps in its folder (older ones are deleted).
         #[arg(long, env = "SCOPEGATE_BACKUP_GENERATIONS", global = true)]
         pub backup_generations: Option<usize>,
+        /// Days a terminated firm's registry data is kept before `serve` purges it.
+        #[arg(long, env = "SCOPEGATE_RETENTION_AFTER_TERMINATION_DAYS", global = true)]
+        pub retention_after_termination_days: Option<u64>,
+        /// Days a terminated firm's outbound log is kept (at least the retention above).
+        #[arg(long, env = "SCOPEGATE_AUDIT_RETENTION_DAYS", global = true)]
+        pub audit_retention_days: Option<u64>,
         /// Redis shared by every instance for failure budgets and API rate limits (redis://host:port/db).
         #[arg(long, env = "SCOPEGATE_REDIS_URL", global = true, hide_env_values = true)]
         pub redis_url: Option<String>,
@@ -372,6 +380,10 @@ pub struct Config {
     pub backup_key_file: Option<PathBuf>,
     /// Backups kept by `backup` (at least 1).
     pub backup_generations: usize,
+    /// Days after termination before a firm's registry data is purged.
+    pub retention_after_termination_days: u64,
+    /// Days after termination before its outbound log is purged (>= the above).
+    pub audit_retention_days: u64,
     /// Connector id -> key -> value.
     pub connector_settings: BTreeMap<String, BTreeMap<String, String>>,
     /// Connector id -> key -> secret (from the environment only, see
@@ -463,6 +475,18 @@ impl Config {
                 .or_default()
                 .insert(setting.key, setting.value);
         }
+        let retention_days = number(
+            "retention_after_termination_days",
+            s.retention_after_termination_days,
+            183,
+            1..=36_500,
+        )?;
+        let audit_days = number(
+            "audit_retention_days",
+            s.audit_retention_days,
+            retention_days,
+            retention_days..=36_500,
+        )?;
         let checkpoint_path = s
             .checkpoint_path
             .map(|p| absolute(&p))
@@ -490,6 +514,8 @@ impl Config {
             checkpoint_interval_secs: s.checkpoint_interval_secs.unwrap_or(300),
             backup_key_file: s.backup_key_file,
             backup_generations: s.backup_generations.unwrap_or(7).max(1),
+            retention_after_termination_days: retention_days,
+            audit_retention_days: audit_days,
             connector_settings,
             connector_secrets: BTreeMap::new(),
             redis_url: s
@@ -1172,6 +1198,8 @@ mod tests {
                     session_max_secs: Some(n(11)),
                     checkpoint_interval_secs: Some(n(18)),
                     backup_generations: Some(n(19) as usize),
+                    retention_after_termination_days: Some(n(12)),
+                    audit_retention_days: Some(n(13)),
                     ..Default::default()
                 };
                 match Config::from_layers(args, ConfigArgs::default()) {

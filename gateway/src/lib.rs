@@ -42,6 +42,6 @@ pub mod metrics;
 pub mod telemetry;
 
 pub use scopegate_core::{
-    accounts, backup, capabilities, catalogue, clock, keys, outbound_log, projection, registry,
-    reseal, secrets, tenancy,
+    accounts, backup, capabilities, catalogue, clock, keys, outbound_log, privacy, projection,
+    registry, reseal, secrets, tenancy,
 };

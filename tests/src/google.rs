@@ -139,12 +139,14 @@ impl Calendar {
         scopegate_google_calendar::consent::disconnect(&self.ctx, &grant, user, delete_events).await
     }
 
-    /// Switches the connector off for the firm as an admin would, then does its clean-up.
+    /// Switches the connector off for the firm as an admin would (or as a
+    /// firm's termination does, disconnecting every account), then does its clean-up.
     pub async fn switch_off(
         &self,
         firm_id: &str,
         actor: &str,
         delete_events: bool,
+        disconnect_accounts: bool,
     ) -> Result<SwitchOffReport, ConnectorError> {
         self.app_state
             .registry
@@ -152,8 +154,13 @@ impl Calendar {
             .await
             .expect("disable");
         let grant = self.grant(firm_id).await;
-        scopegate_google_calendar::switch_off::after_switch_off(&self.ctx, &grant, delete_events)
-            .await
+        scopegate_google_calendar::switch_off::after_switch_off(
+            &self.ctx,
+            &grant,
+            delete_events,
+            disconnect_accounts,
+        )
+        .await
     }
 }
 

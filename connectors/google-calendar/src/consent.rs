@@ -222,10 +222,10 @@ pub async fn disconnect(
             ))
         })?;
     store::set_status(&ctx.caps, grant, user, "disconnected", None, false).await?;
-    let _claim = crate::switch_off::wait_for_claim(ctx, &connection.id).await;
+    let _claim = crate::cleanup::wait_for_claim(ctx, &connection.id).await;
     let mut events_deleted = 0;
     if delete_events && connection.refresh_token_sealed.is_some() {
-        events_deleted = crate::switch_off::delete_created_events(ctx, grant, &connection)
+        events_deleted = crate::cleanup::delete_created_events(ctx, grant, &connection)
             .await
             .map_err(|e| {
                 ConnectorError::Upstream(format!("could not delete the events at Google: {e}"))

@@ -21,6 +21,7 @@
 
 pub mod backoff;
 pub mod calls;
+pub mod cleanup;
 pub mod cli;
 pub mod consent;
 pub mod context;
@@ -103,10 +104,16 @@ impl Connector for GoogleCalendar {
     }
 
     fn switch_off_options(&self) -> &'static [SwitchOffOption] {
-        &[SwitchOffOption {
-            name: "delete_events",
-            label: "Also delete the events scopegate created in the fee earners' calendars",
-        }]
+        &[
+            SwitchOffOption {
+                name: "delete_events",
+                label: "Also delete the events scopegate created in the fee earners' calendars",
+            },
+            SwitchOffOption {
+                name: switch_off::DISCONNECT_ACCOUNTS,
+                label: "Also disconnect every fee earner's Google account (revoke scopegate's access at Google)",
+            },
+        ]
     }
 
     fn openapi(&self) -> Option<scopegate_contract::utoipa::openapi::OpenApi> {
@@ -145,9 +152,13 @@ impl Connector for GoogleCalendar {
     ) -> Option<BoxFuture<'a, Result<Value, ConnectorError>>> {
         Some(Box::pin(async move {
             let ctx = self.context(caps)?;
-            let report =
-                switch_off::after_switch_off(&ctx, &grant, chosen.contains(&"delete_events"))
-                    .await?;
+            let report = switch_off::after_switch_off(
+                &ctx,
+                &grant,
+                chosen.contains(&"delete_events"),
+                chosen.contains(&switch_off::DISCONNECT_ACCOUNTS),
+            )
+            .await?;
             Ok(serde_json::to_value(report).expect("report serialises"))
         }))
     }

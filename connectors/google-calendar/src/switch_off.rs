@@ -2,73 +2,16 @@
 //! stops every sync at once (the core refuses each later call); the admin may
 //! also have the events the gateway created deleted from the fee earners'
 //! calendars (a clean-up, allowed while the grant is off, using each
-//! connection's own token).
+//! connection's own token), and every fee earner's account disconnected (the
+//! token revoked at Google and forgotten here), as a firm's termination does.
 
-use crate::calls::{CallError, Caller, Op, Purpose};
+use crate::cleanup::{delete_created_events, wait_for_claim};
 use crate::context::Ctx;
-use crate::runtime::Claim;
-use crate::store::{self, Connection};
-use futures::StreamExt;
+use crate::store;
 use scopegate_contract::{ConnectorError, FirmGrant};
-use std::time::Duration;
 
-/// Waits (up to 60 s) until no pass runs for the connection, then holds it.
-pub async fn wait_for_claim(ctx: &Ctx, connection_id: &str) -> Option<Claim> {
-    for _ in 0..600 {
-        if let Some(claim) = ctx.runtime.claim(connection_id) {
-            return Some(claim);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
-/// Deletes every event the gateway created for a connection; returns how many.
-pub async fn delete_created_events(
-    ctx: &Ctx,
-    grant: &FirmGrant,
-    connection: &Connection,
-) -> Result<u64, CallError> {
-    let tokens = crate::sync::token_source(ctx, grant, connection)?;
-    let caller = Caller {
-        ctx,
-        grant,
-        connection,
-        tokens: &tokens,
-        purpose: Purpose::Cleanup,
-    };
-    let user = connection.firm_user_id.as_str();
-    let mappings = store::mappings(&ctx.caps, grant, user).await?;
-    let results: Vec<Result<bool, CallError>> = futures::stream::iter(mappings)
-        .map(
-            |(diary_id, event_id)| -> futures::future::BoxFuture<'_, Result<bool, CallError>> {
-                let caller = &caller;
-                Box::pin(async move {
-                    let answer = caller.call(&Op::Delete(event_id), &diary_id).await?;
-                    match answer.status {
-                        200..=299 | 404 | 410 => {
-                            store::delete_mapping(&ctx.caps, grant, user, &diary_id).await?;
-                            Ok(answer.status < 300)
-                        }
-                        other => Err(CallError::Failed(format!(
-                            "Google answered {other} to a delete"
-                        ))),
-                    }
-                })
-            },
-        )
-        .buffer_unordered(ctx.settings.user_concurrency)
-        .collect()
-        .await;
-    let mut deleted = 0;
-    for result in results {
-        if result? {
-            deleted += 1;
-        }
-    }
-    store::reset_cursor(&ctx.caps, grant, user).await?;
-    Ok(deleted)
-}
+/// The switch-off option that disconnects every account.
+pub const DISCONNECT_ACCOUNTS: &str = "disconnect_accounts";
 
 /// What switching off did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -80,16 +23,39 @@ pub struct SwitchOffReport {
     pub summary: String,
 }
 
-/// After the grant was switched off: deletes the created events when asked.
+/// After the grant was switched off: deletes the created events and
+/// disconnects every account, as asked.
 pub async fn after_switch_off(
     ctx: &Ctx,
     grant: &FirmGrant,
     delete_events: bool,
+    disconnect_accounts: bool,
 ) -> Result<SwitchOffReport, ConnectorError> {
     let mut report = SwitchOffReport {
         summary: "Syncing stopped.".into(),
         ..Default::default()
     };
+    if disconnect_accounts {
+        let mut disconnected = 0;
+        for connection in store::connections(&ctx.caps, grant).await? {
+            if connection.status == "disconnected" && connection.refresh_token_sealed.is_none() {
+                continue;
+            }
+            let user = connection.firm_user_id.clone();
+            match crate::consent::disconnect(ctx, grant, &user, delete_events).await {
+                Ok(done) => {
+                    report.events_deleted += done.events_deleted;
+                    disconnected += 1;
+                }
+                Err(e) => report.failures.push(format!("user {user}: {e}")),
+            }
+        }
+        report.summary = format!(
+            "Syncing stopped; {disconnected} Google accounts disconnected; {} events deleted from the fee earners' calendars.",
+            report.events_deleted
+        );
+        return Ok(report);
+    }
     if !delete_events {
         return Ok(report);
     }

@@ -132,7 +132,7 @@ impl Registry {
         hash: Option<passwords::Hashed>,
     ) -> StoreResult<FirmUser> {
         check_new_user(&new)?;
-        self.firm(new.firm_id).await?;
+        self.active_firm(new.firm_id).await?;
         let email = normalise_email(new.email)?;
         let name = new.name.trim();
         let id = uuid::Uuid::new_v4().to_string();
@@ -250,6 +250,7 @@ impl Registry {
         role: Role,
         firm_user_id: Option<&str>,
     ) -> StoreResult<FirmUser> {
+        self.active_firm(firm_id).await?;
         if let Some((user, _)) = self.user_for_login(firm_id, email).await? {
             sqlx::query("UPDATE firm_users SET role = $1, firm_user_id = COALESCE($2, firm_user_id) WHERE firm_id = $3 AND id = $4")
                 .bind(role.as_str()).bind(firm_user_id).bind(firm_id).bind(&user.id)

@@ -9,7 +9,9 @@
 
 pub mod checkpoint;
 mod record;
+pub mod record_index;
 mod rekey;
+pub mod tombstone;
 mod verify;
 mod writer;
 

@@ -6,6 +6,7 @@
 
 use super::checkpoint::{Checkpoints, Mark};
 use super::record::{HashProblem, LogRecord, COLUMNS, GENESIS_HASH};
+use super::tombstone::{tombstones, Tombstone};
 use crate::keys::LogKeys;
 use crate::registry::{Registry, StoreResult};
 use futures::TryStreamExt;
@@ -36,6 +37,8 @@ pub struct VerifyReport {
     pub firms: u64,
     pub records: u64,
     pub faults: Vec<ChainFault>,
+    /// Firms purged after termination, each leaving a genuine tombstone.
+    pub purged: Vec<Tombstone>,
 }
 
 /// Verifies one firm's chain; returns the records checked and the first fault, if any.
@@ -169,15 +172,36 @@ pub async fn verify_all(
         },
         None => registry.firms().await?.into_iter().map(|f| f.id).collect(),
     };
+    let mut purged: BTreeMap<String, Tombstone> = BTreeMap::new();
+    if only_firm.is_none() {
+        for t in tombstones(registry).await? {
+            if t.is_genuine(keys) {
+                purged.insert(t.firm_id.clone(), t);
+            } else {
+                report.faults.push(ChainFault {
+                    firm_id: t.firm_id.clone(),
+                    seq: t.last_seq,
+                    problem:
+                        "its purge tombstone does not hold under the log key (forged or edited)"
+                            .into(),
+                });
+            }
+        }
+    }
     if let (Some(checkpoints), None) = (checkpoints, only_firm) {
         let registered: std::collections::BTreeSet<&str> =
             firm_ids.iter().map(String::as_str).collect();
         for firm in checkpoints.firms() {
-            if !registered.contains(firm) {
-                report.faults.push(missing_firm(firm, Some(checkpoints)));
+            if registered.contains(firm) {
+                continue;
+            }
+            match purged.get(firm) {
+                Some(t) => report.faults.extend(tombstone_against(t, checkpoints)),
+                None => report.faults.push(missing_firm(firm, Some(checkpoints))),
             }
         }
     }
+    report.purged = purged.into_values().collect();
     for firm_id in firm_ids {
         let marks = checkpoints.and_then(|c| c.firm(&firm_id));
         let (checked, fault) = verify_firm_against(registry, keys, &firm_id, marks).await?;
@@ -186,6 +210,33 @@ pub async fn verify_all(
         report.faults.extend(fault);
     }
     Ok(report)
+}
+
+/// A purged firm's tombstone held to what checkpoints saw of its chain: it
+/// must reach at least as far, with the same hash where they meet.
+fn tombstone_against(t: &Tombstone, checkpoints: &Checkpoints) -> Option<ChainFault> {
+    let marks = checkpoints.firm(&t.firm_id)?;
+    let (seq, mark) = marks.iter().next_back()?;
+    let fault = |problem: String| ChainFault {
+        firm_id: t.firm_id.clone(),
+        seq: *seq,
+        problem,
+    };
+    if *seq > t.last_seq {
+        return Some(fault(format!(
+            "{} saw the chain at record {seq}, but the firm's purge tombstone says it ended at {} (records deleted before the purge)",
+            mark.describe(),
+            t.last_seq
+        )));
+    }
+    match marks.get(&t.last_seq) {
+        Some(m) if m.hash != t.last_hash => Some(fault(format!(
+            "{} saw record {} with another hash than the purge tombstone's (the chain was rewritten before the purge)",
+            m.describe(),
+            t.last_seq
+        ))),
+        _ => None,
+    }
 }
 
 fn missing_firm(firm_id: &str, checkpoints: Option<&Checkpoints>) -> ChainFault {

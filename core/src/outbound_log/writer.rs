@@ -302,5 +302,8 @@ pub(super) async fn insert_record(
         .bind(&r.payload_sha256).bind(r.bytes).bind(r.send_seq).bind(r.status).bind(r.latency_us)
         .bind(&r.prev_hash).bind(&r.hash).bind(&r.mac_key)
         .execute(&mut **tx).await?;
+    if r.kind == "send" {
+        super::record_index::index_send(tx, &r.firm_id, r.seq, &r.record_ids).await?;
+    }
     Ok(())
 }

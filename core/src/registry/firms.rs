@@ -106,6 +106,23 @@ impl Registry {
         Ok(firm_from_row(&row))
     }
 
+    /// The firm, if it is a current customer: a terminated firm gets no new
+    /// grant, user or hand-off (its data waits for the purge).
+    pub async fn active_firm(&self, id: &str) -> StoreResult<Firm> {
+        let firm = self.firm(id).await?;
+        let terminated: Option<i64> =
+            sqlx::query_scalar("SELECT terminated_at FROM firms WHERE id = $1")
+                .bind(id)
+                .fetch_one(self.pool())
+                .await?;
+        match terminated {
+            Some(_) => Err(StoreError::Conflict(format!(
+                "firm {id} was terminated; its data is kept only until the retention period ends"
+            ))),
+            None => Ok(firm),
+        }
+    }
+
     pub async fn firms(&self) -> StoreResult<Vec<Firm>> {
         let rows = sqlx::query("SELECT id, name, data_url, created_at FROM firms ORDER BY id")
             .fetch_all(self.pool())

@@ -48,7 +48,7 @@ impl Registry {
         actor: &str,
     ) -> StoreResult<Grant> {
         let actor = validate_actor(actor)?;
-        self.firm(firm_id).await?;
+        self.active_firm(firm_id).await?;
         let connector = contract.manifest.id.as_str();
         let hash = contract.schema_hash();
         let version = contract.manifest.contract_version.as_str();

@@ -57,6 +57,13 @@ impl FirmScope for scopegate_contract::FirmGrant {
     }
 }
 
+/// The operator's CLI, or a firm's own information officer, acting for the firm.
+impl FirmScope for crate::registry::firms::Firm {
+    fn firm_id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl FirmScope for crate::registry::grants::Grant {
     fn firm_id(&self) -> &str {
         &self.firm_id

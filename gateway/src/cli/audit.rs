@@ -73,8 +73,21 @@ pub async fn run(config: &Config, registry: &Registry, command: AuditCommand) ->
                 Some(c) => format!(", against {} signed checkpoints", c.lines),
                 None => String::new(),
             };
+            let purged = match report.purged.len() {
+                0 => String::new(),
+                n => format!(
+                    "; {n} firm{} purged after termination (tombstones: {})",
+                    if n == 1 { "" } else { "s" },
+                    report
+                        .purged
+                        .iter()
+                        .map(|t| format!("{} at record {}", t.firm_id, t.last_seq))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             println!(
-                "ok: {} records in {} firm chains verified in {:.2} s{against}",
+                "ok: {} records in {} firm chains verified in {:.2} s{against}{purged}",
                 report.records,
                 report.firms,
                 started.elapsed().as_secs_f64()

@@ -22,6 +22,29 @@ pub enum FirmCommand {
     },
     /// List registered firms.
     List,
+    /// End a firm as a customer: every grant off, credentials and tokens
+    /// revoked, Google accounts disconnected, settings logins disabled.
+    Terminate {
+        #[arg(long)]
+        firm: String,
+        /// Who terminates it (kept in the consent ledger).
+        #[arg(long)]
+        actor: String,
+        /// A connector's switch-off option to run as well, e.g. delete_events (repeatable).
+        #[arg(long = "option", value_name = "NAME")]
+        options: Vec<String>,
+    },
+    /// Delete everything the registry holds of a terminated firm now (on
+    /// request), leaving only a tombstone of its outbound log.
+    Purge {
+        #[arg(long)]
+        firm: String,
+        /// Purge at once rather than when the retention period ends.
+        #[arg(long)]
+        now: bool,
+        #[arg(long)]
+        actor: String,
+    },
     /// Fill a firm's database with realistic fake records (including sensitive fields).
     SeedDemo {
         firm: String,
@@ -52,6 +75,14 @@ pub async fn run(config: &Config, registry: &Registry, command: FirmCommand) -> 
                 redact_url(&url)
             );
             Ok(())
+        }
+        FirmCommand::Terminate {
+            firm,
+            actor,
+            options,
+        } => super::termination::terminate(config, registry, &firm, &actor, &options).await,
+        FirmCommand::Purge { firm, now, actor } => {
+            super::termination::purge(config, registry, &firm, now, &actor).await
         }
         FirmCommand::List => {
             for firm in registry.firms().await? {

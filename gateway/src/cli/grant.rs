@@ -120,7 +120,10 @@ pub async fn run(config: &Config, registry: &Registry, command: GrantCommand) ->
 }
 
 /// The `--option` names, checked against what the connector offers.
-fn switch_off_choices(connector: &str, options: &[String]) -> Result<Vec<&'static str>, CliError> {
+pub(super) fn switch_off_choices(
+    connector: &str,
+    options: &[String],
+) -> Result<Vec<&'static str>, CliError> {
     let registered = crate::connectors::registered();
     let offered = registered
         .iter()
@@ -150,7 +153,7 @@ fn switch_off_choices(connector: &str, options: &[String]) -> Result<Vec<&'stati
 }
 
 /// The connector's own switch-off work (the grant is already off); its summary line.
-async fn switch_off_work(
+pub(super) async fn switch_off_work(
     config: &Config,
     firm: &str,
     connector: &str,

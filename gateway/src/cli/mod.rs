@@ -8,7 +8,9 @@ mod credential;
 mod firm;
 mod grant;
 mod keys;
+mod privacy;
 mod serve;
+mod termination;
 mod user;
 
 use crate::config::{Config, ConfigArgs};
@@ -60,6 +62,10 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into an empty data directory (or empty PostgreSQL database).
     Restore(backup::RestoreArgs),
+    /// Which third parties received data about a client or matter (POPIA s23), as JSON.
+    Disclosures(privacy::DisclosuresArgs),
+    /// Whose data left through a grant or credential in a window (POPIA s22): JSON or CSV.
+    BreachScope(privacy::BreachScopeArgs),
     /// Start a throwaway gateway with two demo firms and print what to try.
     Demo(crate::connectors::demo::DemoArgs),
 }
@@ -165,6 +171,8 @@ async fn run(command: Command, config: Config) -> CliResult {
                 Command::Credential(cmd) => credential::run(&registry, cmd).await,
                 Command::Audit(cmd) => audit::run(&config, &registry, cmd).await,
                 Command::User(cmd) => user::run(&registry, cmd).await,
+                Command::Disclosures(args) => privacy::disclosures(&registry, args).await,
+                Command::BreachScope(args) => privacy::breach_scope(&registry, args).await,
                 _ => unreachable!("handled above"),
             };
             registry.close().await;

@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(
             doc["paths"]["/admin/v1/connectors/{id}/disable"]["post"]["requestBody"]["content"]
                 ["application/json"]["schema"]["propertyNames"]["enum"],
-            json!(["delete_events"])
+            json!(["delete_events", "disconnect_accounts"])
         );
     }
 }

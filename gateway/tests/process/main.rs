@@ -19,6 +19,7 @@ mod google_gateway;
 mod google_kill;
 mod graceful_shutdown;
 mod key_rotation;
+mod privacy_cli;
 mod secrets_at_rest;
 mod shared_limits;
 mod tls_proxy;

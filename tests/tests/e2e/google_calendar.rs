@@ -325,14 +325,30 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     .await;
     assert_calendar_matches(&emulator, &db, &user).await;
 
-    // The admin switches off and asks for the created events to be deleted.
+    // The firm is terminated: every account disconnected, the created events deleted.
+    let live_tokens = emulator.live_refresh_tokens();
+    assert!(live_tokens > 0);
     let report = Calendar::of(&app)
-        .switch_off(FIRM, "admin@harbour", true)
+        .switch_off(FIRM, "admin@harbour", true, true)
         .await
         .unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.events_deleted as i64, live);
     assert_eq!(emulator.live_events().len(), 0);
+    assert!(
+        report.summary.contains("1 Google accounts disconnected"),
+        "{}",
+        report.summary
+    );
+    assert_eq!(
+        emulator.live_refresh_tokens(),
+        live_tokens - 1,
+        "the token is revoked at Google"
+    );
+    assert!(connection_of(&app, &user)
+        .await
+        .refresh_token_sealed
+        .is_none());
     let calls = gateway_calls(&emulator);
     eventually("every call is logged", || async {
         completed_google_records(&env).await == calls

@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod credentials;
 pub mod ledger;
 pub mod outbound;
+pub mod privacy;
 pub mod session;
 pub mod users;
 
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .merge(credentials::routes())
         .merge(outbound::routes())
         .merge(ledger::routes())
+        .merge(privacy::routes())
         .merge(users::routes())
 }
 
