@@ -1,14 +1,16 @@
 //! What the connector keeps in memory while the gateway runs: each
 //! connection's token source and rate limiter, the set of connections being
 //! synced here (one pass per connection at a time), the worker's wake-up
-//! signal and this instance's identity as a lease holder. It holds no HTTP
-//! client: every call goes through the contract's audited sender.
+//! signal, this instance's identity as a lease holder, and when each
+//! connection's last pass here started (for the sync-lag metric). It holds no
+//! HTTP client: every call goes through the contract's audited sender.
 
 use crate::tokens::TokenSource;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// Shared connector state; one per gateway process.
@@ -16,6 +18,7 @@ pub struct GoogleRuntime {
     tokens: Mutex<HashMap<String, Arc<TokenSource>>>,
     limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
     running: Mutex<HashSet<String>>,
+    pass_started: Mutex<HashMap<String, Instant>>,
     pub wake: Notify,
     /// This gateway instance's identity as a holder of connection leases.
     pub instance_id: String,
@@ -27,6 +30,7 @@ impl Default for GoogleRuntime {
             tokens: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             running: Mutex::new(HashSet::new()),
+            pass_started: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             instance_id: uuid::Uuid::new_v4().to_string(),
         }
@@ -56,6 +60,21 @@ impl GoogleRuntime {
     /// Drops a connection's cached tokens (after disconnect or reconsent).
     pub fn forget(&self, connection_id: &str) {
         self.tokens.lock().expect("tokens").remove(connection_id);
+        self.pass_started
+            .lock()
+            .expect("pass starts")
+            .remove(connection_id);
+    }
+
+    /// Notes that a pass of the connection starts now; returns how long ago
+    /// the previous pass here started (none for the first one).
+    pub fn pass_starts(&self, connection_id: &str) -> Option<Duration> {
+        let now = Instant::now();
+        self.pass_started
+            .lock()
+            .expect("pass starts")
+            .insert(connection_id.to_string(), now)
+            .map(|before| now - before)
     }
 
     /// The per-user call rate cap.

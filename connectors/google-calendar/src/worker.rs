@@ -122,9 +122,17 @@ async fn run_leased(
     let Some(before) = store::connection_for_user(&ctx.caps, grant, user).await? else {
         return Ok(None);
     };
+    let since_previous = ctx.runtime.pass_starts(&before.id);
+    let pass_began = std::time::Instant::now();
     let result = sync::run_pass(ctx, grant, user).await;
     let noted = match &result {
         Ok(report) => {
+            if let (true, Some(before_pass)) = (report.entries > 0, since_previous) {
+                // The changes this pass sent were not there when the previous
+                // pass started looking: none waited longer than this.
+                let lag = before_pass + pass_began.elapsed();
+                metrics::histogram!("scopegate_google_sync_lag_seconds").record(lag);
+            }
             let busy = report.entries > 0
                 || before.job_due_at.is_some()
                 || before.last_error.is_some()

@@ -325,6 +325,24 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     .await;
     assert_calendar_matches(&emulator, &db, &user).await;
 
+    // Passes that sent changes recorded how long those changes may have waited.
+    let scrape = reqwest::get(format!(
+        "{}/metrics",
+        app.metrics_base.clone().expect("metrics on")
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let lag_count = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("scopegate_google_sync_lag_seconds_count "))
+        .and_then(|n| n.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(lag_count >= 1.0, "no sync lag recorded:\n{scrape}");
+    assert!(scrape.contains("scopegate_google_sync_lag_seconds_bucket{le=\"30\"}"));
+
     // The firm is terminated: every account disconnected, the created events deleted.
     let live_tokens = emulator.live_refresh_tokens();
     assert!(live_tokens > 0);
