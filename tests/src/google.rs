@@ -109,7 +109,34 @@ impl Calendar {
 
     /// Google's authorize URL for `user` (a consent the operator started).
     pub async fn consent_url(&self, firm_id: &str, user: &str) -> Result<url::Url, ConnectorError> {
-        let grant = self.grant(firm_id).await;
+        self.consent_url_as(firm_id, user, None).await
+    }
+
+    /// Like [`Calendar::consent_url`], started by the settings account `session` when given.
+    pub async fn consent_url_as(
+        &self,
+        firm_id: &str,
+        user: &str,
+        session: Option<&str>,
+    ) -> Result<url::Url, ConnectorError> {
+        let grant = match session {
+            None => self.grant(firm_id).await,
+            Some(account) => {
+                let stored = self
+                    .app_state
+                    .registry
+                    .grant(firm_id, "google-calendar")
+                    .await
+                    .expect("grant");
+                let compiled = self
+                    .app_state
+                    .catalogue
+                    .require("google-calendar")
+                    .expect("catalogue");
+                scopegate::capabilities::grant_for_session(&stored, &compiled, account)
+                    .expect("fresh")
+            }
+        };
         scopegate_google_calendar::consent::start(&self.ctx, &grant, user, false)
             .await
             .map(|(url, _)| url)
@@ -181,8 +208,19 @@ pub async fn enable_google(env: &TestEnv, firm_id: &str) {
 /// Connects `user` as their browser would, signed in at Google as `account`:
 /// start, follow Google's redirect back to the gateway's callback. Returns the callback's status.
 pub async fn connect_user(app: &TestApp, firm_id: &str, user: &str, account: &str) -> u16 {
+    connect_user_as(app, firm_id, user, account, None).await
+}
+
+/// Like [`connect_user`], the consent started by the settings account `session` when given.
+pub async fn connect_user_as(
+    app: &TestApp,
+    firm_id: &str,
+    user: &str,
+    account: &str,
+    session: Option<&str>,
+) -> u16 {
     let mut url = Calendar::of(app)
-        .consent_url(firm_id, user)
+        .consent_url_as(firm_id, user, session)
         .await
         .expect("consent start");
     url.query_pairs_mut().append_pair("login_hint", account);

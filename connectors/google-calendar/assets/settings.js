@@ -12,6 +12,7 @@ scopegate.panel("google-calendar", {
     "other-browser": ["That Google consent was started in another browser or window; connect again from here.", true],
     "off": ["Google Calendar is switched off for your firm, or its data contract changed; ask an owner or admin.", true],
     "refused": ["Google refused to complete the consent; connect again.", true],
+    "held": ["Another settings account holds this practice user's Google Calendar connection; it must be disconnected there (or by an admin) first.", true],
     "failed": ["Connecting Google Calendar failed; try again.", true],
   },
 

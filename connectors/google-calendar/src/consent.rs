@@ -84,6 +84,34 @@ pub async fn start(
     Ok((url, state))
 }
 
+/// One practice user, one Google connection: a settings account may not
+/// replace a connection another settings account holds (it could otherwise
+/// send a partner's diary to its own Google account). The holder disconnects
+/// first; the operator, acting for the firm, may replace it.
+async fn refuse_taking_over(
+    ctx: &Ctx,
+    grant: &FirmGrant,
+    user: &str,
+) -> Result<(), ConnectorError> {
+    let me = store::principal_label(grant);
+    let Some(held) = store::connection_for_user(&ctx.caps, grant, user).await? else {
+        return Ok(());
+    };
+    match held.connected_by.as_deref() {
+        Some(by)
+            if held.refresh_token_sealed.is_some()
+                && by != me
+                && by.starts_with("session:")
+                && me.starts_with("session:") =>
+        {
+            Err(ConnectorError::Conflict(format!(
+                "practice user {user}'s Google Calendar is connected by another settings account; it must be disconnected there (or by an admin) before another account connects it"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A consent link that is unknown, used or expired.
 pub fn unknown_state() -> ConnectorError {
     ConnectorError::bad_request(
@@ -122,6 +150,7 @@ pub async fn finish(
         .ok_or_else(unknown_state)?
         .to_string();
     require_active(ctx, &grant).await?;
+    refuse_taking_over(ctx, &grant, &user).await?;
     let client = oauth_client(&ctx.settings).map_err(unavailable)?;
     let http = audited(
         &ctx.caps,

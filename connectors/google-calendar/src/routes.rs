@@ -258,6 +258,7 @@ fn outcome_of(error: &ConnectorError) -> &'static str {
         StatusCode::BAD_REQUEST => "expired",
         StatusCode::FORBIDDEN => "off",
         StatusCode::BAD_GATEWAY => "refused",
+        StatusCode::CONFLICT => "held",
         _ => "failed",
     }
 }

@@ -43,6 +43,17 @@ fn internal(e: impl std::fmt::Display) -> ConnectorError {
     ConnectorError::Internal(e.to_string())
 }
 
+/// Who acts through `grant`, as a connection records it.
+pub fn principal_label(grant: &FirmGrant) -> String {
+    use scopegate_contract::Principal;
+    match grant.principal() {
+        Principal::Session(id) => format!("session:{id}"),
+        Principal::Operator(name) => format!("operator:{name}"),
+        Principal::Credential(id) => format!("credential:{id}"),
+        Principal::Lease(id) => format!("lease:{id}"),
+    }
+}
+
 /// A fee earner's link to their Google account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connection {
@@ -51,6 +62,9 @@ pub struct Connection {
     pub calendar_id: String,
     #[serde(default)]
     pub refresh_token_sealed: Option<String>,
+    /// Who made the connection: `session:<settings account>` or `operator:<name>`.
+    #[serde(default)]
+    pub connected_by: Option<String>,
     /// `active`, `needs_reconsent` or `disconnected`.
     pub status: String,
     pub connected_at: i64,
@@ -188,6 +202,7 @@ pub async fn upsert_connection(
         firm_user_id: user.to_string(),
         calendar_id: "primary".into(),
         refresh_token_sealed: Some(refresh_sealed.to_string()),
+        connected_by: Some(principal_label(grant)),
         status: "active".into(),
         connected_at: now,
         cursor: 0,
@@ -205,8 +220,10 @@ pub async fn upsert_connection(
             value: json!({ "event_id": event_id, "sha": Value::Null }),
         });
     }
+    let by = principal_label(grant);
     let updated = update_connection(caps, grant, user, resets.clone(), |c| {
         c.refresh_token_sealed = Some(refresh_sealed.to_string());
+        c.connected_by = Some(by.clone());
         c.status = "active".into();
         c.connected_at = now;
         c.cursor = 0;

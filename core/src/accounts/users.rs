@@ -135,6 +135,10 @@ impl Registry {
         self.active_firm(new.firm_id).await?;
         let email = normalise_email(new.email)?;
         let name = new.name.trim();
+        if let Some(practice_user) = new.firm_user_id {
+            self.refuse_second_link(new.firm_id, practice_user, None)
+                .await?;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query("INSERT INTO firm_users (id, firm_id, email, name, role, firm_user_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&id).bind(new.firm_id).bind(&email).bind(name).bind(new.role.as_str())
@@ -144,6 +148,28 @@ impl Registry {
                 StoreError::Conflict(format!("{email} already has an account in firm {}", new.firm_id))
             } else { e.into() })?;
         self.user(new.firm_id, &id).await
+    }
+
+    /// Refuses to link a second active settings account to `practice_user`
+    /// (`except`: the account being updated). A unique index backs this up.
+    async fn refuse_second_link(
+        &self,
+        firm_id: &str,
+        practice_user: &str,
+        except: Option<&str>,
+    ) -> StoreResult<()> {
+        let holder: Option<String> = sqlx::query_scalar("SELECT email FROM firm_users WHERE firm_id = $1 AND firm_user_id = $2 AND disabled_at IS NULL AND id <> $3")
+            .bind(firm_id)
+            .bind(practice_user)
+            .bind(except.unwrap_or(""))
+            .fetch_optional(self.pool())
+            .await?;
+        match holder {
+            Some(email) => Err(StoreError::Conflict(format!(
+                "practice user {practice_user} is already linked to the settings account {email}; disable that account first"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// One user of one firm; a user of another firm is "not found".
@@ -252,6 +278,10 @@ impl Registry {
     ) -> StoreResult<FirmUser> {
         self.active_firm(firm_id).await?;
         if let Some((user, _)) = self.user_for_login(firm_id, email).await? {
+            if let Some(practice_user) = firm_user_id {
+                self.refuse_second_link(firm_id, practice_user, Some(&user.id))
+                    .await?;
+            }
             sqlx::query("UPDATE firm_users SET role = $1, firm_user_id = COALESCE($2, firm_user_id) WHERE firm_id = $3 AND id = $4")
                 .bind(role.as_str()).bind(firm_user_id).bind(firm_id).bind(&user.id)
                 .execute(self.pool()).await?;

@@ -20,6 +20,7 @@ mod grant_records;
 mod idempotency;
 mod key_rotation;
 mod metrics;
+mod one_connection_per_user;
 mod outbound_chain;
 mod outbound_exits;
 mod outbound_export;
