@@ -17,6 +17,8 @@
 //! | `--master-key-file` | `SCOPEGATE_MASTER_KEY_FILE` | `master_key_file` | none |
 //! | - | `SCOPEGATE_MASTER_KEY` (base64 key) | - | none |
 //! | `--log-format` | `SCOPEGATE_LOG_FORMAT` | `log_format` | `human` |
+//! | `--log-dir` | `SCOPEGATE_LOG_DIR` | `log_dir` | none (`serve` logs to stderr) |
+//! | `--log-retention-days` | `SCOPEGATE_LOG_RETENTION_DAYS` | `log_retention_days` | `7` (1 to 3650) |
 //! | `--schemas-dir` | `SCOPEGATE_SCHEMAS_DIR` | `schemas_dir` | built in |
 //! | `--token-ttl-secs` | `SCOPEGATE_TOKEN_TTL_SECS` | `token_ttl_secs` | `900` |
 //! | `--firm-pool-capacity` | `SCOPEGATE_FIRM_POOL_CAPACITY` | `firm_pool_capacity` | `256` (at most 100000) |
@@ -227,6 +229,12 @@ layered_settings! {
         /// Days a terminated firm's registry data is kept before `serve` purges it.
         #[arg(long, env = "SCOPEGATE_RETENTION_AFTER_TERMINATION_DAYS", global = true)]
         pub retention_after_termination_days: Option<u64>,
+        /// Folder for `serve`'s service logs, one file a day (default: stderr).
+        #[arg(long, env = "SCOPEGATE_LOG_DIR", global = true)]
+        pub log_dir: Option<PathBuf>,
+        /// Days of service-log files kept in --log-dir (older ones are deleted).
+        #[arg(long, env = "SCOPEGATE_LOG_RETENTION_DAYS", global = true)]
+        pub log_retention_days: Option<u64>,
         /// Days a terminated firm's outbound log is kept (at least the retention above).
         #[arg(long, env = "SCOPEGATE_AUDIT_RETENTION_DAYS", global = true)]
         pub audit_retention_days: Option<u64>,
@@ -380,6 +388,10 @@ pub struct Config {
     pub backup_key_file: Option<PathBuf>,
     /// Backups kept by `backup` (at least 1).
     pub backup_generations: usize,
+    /// Where `serve` writes its daily service-log files (None: stderr).
+    pub log_dir: Option<PathBuf>,
+    /// Days of service-log files kept.
+    pub log_retention_days: u64,
     /// Days after termination before a firm's registry data is purged.
     pub retention_after_termination_days: u64,
     /// Days after termination before its outbound log is purged (>= the above).
@@ -515,6 +527,8 @@ impl Config {
             backup_key_file: s.backup_key_file,
             backup_generations: s.backup_generations.unwrap_or(7).max(1),
             retention_after_termination_days: retention_days,
+            log_dir: s.log_dir.map(|p| absolute(&p)),
+            log_retention_days: number("log_retention_days", s.log_retention_days, 7, 1..=3650)?,
             audit_retention_days: audit_days,
             connector_settings,
             connector_secrets: BTreeMap::new(),
@@ -1199,6 +1213,7 @@ mod tests {
                     checkpoint_interval_secs: Some(n(18)),
                     backup_generations: Some(n(19) as usize),
                     retention_after_termination_days: Some(n(12)),
+                    log_retention_days: Some(n(14)),
                     audit_retention_days: Some(n(13)),
                     ..Default::default()
                 };

@@ -5,7 +5,20 @@ use crate::app::{shutdown_signal, Application};
 use crate::config::Config;
 
 pub async fn run(config: Config) -> CliResult {
-    crate::telemetry::init(config.log_format, "info");
+    let pruning = match &config.log_dir {
+        Some(dir) => {
+            let writer = crate::service_logs::daily_writer(dir).map_err(CliError)?;
+            crate::telemetry::init_with(config.log_format, "info", writer);
+            Some(tokio::spawn(crate::service_logs::prune_periodically(
+                dir.clone(),
+                config.log_retention_days,
+            )))
+        }
+        None => {
+            crate::telemetry::init(config.log_format, "info");
+            None
+        }
+    };
     let keyring = config
         .keyring()
         .map_err(|e| CliError(format!("refusing to start: {e}")))?;
@@ -16,6 +29,10 @@ pub async fn run(config: Config) -> CliResult {
         tracing::info!(address = %metrics, "metrics served at /metrics");
         println!("metrics at http://{metrics}/metrics");
     }
-    app.run_until(shutdown_signal()).await?;
+    let result = app.run_until(shutdown_signal()).await;
+    if let Some(task) = pruning {
+        task.abort();
+    }
+    result?;
     Ok(())
 }

@@ -21,6 +21,7 @@ mod graceful_shutdown;
 mod key_rotation;
 mod privacy_cli;
 mod secrets_at_rest;
+mod service_logs;
 mod shared_limits;
 mod tls_proxy;
 mod two_processes;
