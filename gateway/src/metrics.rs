@@ -26,6 +26,7 @@
 //! | `scopegate_firm_pools_open` | - | firm pools open now (gauge) |
 //! | `scopegate_connector_calls_total` | connector, method, status | calls to third-party APIs made for a connector (`AuditedSender::call`; status 0: no answer), e.g. Google Calendar's |
 //! | `scopegate_google_sync_lag_seconds` | - | per Google Calendar pass that sent changes: from the start of the connection's previous pass (when the changes were not yet there) to this pass's end, an upper bound on how long a diary change waited (histogram) |
+//! | `scopegate_runtime_alive_tasks` | - | tokio tasks alive in the gateway's runtime now (gauge, read at scrape time; a steady climb under steady load is a task leak) |
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -145,6 +146,10 @@ fn describe() {
         "Firm database pools evicted from the bounded cache"
     );
     describe_gauge!("scopegate_firm_pools_open", "Firm database pools open now");
+    describe_gauge!(
+        "scopegate_runtime_alive_tasks",
+        "Tokio tasks alive in the gateway's runtime, read at scrape time"
+    );
     describe_counter!(
         "scopegate_connector_calls_total",
         "Calls to a third party's API made for a connector, by method and status answered (0: no answer)"
@@ -173,6 +178,7 @@ pub fn router(handle: PrometheusHandle) -> Router {
         get(move || {
             let handle = handle.clone();
             async move {
+                record_runtime_gauges();
                 handle.run_upkeep();
                 (
                     [(
@@ -185,6 +191,15 @@ pub fn router(handle: PrometheusHandle) -> Router {
             }
         }),
     )
+}
+
+/// Gauges read from the tokio runtime serving the scrape (the gateway's one
+/// runtime), updated just before each render.
+fn record_runtime_gauges() {
+    let alive = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    metrics::gauge!("scopegate_runtime_alive_tasks").set(alive as f64);
 }
 
 /// Serves `/metrics` on `listener` until `stop` resolves.

@@ -1,9 +1,9 @@
 //! Calendar API v3 `events` as Google answers it: bearer-token checks (401
 //! `authError`), client-chosen ids (base32hex, 5-1024 characters; a reused id
 //! answers 409 `duplicate`), deleted events kept as `cancelled` (a second
-//! delete answers 410 `deleted`), and injected latency, 429/503 faults and
-//! per-account faults (never answering; 429 with a long `Retry-After`; any
-//! 5xx; a trickled body; an oversized body; a redirect).
+//! delete answers 410 `deleted`), and injected latency, 429/503 faults, slow
+//! answers and per-account faults (never answering; 429 with a long
+//! `Retry-After`; any 5xx; a trickled body; an oversized body; a redirect).
 
 // Checks return the finished error response Google would send; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
@@ -139,6 +139,9 @@ async fn api(
                         "Backend Error",
                     )
                 }
+            } else if roll < config.fault_rate + config.slow_rate {
+                tokio::time::sleep(std::time::Duration::from_millis(config.slow_ms)).await;
+                handle(emulator, &account)
             } else {
                 handle(emulator, &account)
             }

@@ -7,9 +7,10 @@
 //! It records every request it receives (kind, method, path, status, body) so
 //! tests can check exactly what left the gateway, and it can inject latency,
 //! 429/503 answers (for every account, or only one account's, with any
-//! `Retry-After`), calls that are never answered, expired access tokens and
-//! revoked grants, and per account: any 5xx, a body trickled byte by byte, an
-//! oversized body (counting how much of it the client took) and redirects.
+//! `Retry-After`), a share of calls answered late, calls that are never
+//! answered, expired access tokens and revoked grants, and per account: any
+//! 5xx, a body trickled byte by byte, an oversized body (counting how much of
+//! it the client took) and redirects.
 //!
 //! Admin endpoints (not part of Google) live under `/_emulator/`.
 
@@ -37,6 +38,13 @@ pub struct EmulatorConfig {
     pub fault_rate: f64,
     /// Retry-After seconds sent with injected 429s (none when 0).
     pub retry_after_secs: u64,
+    /// Share (0..=1) of Calendar API calls, beyond `fault_rate`'s, answered
+    /// correctly but only after `slow_ms` more.
+    #[serde(default)]
+    pub slow_rate: f64,
+    /// Extra delay of the slow calls, milliseconds.
+    #[serde(default)]
+    pub slow_ms: u64,
     /// Faults of single Google accounts (by account name), applied to every
     /// Calendar API call that account's token makes.
     #[serde(default)]
@@ -82,6 +90,8 @@ impl Default for EmulatorConfig {
             latency_ms: 0,
             fault_rate: 0.0,
             retry_after_secs: 0,
+            slow_rate: 0.0,
+            slow_ms: 0,
             account_faults: BTreeMap::new(),
         }
     }
@@ -248,6 +258,11 @@ impl Emulator {
     /// Every request received so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.0.world.lock().expect("world").received.clone()
+    }
+
+    /// Every request received since the last take (or the start), forgetting them.
+    pub fn take_received(&self) -> Vec<Received> {
+        std::mem::take(&mut self.0.world.lock().expect("world").received)
     }
 
     /// Forgets the recorded requests.

@@ -134,6 +134,10 @@ async fn metrics_count_a_vendor_flow_on_their_own_listener() {
     );
 
     let after = scrape().await;
+    assert!(
+        value(&after, "scopegate_runtime_alive_tasks", &[]) >= 1.0,
+        "the runtime's alive tasks are read at scrape time: {after}"
+    );
     let grew = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
     };
