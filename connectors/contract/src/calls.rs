@@ -21,7 +21,9 @@ pub enum CallBody {
     Json(CheckedPayload),
     /// Credentials exchanged with the third party's token endpoint (an
     /// authorization code, a refresh token; never firm data). Sent as given;
-    /// the log records `fields` and `shown_as` in place of the secrets.
+    /// like every send, the log keeps the SHA-256 and length of exactly these
+    /// bytes (a hash of high-entropy secrets reveals nothing), with `fields`,
+    /// and `shown_as` in the target so a reader sees what kind of body left.
     Credentials {
         content_type: String,
         /// An `Authorization` header (e.g. the client's Basic credentials).

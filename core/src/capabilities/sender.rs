@@ -165,18 +165,16 @@ impl AuditedSender for ForConnector {
             if !cleanup && !self.is_active_now(grant).await? {
                 return Err(ConnectorError::Stopped);
             }
-            let (fields, logged, sent, content_type, authorization) = match call.body {
-                CallBody::Empty => (Vec::new(), Vec::new(), Vec::new(), None, None),
-                CallBody::Json(payload) => {
-                    let bytes = payload.bytes().to_vec();
-                    (
-                        payload.fields().to_vec(),
-                        bytes.clone(),
-                        bytes,
-                        Some("application/json".to_string()),
-                        None,
-                    )
-                }
+            // The log hashes exactly the bytes that leave, whatever the body.
+            let (fields, sent, content_type, authorization, shown_as) = match call.body {
+                CallBody::Empty => (Vec::new(), Vec::new(), None, None, None),
+                CallBody::Json(payload) => (
+                    payload.fields().to_vec(),
+                    payload.bytes().to_vec(),
+                    Some("application/json".to_string()),
+                    None,
+                    None,
+                ),
                 CallBody::Credentials {
                     content_type,
                     authorization,
@@ -185,16 +183,20 @@ impl AuditedSender for ForConnector {
                     shown_as,
                 } => (
                     fields,
-                    shown_as.into_bytes(),
                     body,
                     Some(content_type),
                     authorization,
+                    Some(shown_as),
                 ),
             };
-            let target = match &call.note {
+            let logged = sent.clone();
+            let mut target = match &call.note {
                 Some(note) => format!("{} {note}", call.url),
                 None => call.url.clone(),
             };
+            if let Some(shown_as) = shown_as {
+                target.push_str(&format!(" [{shown_as}]"));
+            }
             let receipt = self
                 .core
                 .log

@@ -326,15 +326,10 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     assert_calendar_matches(&emulator, &db, &user).await;
 
     // Passes that sent changes recorded how long those changes may have waited.
-    let scrape = reqwest::get(format!(
-        "{}/metrics",
-        app.metrics_base.clone().expect("metrics on")
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    // The recorder is the process's one (the scrape covers every test in this binary).
+    let scrape = scopegate::metrics::install()
+        .expect("the recorder")
+        .render();
     let lag_count = scrape
         .lines()
         .find_map(|l| l.strip_prefix("scopegate_google_sync_lag_seconds_count "))
@@ -374,6 +369,30 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
     .await;
     let sensitive = sensitive_values(&db, FIRM).await;
     assert_only_allowed_fields(&emulator, &sensitive);
+    // Token-endpoint calls too are logged with the SHA-256 of exactly the
+    // bytes Google received (the code exchange, refreshes, the revocation).
+    let logged: std::collections::BTreeSet<String> = sqlx::query_scalar(
+        "SELECT payload_sha256 FROM outbound_log WHERE firm_id = $1 AND kind = 'send'",
+    )
+    .bind(FIRM)
+    .fetch_all(env.registry.pool())
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let credential_calls: Vec<_> = emulator
+        .received()
+        .into_iter()
+        .filter(|r| r.kind == "token" || r.kind == "revoke")
+        .collect();
+    assert!(credential_calls.len() >= 2, "{credential_calls:?}");
+    for r in credential_calls {
+        assert!(
+            logged.contains(&scopegate_contract::sha256_hex(r.body.as_bytes())),
+            "the {} call's body is not what the log hashed",
+            r.kind
+        );
+    }
     app.stop().await;
 }
 
