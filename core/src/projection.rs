@@ -127,8 +127,10 @@ impl Projection {
         }
     }
 
-    /// Name under which a field's column comes back from `select_list`.
-    fn result_name<'a>(&self, field: &'a ProjectedField) -> Option<&'a str> {
+    /// Name under which a field's column comes back from `select_list`
+    /// (public for the fuzz targets).
+    #[doc(hidden)]
+    pub fn result_name<'a>(&self, field: &'a ProjectedField) -> Option<&'a str> {
         match &self.join {
             None => field.column.as_deref(),
             Some(_) => field.column.as_ref().map(|_| field.name.as_str()),

@@ -29,7 +29,9 @@ impl SecretKind {
 
 /// Random bytes in a secret.
 pub const BODY_BYTES: usize = 32;
-const CHECKSUM_LEN: usize = 6;
+/// Characters of the checksum that ends a secret (public for the fuzz targets).
+#[doc(hidden)]
+pub const CHECKSUM_LEN: usize = 6;
 /// Base58 of 32 bytes: one `1` per leading zero byte, then the number, so
 /// from 32 characters (all zero) to 44.
 const BODY_CHARS: std::ops::RangeInclusive<usize> = BODY_BYTES..=44;
