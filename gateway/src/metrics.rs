@@ -25,7 +25,7 @@
 //! | `scopegate_firm_pool_hits_total`, `_opens_total`, `_evictions_total` | - | firm database pool cache |
 //! | `scopegate_firm_pools_open` | - | firm pools open now (gauge) |
 //! | `scopegate_connector_calls_total` | connector, method, status | calls to third-party APIs made for a connector (`AuditedSender::call`; status 0: no answer), e.g. Google Calendar's |
-//! | `scopegate_google_sync_lag_seconds` | - | per Google Calendar pass that sent changes: from the start of the connection's previous pass (when the changes were not yet there) to this pass's end, an upper bound on how long a diary change waited (histogram) |
+//! | `scopegate_connector_sync_lag_seconds` | connector | per sync pass of a connector's account that sent changes: from the start of that account's previous pass (when the changes were not yet there) to this pass's end, an upper bound on how long a change waited (histogram) |
 //! | `scopegate_runtime_alive_tasks` | - | tokio tasks alive in the gateway's runtime now (gauge, read at scrape time; a steady climb under steady load is a task leak) |
 
 use axum::extract::{MatchedPath, Request};
@@ -45,7 +45,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 const SECONDS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// Google Calendar sync lag, seconds (the default interval is 30 s).
+/// Connector sync lag, seconds (intervals are tens of seconds).
 const LAG: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0,
 ];
@@ -67,7 +67,7 @@ pub fn install() -> Option<PrometheusHandle> {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
-                        Matcher::Full("scopegate_google_sync_lag_seconds".into()),
+                        Matcher::Full("scopegate_connector_sync_lag_seconds".into()),
                         LAG,
                     )
                 })
@@ -155,9 +155,9 @@ fn describe() {
         "Calls to a third party's API made for a connector, by method and status answered (0: no answer)"
     );
     describe_histogram!(
-        "scopegate_google_sync_lag_seconds",
+        "scopegate_connector_sync_lag_seconds",
         Unit::Seconds,
-        "Per Google Calendar pass that sent changes: time since the connection's previous pass started, to this pass's end (an upper bound on a diary change's wait)"
+        "Per sync pass of a connector's account that sent changes: time since that account's previous pass started, to this pass's end (an upper bound on a change's wait)"
     );
     // Present at 0 from the start, so alerts on them work before the first event.
     for name in [

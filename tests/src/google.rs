@@ -93,6 +93,12 @@ impl Calendar {
 
     /// The operator's handle on the firm's grant.
     pub async fn grant(&self, firm_id: &str) -> FirmGrant {
+        self.grant_as(firm_id, None).await
+    }
+
+    /// The firm's grant as the operator holds it, or as the settings account
+    /// `session` does when given.
+    pub async fn grant_as(&self, firm_id: &str, session: Option<&str>) -> FirmGrant {
         let grant = self
             .app_state
             .registry
@@ -104,7 +110,11 @@ impl Calendar {
             .catalogue
             .require("google-calendar")
             .expect("catalogue");
-        scopegate::capabilities::grant_for_operator(&grant, &compiled, "test").expect("fresh")
+        match session {
+            None => scopegate::capabilities::grant_for_operator(&grant, &compiled, "test"),
+            Some(account) => scopegate::capabilities::grant_for_session(&grant, &compiled, account),
+        }
+        .expect("fresh")
     }
 
     /// Google's authorize URL for `user` (a consent the operator started).
@@ -119,24 +129,7 @@ impl Calendar {
         user: &str,
         session: Option<&str>,
     ) -> Result<url::Url, ConnectorError> {
-        let grant = match session {
-            None => self.grant(firm_id).await,
-            Some(account) => {
-                let stored = self
-                    .app_state
-                    .registry
-                    .grant(firm_id, "google-calendar")
-                    .await
-                    .expect("grant");
-                let compiled = self
-                    .app_state
-                    .catalogue
-                    .require("google-calendar")
-                    .expect("catalogue");
-                scopegate::capabilities::grant_for_session(&stored, &compiled, account)
-                    .expect("fresh")
-            }
-        };
+        let grant = self.grant_as(firm_id, session).await;
         scopegate_google_calendar::consent::start(&self.ctx, &grant, user, false)
             .await
             .map(|(url, _)| url)

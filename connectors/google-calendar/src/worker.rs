@@ -131,7 +131,11 @@ async fn run_leased(
                 // The changes this pass sent were not there when the previous
                 // pass started looking: none waited longer than this.
                 let lag = before_pass + pass_began.elapsed();
-                metrics::histogram!("scopegate_google_sync_lag_seconds").record(lag);
+                metrics::histogram!(
+                    "scopegate_connector_sync_lag_seconds",
+                    "connector" => crate::CONNECTOR
+                )
+                .record(lag);
             }
             let busy = report.entries > 0
                 || before.job_due_at.is_some()

@@ -332,11 +332,17 @@ async fn revoked_grant_needs_reconsent_and_switch_off_deletes_events(env: TestEn
         .render();
     let lag_count = scrape
         .lines()
-        .find_map(|l| l.strip_prefix("scopegate_google_sync_lag_seconds_count "))
+        .find_map(|l| {
+            l.strip_prefix(
+                "scopegate_connector_sync_lag_seconds_count{connector=\"google-calendar\"} ",
+            )
+        })
         .and_then(|n| n.trim().parse::<f64>().ok())
         .unwrap_or(0.0);
     assert!(lag_count >= 1.0, "no sync lag recorded:\n{scrape}");
-    assert!(scrape.contains("scopegate_google_sync_lag_seconds_bucket{le=\"30\"}"));
+    assert!(scrape.contains(
+        "scopegate_connector_sync_lag_seconds_bucket{connector=\"google-calendar\",le=\"30\"}"
+    ));
 
     // The firm is terminated: every account disconnected, the created events deleted.
     let live_tokens = emulator.live_refresh_tokens();
