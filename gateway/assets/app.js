@@ -150,7 +150,8 @@ function panelInfo(id) { return ((state.me && state.me.panels) || []).find((p) =
 function loadPanelScript(id) {
   if (!scripts[id]) {
     scripts[id] = new Promise((resolve, reject) => {
-      const script = h("script", { src: "/settings/connectors/" + encodeURIComponent(id) + ".js" });
+      const info = panelInfo(id);
+      const script = h("script", { src: (info && info.script) || "/settings/connectors/" + encodeURIComponent(id) + ".js" });
       script.addEventListener("load", () => resolve());
       script.addEventListener("error", () => reject(new Error("The " + id + " tab could not be loaded; reload the page.")));
       document.head.append(script);
@@ -178,7 +179,8 @@ async function renderPanel(id) {
   await loadPanelScript(id);
   const impl = panels[id];
   if (!impl) throw new Error("The " + id + " tab did not register itself; reload the page.");
-  await impl.render($("panel-" + id), { h, api, flash, fail, when, base: "/admin/v1/connectors/" + encodeURIComponent(id), available: panelInfo(id).available });
+  const info = panelInfo(id);
+  await impl.render($("panel-" + id), { h, api, flash, fail, when, copy, base: info.base || "/admin/v1/connectors/" + encodeURIComponent(id), available: info.available });
 }
 
 // ---- integrations ----

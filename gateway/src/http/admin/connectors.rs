@@ -78,6 +78,7 @@ pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Val
         "receives": receives,
         "enabled": grant.as_ref().is_some_and(|g| g.enabled),
         "consented": grant.as_ref().map(|g| json!({
+            "grant_id": g.id,
             "contract_version": g.contract_version,
             "schema_hash": g.schema_hash,
             "at": g.updated_at,

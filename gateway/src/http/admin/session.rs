@@ -182,17 +182,15 @@ fn me_body(
         "firm": { "id": user.firm_id, "name": firm_name },
         "csrf_token": csrf,
         "session": { "idle_timeout_secs": state.accounts.idle_ms / 1000 },
-        "panels": panels(state),
+        "panels": panels(state, user.role.manages()),
     })
 }
 
-/// The connectors' tabs on the settings page: id, title, intro, and whether
-/// the operator configured what the connector needs.
-fn panels(state: &AppState) -> Value {
-    state
-        .connectors
-        .iter()
-        .filter_map(|r| {
+/// The connectors' tabs on the settings page (id, title, intro, and whether
+/// the operator configured what the connector needs), then, for those who
+/// manage the firm, the privacy office's tabs.
+fn panels(state: &AppState, manages: bool) -> Value {
+    let connectors = state.connectors.iter().filter_map(|r| {
             let panel = r.connector.settings_panel()?;
             Some(json!({
                 "id": r.connector.id(),
@@ -200,8 +198,13 @@ fn panels(state: &AppState) -> Value {
                 "intro": panel.intro,
                 "available": r.connector.available(&r.capabilities),
             }))
-        })
-        .collect()
+        });
+    let office = if manages {
+        crate::http::settings::office::panels()
+    } else {
+        Vec::new()
+    };
+    Value::Array(connectors.chain(office).collect())
 }
 
 /// Who is logged in, their firm, and the CSRF token for state-changing requests.

@@ -4,6 +4,7 @@
 //! practice-management app, which turns a signed assertion into a session.
 
 mod handoff;
+pub mod office;
 
 use crate::http::AppState;
 use axum::http::{header, HeaderValue};
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
             get(|| async { asset(LOGO, "image/svg+xml") }),
         )
         .route("/settings/handoff", get(handoff::handoff))
+        .merge(office::routes())
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
