@@ -34,7 +34,15 @@ pub async fn terminate(
             )));
         }
     }
-    let at = retention::mark_terminated(registry, firm, actor).await?;
+    let keys = config
+        .keyring()
+        .map_err(|e| {
+            CliError(format!(
+                "terminate needs the master key (the access trail is keyed): {e}"
+            ))
+        })?
+        .log_keys();
+    let at = retention::mark_terminated(registry, &keys, firm, actor).await?;
     let mut off = 0;
     let mut failures = Vec::new();
     for grant in registry.grants(Some(firm)).await? {

@@ -137,6 +137,8 @@ pub async fn enable(
         .registry
         .enable_grant(session.firm(), &c.contract, &session.actor())
         .await?;
+    let what = json!({ "connector": c.id(), "enabled": true, "contract_version": c.contract.manifest.contract_version });
+    super::trail::enter(&state, session.trail_entry(crate::access_trail::Kind::GrantSwitched, what)).await?;
     Ok(Json(describe(&state, session.firm(), &c).await?))
 }
 
@@ -236,6 +238,8 @@ pub async fn disable(
         .registry
         .disable_grant(session.firm(), c.id(), &session.actor())
         .await?;
+    let what = json!({ "connector": c.id(), "enabled": false, "options": choices });
+    super::trail::enter(&state, session.trail_entry(crate::access_trail::Kind::GrantSwitched, what)).await?;
     let mut out = describe(&state, session.firm(), &c).await?;
     // Work of the connector's own (e.g. deleting what it created), now that the grant is off.
     if let Some(running) = state.connectors.iter().find(|r| r.connector.id() == c.id()) {
