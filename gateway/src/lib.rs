@@ -43,6 +43,6 @@ pub mod service_logs;
 pub mod telemetry;
 
 pub use scopegate_core::{
-    access_trail, accounts, backup, capabilities, catalogue, clock, keys, outbound_log, privacy, projection,
-    registry, reseal, secrets, tenancy,
+    access_trail, accounts, backup, capabilities, catalogue, clock, keys, outbound_log, privacy,
+    projection, registry, reseal, secrets, tenancy,
 };

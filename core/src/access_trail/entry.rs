@@ -10,7 +10,8 @@ use sqlx::Row;
 /// The chain of events that belong to no firm (no firm id can start with `@`).
 pub const OPERATOR_CHAIN: &str = "@operator";
 
-pub(crate) const COLUMNS: &str = "chain, seq, at, kind, actor, origin, what, prev_hash, hash, mac_key";
+pub(crate) const COLUMNS: &str =
+    "chain, seq, at, kind, actor, origin, what, prev_hash, hash, mac_key";
 
 /// Domain separation: a trail entry's hash can be mistaken for no other.
 const DOMAIN: &str = "scopegate access trail v1";

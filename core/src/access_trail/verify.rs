@@ -63,8 +63,9 @@ pub async fn verify_trails(
                 report.faults.push(TrailFault {
                     chain: t.chain.clone(),
                     seq: t.last_seq,
-                    problem: "its purge tombstone does not hold under the log key (forged or edited)"
-                        .into(),
+                    problem:
+                        "its purge tombstone does not hold under the log key (forged or edited)"
+                            .into(),
                 });
             }
         }
@@ -155,7 +156,10 @@ async fn verify_chain(
         None if last_seq > 0 => {
             return Ok((
                 checked,
-                Some(fault(1, "the chain has entries but no head (head deleted)".into())),
+                Some(fault(
+                    1,
+                    "the chain has entries but no head (head deleted)".into(),
+                )),
             ))
         }
         None => {}

@@ -8,8 +8,8 @@
 //! before the chain was keyed carry the plain SHA-256 of the same canonical
 //! form and an empty `mac_key`; they are re-chained under the key once.
 
-pub use crate::keyed_chain::{HashProblem, GENESIS_HASH};
 use crate::keyed_chain::{canonical_into, check_hash, keyed_hash};
+pub use crate::keyed_chain::{HashProblem, GENESIS_HASH};
 use crate::keys::{LogKey, LogKeys};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Serialize};

@@ -71,7 +71,11 @@ pub async fn run(config: &Config, registry: &Registry, command: AuditCommand) ->
                     .await?;
             let trail = access_trail::verify_trails(registry, &keys, firm.as_deref()).await?;
             if let Some(fault) = report.faults.first() {
-                for other in report.faults[1..].iter().map(|f| f.to_string()).chain(trail.faults.iter().map(|f| f.to_string())) {
+                for other in report.faults[1..]
+                    .iter()
+                    .map(|f| f.to_string())
+                    .chain(trail.faults.iter().map(|f| f.to_string()))
+                {
                     eprintln!("also: {other}");
                 }
                 return Err(CliError(format!("outbound log tampered: {fault}")));

@@ -6,6 +6,7 @@
 //! Every test builds its own registry, firms and gateway on port 0, so they run
 //! in parallel; none sets an environment variable.
 
+mod access_trail;
 mod accounting_api;
 mod audit_checkpoints;
 mod backup_google;

@@ -138,7 +138,11 @@ pub async fn enable(
         .enable_grant(session.firm(), &c.contract, &session.actor())
         .await?;
     let what = json!({ "connector": c.id(), "enabled": true, "contract_version": c.contract.manifest.contract_version });
-    super::trail::enter(&state, session.trail_entry(crate::access_trail::Kind::GrantSwitched, what)).await?;
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::GrantSwitched, what),
+    )
+    .await?;
     Ok(Json(describe(&state, session.firm(), &c).await?))
 }
 
@@ -239,7 +243,11 @@ pub async fn disable(
         .disable_grant(session.firm(), c.id(), &session.actor())
         .await?;
     let what = json!({ "connector": c.id(), "enabled": false, "options": choices });
-    super::trail::enter(&state, session.trail_entry(crate::access_trail::Kind::GrantSwitched, what)).await?;
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::GrantSwitched, what),
+    )
+    .await?;
     let mut out = describe(&state, session.firm(), &c).await?;
     // Work of the connector's own (e.g. deleting what it created), now that the grant is off.
     if let Some(running) = state.connectors.iter().find(|r| r.connector.id() == c.id()) {

@@ -149,13 +149,7 @@ impl Session {
         kind: crate::access_trail::Kind,
         what: serde_json::Value,
     ) -> crate::access_trail::NewEntry {
-        crate::access_trail::NewEntry::firm(
-            self.firm(),
-            kind,
-            &self.user.email,
-            &self.from,
-            what,
-        )
+        crate::access_trail::NewEntry::firm(self.firm(), kind, &self.user.email, &self.from, what)
     }
 
     /// How the consent ledger names this person.

@@ -161,7 +161,11 @@ pub async fn add(
         .map_err(hashing_problem)?;
     let user = state.registry.add_user_with_hash(new, Some(hash)).await?;
     let what = json!({ "user_id": user.id, "email": user.email, "role": user.role });
-    super::trail::enter(&state, session.trail_entry(crate::access_trail::Kind::UserAdded, what)).await?;
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::UserAdded, what),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user": user, "password": password })),
@@ -192,7 +196,11 @@ pub async fn reset_password(
         .set_password_hash(session.firm(), &target.id, hash)
         .await?;
     let what = json!({ "user_id": target.id, "email": target.email });
-    super::trail::enter(&state, session.trail_entry(crate::access_trail::Kind::PasswordReset, what)).await?;
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::PasswordReset, what),
+    )
+    .await?;
     Ok(Json(json!({ "user": target, "password": password })))
 }
 
@@ -212,8 +220,15 @@ pub async fn disable(
     if target.id == session.user.id {
         return Err(Problem::conflict("you cannot disable your own account"));
     }
-    let user = state.registry.disable_user(session.firm(), &target.id).await?;
+    let user = state
+        .registry
+        .disable_user(session.firm(), &target.id)
+        .await?;
     let what = json!({ "user_id": target.id, "email": target.email });
-    super::trail::enter(&state, session.trail_entry(crate::access_trail::Kind::UserDisabled, what)).await?;
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::UserDisabled, what),
+    )
+    .await?;
     Ok(Json(json!({ "user": user })))
 }

@@ -64,7 +64,8 @@ pub async fn handoff(
         .registry
         .create_session(&user, state.accounts.max_ms)
         .await?;
-    let from = crate::http::client_ip::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let from =
+        crate::http::client_ip::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
     let entry = crate::access_trail::NewEntry::firm(
         &user.firm_id,
         crate::access_trail::Kind::Handoff,
