@@ -50,8 +50,6 @@
   async function render(root, ctx) {
     const { h, fail } = ctx;
     root.replaceChildren(
-      h("h2", {}, "Audit trail"),
-      h("p", { class: "muted" }, "Every login, hand-off, change to users, credentials and integrations, and every vendor token issued for your firm: who, when, from where and what. Kept tamper-evident, like the outbound log."),
       h("form", { id: "trail-form", class: "filters" },
         h("div", {}, h("label", { for: "t-kind" }, "Event"),
           h("select", { id: "t-kind" }, h("option", { value: "" }, "All events"), KINDS.map((k) => h("option", { value: k }, label(k))))),

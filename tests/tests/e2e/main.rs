@@ -11,6 +11,7 @@ mod accounting_api;
 mod audit_checkpoints;
 mod backup_google;
 mod browser_settings;
+mod browser_trail;
 mod cross_firm;
 mod google_calendar;
 mod google_faults;
