@@ -9,6 +9,7 @@
 mod accounting_api;
 mod audit_checkpoints;
 mod backup_google;
+mod browser_privacy;
 mod browser_settings;
 mod cross_firm;
 mod google_calendar;
@@ -24,6 +25,7 @@ mod one_connection_per_user;
 mod outbound_chain;
 mod outbound_exits;
 mod outbound_export;
+mod privacy_google;
 mod privacy_reports;
 mod registry_outage;
 mod registry_store;
