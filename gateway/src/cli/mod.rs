@@ -172,8 +172,8 @@ async fn run(command: Command, config: Config) -> CliResult {
                 Command::Credential(cmd) => credential::run(&config, &registry, cmd).await,
                 Command::Audit(cmd) => audit::run(&config, &registry, cmd).await,
                 Command::User(cmd) => user::run(&config, &registry, cmd).await,
-                Command::Disclosures(args) => privacy::disclosures(&registry, args).await,
-                Command::BreachScope(args) => privacy::breach_scope(&registry, args).await,
+                Command::Disclosures(args) => privacy::disclosures(&config, &registry, args).await,
+                Command::BreachScope(args) => privacy::breach_scope(&config, &registry, args).await,
                 _ => unreachable!("handled above"),
             };
             registry.close().await;
