@@ -83,6 +83,12 @@ impl Application {
         let (log, log_writer) = OutboundLog::start(registry.clone(), log_keys.clone());
         let tenancy = Tenancy::new(registry.clone(), config.firm_pool_capacity);
         let (stopping, stop_signal) = tokio::sync::watch::channel(false);
+        // The webhook sender ends by itself once every handle on its queue is dropped.
+        let webhook = config
+            .alert_webhook
+            .clone()
+            .map(|webhook| crate::alert_webhook::start(webhook).0);
+        let alerts = crate::security::Alerts::new(registry.clone(), webhook);
         let connectors = running_connectors(
             connectors,
             &CoreServices::new(
@@ -90,7 +96,8 @@ impl Application {
                 tenancy.clone(),
                 log.clone(),
                 keyring.clone(),
-            ),
+            )
+            .with_alerts(alerts.clone()),
             &catalogue,
             &config,
             &stop_signal,
@@ -103,6 +110,7 @@ impl Application {
             tenancy: tenancy.clone(),
             connectors,
             stopping,
+            alerts,
             auth_throttle: AuthThrottle::new("oauth_token", &config.limits, shared_limits.clone()),
             api_limiters: ApiLimiters::new(&config.limits, trusted, shared_limits.clone()),
             accounts: Accounts::new(&config, shared_limits),

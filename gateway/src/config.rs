@@ -42,6 +42,9 @@
 //! | `--retention-after-termination-days` | `SCOPEGATE_RETENTION_AFTER_TERMINATION_DAYS` | `retention_after_termination_days` | `183` (6 months; 1 to 36500) |
 //! | `--audit-retention-days` | `SCOPEGATE_AUDIT_RETENTION_DAYS` | `audit_retention_days` | the retention above (never less) |
 //! | `--redis-url` | `SCOPEGATE_REDIS_URL` | `redis_url` | none (limits per process only) |
+//! | `--alert-webhook-url` | `SCOPEGATE_ALERT_WEBHOOK_URL` | `alert_webhook_url` | none (alerts stored, logged and counted only) |
+//! | `--alert-webhook-key-file` | `SCOPEGATE_ALERT_WEBHOOK_KEY_FILE` | `alert_webhook_key_file` | none (required with the URL) |
+//! | - | `SCOPEGATE_ALERT_WEBHOOK_KEY` (HMAC key, at least 16 characters) | - | none |
 //! | `--metrics-listen` | `SCOPEGATE_METRICS_LISTEN` | `metrics_listen` | `127.0.0.1:9464` (`off`: no metrics) |
 //! | `--connector-setting ID.KEY=VALUE` (repeatable) | `SCOPEGATE_CONNECTOR_SETTINGS` (`ID.KEY=VALUE,...`) | `[connector.<id>]` tables of strings | none |
 //!
@@ -241,6 +244,12 @@ layered_settings! {
         /// Redis shared by every instance for failure budgets and API rate limits (redis://host:port/db).
         #[arg(long, env = "SCOPEGATE_REDIS_URL", global = true, hide_env_values = true)]
         pub redis_url: Option<String>,
+        /// Where security alerts (tripwires) are POSTed as JSON, signed with HMAC-SHA256 (X-Scopegate-Signature).
+        #[arg(long, env = "SCOPEGATE_ALERT_WEBHOOK_URL", global = true, hide_env_values = true)]
+        pub alert_webhook_url: Option<String>,
+        /// File holding the alert webhook's HMAC key (or SCOPEGATE_ALERT_WEBHOOK_KEY).
+        #[arg(long, env = "SCOPEGATE_ALERT_WEBHOOK_KEY_FILE", global = true)]
+        pub alert_webhook_key_file: Option<PathBuf>,
         /// Address for the Prometheus `/metrics` endpoint (separate from --listen), or `off`.
         #[arg(long, env = "SCOPEGATE_METRICS_LISTEN", global = true)]
         pub metrics_listen: Option<MetricsListen>,
@@ -406,6 +415,44 @@ pub struct Config {
     pub redis_url: Option<secrecy::SecretString>,
     /// Where `/metrics` is served; none: nowhere (no recorder is installed).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where security alerts are POSTed, with the key that signs them; none: no webhook.
+    pub alert_webhook: Option<AlertWebhook>,
+}
+
+/// The alert webhook: its URL (secret: it may carry a token) and HMAC key.
+#[derive(Debug, Clone)]
+pub struct AlertWebhook {
+    pub url: secrecy::SecretString,
+    pub key: secrecy::SecretString,
+}
+
+/// The alert webhook's key: the file's content (trimmed) or `SCOPEGATE_ALERT_WEBHOOK_KEY`.
+fn alert_webhook(
+    url: Option<String>,
+    key_file: Option<PathBuf>,
+) -> Result<Option<AlertWebhook>, String> {
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match reqwest::Url::parse(url.trim()) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        _ => return Err("alert_webhook_url must be an http:// or https:// URL".into()),
+    }
+    let key = match key_file {
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("alert_webhook_key_file: cannot read {}: {e}", path.display()))?,
+        None => std::env::var("SCOPEGATE_ALERT_WEBHOOK_KEY").map_err(|_| {
+            "alert_webhook_url needs its HMAC key: alert_webhook_key_file or SCOPEGATE_ALERT_WEBHOOK_KEY".to_string()
+        })?,
+    };
+    let key = key.trim().to_string();
+    if key.len() < 16 {
+        return Err("the alert webhook's HMAC key must be at least 16 characters".into());
+    }
+    Ok(Some(AlertWebhook {
+        url: secrecy::SecretString::from(url.trim().to_string()),
+        key: secrecy::SecretString::from(key),
+    }))
 }
 
 impl Config {
@@ -540,6 +587,7 @@ impl Config {
                 .metrics_listen
                 .unwrap_or(MetricsListen::On(DEFAULT_METRICS_LISTEN))
                 .addr(),
+            alert_webhook: alert_webhook(s.alert_webhook_url, s.alert_webhook_key_file)?,
         })
     }
 
