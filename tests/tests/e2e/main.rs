@@ -35,4 +35,5 @@ mod settings_viewer;
 mod slow_clients;
 mod tenant_trouble;
 mod throttling;
+mod tripwires;
 mod what_leaves;

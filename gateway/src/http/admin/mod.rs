@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod ledger;
 pub mod outbound;
 pub mod privacy;
+pub mod security;
 pub mod session;
 pub mod users;
 
@@ -33,6 +34,7 @@ pub fn routes() -> Router<AppState> {
         .merge(outbound::routes())
         .merge(ledger::routes())
         .merge(privacy::routes())
+        .merge(security::routes())
         .merge(users::routes())
 }
 
