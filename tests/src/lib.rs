@@ -248,6 +248,22 @@ impl TestApp {
         shown_id(&self.state.registry, &self.state.keyring, firm_id, connector, real).await
     }
 
+    /// The firm record behind an id the firm's `connector` grant showed its vendor.
+    pub async fn real_id(&self, firm_id: &str, connector: &str, shown: &str) -> String {
+        use scopegate::security::pseudonyms::{GrantRef, Pseudonyms};
+        let grant = self.state.registry.grant(firm_id, connector).await.expect("grant");
+        Pseudonyms::new(self.state.registry.clone(), self.state.keyring.clone())
+            .for_grant(&GrantRef {
+                firm_id,
+                grant_id: &grant.id,
+                connector,
+            })
+            .await
+            .expect("the grant's pseudonyms")
+            .reveal(shown)
+            .expect("a record id")
+    }
+
     /// Stops the server gracefully and waits for it. This handle's clone of
     /// the state is dropped first: the log writer ends when the last one goes.
     pub async fn stop(self) {

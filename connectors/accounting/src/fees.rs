@@ -37,7 +37,7 @@ pub async fn post_fee(
     let key = idempotency_key(&headers)?;
     let fee = fee_body(caps.schema("fee")?, &body)?;
     let ids = caps.ids().for_grant(grant).await?;
-    let (fee, matter) = revealed_fee(caps.schema("fee")?, ids.as_ref(), fee)?;
+    let fee = revealed_fee(caps.schema("fee")?, ids.as_ref(), fee)?;
     let outcome = caps
         .inbound()
         .post_fee(grant, ROUTE, fee, &key, caps.schema("fee_result")?)
@@ -66,10 +66,15 @@ pub async fn post_fee(
                 .with_header(HeaderName::from_static("idempotent-replayed"), "true"))
         }
         FeeOutcome::UnknownMatter => {
+            // No record has it: the log names the id as the vendor sent it.
+            let matter = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["matter_id"].as_str().map(str::to_string))
+                .unwrap_or_default();
             caps.sender()
                 .respond_problem(
                     grant,
-                    reply(StatusCode::UNPROCESSABLE_ENTITY, vec![matter.clone()]),
+                    reply(StatusCode::UNPROCESSABLE_ENTITY, vec![matter]),
                     "matter_id",
                     "no matter with this id exists in this firm",
                 )
@@ -99,19 +104,19 @@ pub fn fee_body(schema: &Schema, body: &[u8]) -> Result<CheckedPayload, Connecto
 
 /// The fee with its `matter_id` mapped back to the firm's id (a value that
 /// is not an id of this grant's shape goes on as it is, to be found in no
-/// firm); and that id, for the outbound log.
+/// firm).
 fn revealed_fee(
     schema: &Schema,
     ids: &dyn GrantIdMap,
     fee: CheckedPayload,
-) -> Result<(CheckedPayload, String), ConnectorError> {
+) -> Result<CheckedPayload, ConnectorError> {
     let mut value: serde_json::Value = fee
         .decode()
         .map_err(|e| ConnectorError::Internal(e.to_string()))?;
     let shown = value["matter_id"].as_str().unwrap_or_default().to_string();
     let real = ids.reveal(&shown).unwrap_or(shown);
-    value["matter_id"] = serde_json::Value::String(real.clone());
-    Ok((schema.check(&value)?, real))
+    value["matter_id"] = serde_json::Value::String(real);
+    Ok(schema.check(&value)?)
 }
 
 /// The stored fee as this grant sees it, checked against the result schema again.
