@@ -9,6 +9,7 @@
 mod accounting_api;
 mod audit_checkpoints;
 mod backup_google;
+mod browser_security;
 mod browser_settings;
 mod cross_firm;
 mod google_calendar;
