@@ -81,11 +81,19 @@ async fn deliver(client: &reqwest::Client, webhook: &AlertWebhook, event: &Secur
             }
             Ok(answer) => format!("answered {}", answer.status().as_u16()),
             // Without the URL, which may carry a token.
-            Err(e) => format!("no answer ({})", if e.is_timeout() { "timed out" } else { "connection failed" }),
+            Err(e) => format!(
+                "no answer ({})",
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "connection failed"
+                }
+            ),
         };
         if attempt == ATTEMPTS {
             tracing::error!(event_id = %event.id, attempts = ATTEMPTS, "the alert webhook was not delivered: {why}");
-            metrics::counter!("scopegate_alert_webhook_deliveries_total", "outcome" => "given_up").increment(1);
+            metrics::counter!("scopegate_alert_webhook_deliveries_total", "outcome" => "given_up")
+                .increment(1);
             return;
         }
         tracing::warn!(event_id = %event.id, attempt, "the alert webhook {why}; retrying in {} ms", backoff.as_millis());

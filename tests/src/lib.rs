@@ -245,13 +245,25 @@ impl TestApp {
     /// The id the firm's `connector` grant shows its vendor for the firm record `real`
     /// (each grant sees record ids through its own key; see `scopegate::security::pseudonyms`).
     pub async fn shown_id(&self, firm_id: &str, connector: &str, real: &str) -> String {
-        shown_id(&self.state.registry, &self.state.keyring, firm_id, connector, real).await
+        shown_id(
+            &self.state.registry,
+            &self.state.keyring,
+            firm_id,
+            connector,
+            real,
+        )
+        .await
     }
 
     /// The firm record behind an id the firm's `connector` grant showed its vendor.
     pub async fn real_id(&self, firm_id: &str, connector: &str, shown: &str) -> String {
         use scopegate::security::pseudonyms::{GrantRef, Pseudonyms};
-        let grant = self.state.registry.grant(firm_id, connector).await.expect("grant");
+        let grant = self
+            .state
+            .registry
+            .grant(firm_id, connector)
+            .await
+            .expect("grant");
         Pseudonyms::new(self.state.registry.clone(), self.state.keyring.clone())
             .for_grant(&GrantRef {
                 firm_id,

@@ -10,8 +10,8 @@ use scopegate_contract::axum::body::Bytes;
 use scopegate_contract::axum::extract::State;
 use scopegate_contract::axum::http::{HeaderMap, HeaderName, StatusCode};
 use scopegate_contract::{
-    Capabilities, CheckedPayload, ConnectorError, FeeOutcome, GrantIdMap, LoggedBody, Reply, Schema,
-    Vendor,
+    Capabilities, CheckedPayload, ConnectorError, FeeOutcome, GrantIdMap, LoggedBody, Reply,
+    Schema, Vendor,
 };
 
 const ROUTE: &str = "/v1/fees";

@@ -138,7 +138,11 @@ impl Registry {
             .collect();
         let more = events.len() as i64 > limit;
         events.truncate(limit as usize);
-        let next_before = if more { events.last().map(cursor) } else { None };
+        let next_before = if more {
+            events.last().map(cursor)
+        } else {
+            None
+        };
         Ok(EventPage {
             events,
             next_before,

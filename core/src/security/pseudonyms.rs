@@ -60,7 +60,11 @@ impl GrantPseudonyms {
         let id = uuid::Uuid::parse_str(real).ok()?;
         let mut block = GenericArray::from(*id.as_bytes());
         self.cipher.encrypt_block(&mut block);
-        Some(uuid::Uuid::from_bytes(block.into()).hyphenated().to_string())
+        Some(
+            uuid::Uuid::from_bytes(block.into())
+                .hyphenated()
+                .to_string(),
+        )
     }
 
     /// The firm record id behind `shown`; `None` unless `shown` is a UUID.
@@ -69,7 +73,11 @@ impl GrantPseudonyms {
         let id = uuid::Uuid::parse_str(shown).ok()?;
         let mut block = GenericArray::from(*id.as_bytes());
         self.cipher.decrypt_block(&mut block);
-        Some(uuid::Uuid::from_bytes(block.into()).hyphenated().to_string())
+        Some(
+            uuid::Uuid::from_bytes(block.into())
+                .hyphenated()
+                .to_string(),
+        )
     }
 }
 

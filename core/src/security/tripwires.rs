@@ -37,8 +37,7 @@ impl Registry {
     /// Plants a decoy credential for `firm_id`, labelled with where it is planted.
     pub async fn add_tripwire(&self, firm_id: &str, label: &str) -> StoreResult<PlantedDecoy> {
         let label = label.trim();
-        if label.is_empty() || label.chars().count() > 200 || label.chars().any(char::is_control)
-        {
+        if label.is_empty() || label.chars().count() > 200 || label.chars().any(char::is_control) {
             return Err(StoreError::Invalid(
                 "label must say where the decoy is planted (1-200 characters, no control characters)"
                     .into(),

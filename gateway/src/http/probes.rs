@@ -51,7 +51,10 @@ pub async fn unknown_path(State(state): State<AppState>, request: Request) -> Pr
                     &state,
                     (&grant.firm_id, &grant.grant_id, &grant.connector),
                     caller(&state, &request),
-                    format!("a {} token asked for {method} {path}, which no connector serves", grant.connector),
+                    format!(
+                        "a {} token asked for {method} {path}, which no connector serves",
+                        grant.connector
+                    ),
                 );
             }
         }

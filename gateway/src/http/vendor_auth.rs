@@ -68,7 +68,10 @@ pub async fn authenticate(
                 &state,
                 (grant.firm_id(), grant.grant_id(), grant.connector()),
                 source_ip,
-                format!("a {} token asked for {probe}, a route of {connector_id}", grant.connector()),
+                format!(
+                    "a {} token asked for {probe}, a route of {connector_id}",
+                    grant.connector()
+                ),
             );
             problem.into_response()
         }

@@ -10,7 +10,11 @@ use crate::common::*;
 fn token_answer(base: &str, id: &str, secret: &str) -> (String, String) {
     let out = std::process::Command::new("curl")
         .args(["-s", "-D", "-", "-u", &format!("{id}:{secret}")])
-        .args(["-d", "grant_type=client_credentials", &format!("{base}/oauth/token")])
+        .args([
+            "-d",
+            "grant_type=client_credentials",
+            &format!("{base}/oauth/token"),
+        ])
         .output()
         .expect("curl");
     let text = String::from_utf8(out.stdout).unwrap();
@@ -34,17 +38,36 @@ fn a_planted_decoy_alerts_and_trace_names_the_grant() {
     let key_file = key_file.to_str().unwrap();
     let server = Server::start(d, &[("SCOPEGATE_MASTER_KEY", &key)], None);
 
-    let planted = ok(d, &["tripwire", "add", "--firm", "alpha-law", "--label", "password manager export"]);
-    let (decoy_id, decoy_secret) = (field(&planted, "client_id"), field(&planted, "client_secret"));
+    let planted = ok(
+        d,
+        &[
+            "tripwire",
+            "add",
+            "--firm",
+            "alpha-law",
+            "--label",
+            "password manager export",
+        ],
+    );
+    let (decoy_id, decoy_secret) = (
+        field(&planted, "client_id"),
+        field(&planted, "client_secret"),
+    );
     let real_id = field(&issued, "client_id");
     assert_eq!(decoy_id.len(), real_id.len());
     assert_eq!(decoy_secret.len(), field(&issued, "client_secret").len());
     assert_eq!(&decoy_id[..4], &real_id[..4]);
     let wrong = token_answer(&server.base, &real_id, &decoy_secret);
     let tripped = token_answer(&server.base, &decoy_id, &decoy_secret);
-    assert_eq!(tripped, wrong, "a decoy is answered exactly like a wrong secret");
+    assert_eq!(
+        tripped, wrong,
+        "a decoy is answered exactly like a wrong secret"
+    );
     assert!(wrong.0.starts_with("HTTP/1.1 401"), "{}", wrong.0);
-    let bad_firm = cli(d, &["tripwire", "add", "--firm", "no-such-firm", "--label", "x"]);
+    let bad_firm = cli(
+        d,
+        &["tripwire", "add", "--firm", "no-such-firm", "--label", "x"],
+    );
     assert!(!bad_firm.status.success());
     assert_eq!(String::from_utf8_lossy(&bad_firm.stderr).lines().count(), 1);
 
@@ -58,8 +81,14 @@ fn a_planted_decoy_alerts_and_trace_names_the_grant() {
     let shown = page["data"][0]["id"].as_str().unwrap().to_string();
     let traced = ok(d, &["--master-key-file", key_file, "trace", &shown]);
     assert!(traced.starts_with("firm=alpha-law grant="), "{traced}");
-    assert!(traced.contains("connector=accounting table=matters record="), "{traced}");
-    assert!(!traced.contains(&shown), "the record is the firm's own id: {traced}");
+    assert!(
+        traced.contains("connector=accounting table=matters record="),
+        "{traced}"
+    );
+    assert!(
+        !traced.contains(&shown),
+        "the record is the firm's own id: {traced}"
+    );
     for nobody in ["0b6a4f9e-8d2c-4f1a-9e3b-2c7d5a1f6e80", "not-an-id"] {
         let out = cli(d, &["--master-key-file", key_file, "trace", nobody]);
         assert!(!out.status.success(), "{nobody}");

@@ -49,7 +49,8 @@ async fn receiver() -> (String, mpsc::UnboundedReceiver<Received>) {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         assert_eq!(sent, expected, "the webhook's signature must verify");
-        tx.send((at, serde_json::from_slice(&body).unwrap())).unwrap();
+        tx.send((at, serde_json::from_slice(&body).unwrap()))
+            .unwrap();
         axum::http::StatusCode::NO_CONTENT
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -115,14 +116,20 @@ async fn post_fee(app: &TestApp, token: &str, key: &str, matter: &str) -> (u16, 
 }
 
 async fn first_matter(app: &TestApp, token: &str) -> String {
-    let page: Value = app.get("/v1/matters?limit=1", token).await.json().await.unwrap();
+    let page: Value = app
+        .get("/v1/matters?limit=1", token)
+        .await
+        .json()
+        .await
+        .unwrap();
     page["data"][0]["id"].as_str().unwrap().to_string()
 }
 
 async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
     env.add_seeded_firm("alpha", small_seed()).await;
     env.add_seeded_firm("beta", small_seed()).await;
-    let (alpha_id, alpha_secret) = enable_with_credential(&env.registry, "alpha", "accounting").await;
+    let (alpha_id, alpha_secret) =
+        enable_with_credential(&env.registry, "alpha", "accounting").await;
     let (beta_id, beta_secret) = enable_with_credential(&env.registry, "beta", "accounting").await;
     let (url, mut alerts) = receiver().await;
     let mut config = env.config();
@@ -144,8 +151,13 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
     assert_eq!(&decoy.client_id[..4], &alpha_id[..4]);
     let wrong = answer(token_request(&app, &alpha_id, &wrong_secret).await).await;
     let sent = Instant::now();
-    let tripped = answer(token_request(&app, &decoy.client_id, decoy.client_secret.expose_secret()).await).await;
-    assert_eq!(tripped, wrong, "a decoy must be answered exactly like a wrong secret");
+    let tripped =
+        answer(token_request(&app, &decoy.client_id, decoy.client_secret.expose_secret()).await)
+            .await;
+    assert_eq!(
+        tripped, wrong,
+        "a decoy must be answered exactly like a wrong secret"
+    );
     assert_eq!(wrong.0, 401);
     let (event, decoy_latency) = next_alert(&mut alerts, "decoy_credential", sent).await;
     assert_eq!(event["firm_id"], "alpha");
@@ -166,7 +178,9 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
         v[v.len() / 2]
     };
     let (wrong_median, decoy_median) = (median(&mut wrong_ms), median(&mut decoy_ms));
-    println!("token endpoint median: wrong secret {wrong_median:.2} ms, decoy {decoy_median:.2} ms");
+    println!(
+        "token endpoint median: wrong secret {wrong_median:.2} ms, decoy {decoy_median:.2} ms"
+    );
     assert!(decoy_median < wrong_median * 3.0 + 5.0 && wrong_median < decoy_median * 3.0 + 5.0);
 
     // A read-only token asking to post a fee, and asking for a route no connector has.
@@ -174,7 +188,10 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
         .http
         .post(app.url("/oauth/token"))
         .basic_auth(&alpha_id, Some(&alpha_secret))
-        .form(&[("grant_type", "client_credentials"), ("scope", "transactions:read")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "transactions:read"),
+        ])
         .send()
         .await
         .unwrap()
@@ -184,18 +201,30 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
     let read_only = read_only["access_token"].as_str().unwrap().to_string();
     let grant = env.registry.grant("alpha", "accounting").await.unwrap();
     let sent = Instant::now();
-    let (status, problem) = post_fee(&app, &read_only, "probe-1", "00000000-0000-4000-8000-000000000001").await;
+    let (status, problem) = post_fee(
+        &app,
+        &read_only,
+        "probe-1",
+        "00000000-0000-4000-8000-000000000001",
+    )
+    .await;
     assert_eq!(status, 403, "{problem}");
     let (event, scope_latency) = next_alert(&mut alerts, "out_of_scope", sent).await;
     assert_eq!(event["grant_id"], grant.id.as_str());
     assert_eq!(event["connector"], "accounting");
-    assert!(event["detail"].as_str().unwrap().contains("fees:write"), "{event}");
+    assert!(
+        event["detail"].as_str().unwrap().contains("fees:write"),
+        "{event}"
+    );
     let sent = Instant::now();
     let probe = app.get("/v1/clients", &read_only).await;
     assert_eq!(probe.status(), 404);
     let (event, path_latency) = next_alert(&mut alerts, "out_of_scope", sent).await;
     assert_eq!(event["grant_id"], grant.id.as_str());
-    assert!(event["detail"].as_str().unwrap().contains("/v1/clients"), "{event}");
+    assert!(
+        event["detail"].as_str().unwrap().contains("/v1/clients"),
+        "{event}"
+    );
     // Without a valid token, an unknown path is only a 404.
     assert_eq!(app.get("/v1/clients", "sga_nothing").await.status(), 404);
 
@@ -203,11 +232,21 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
     let alpha = app.token(&alpha_id, &alpha_secret).await;
     let beta = app.token(&beta_id, &beta_secret).await;
     let foreign = first_matter(&app, &beta).await;
-    let (unknown_status, unknown) = post_fee(&app, &alpha, "fee-unknown", &uuid::Uuid::new_v4().to_string()).await;
+    let (unknown_status, unknown) = post_fee(
+        &app,
+        &alpha,
+        "fee-unknown",
+        &uuid::Uuid::new_v4().to_string(),
+    )
+    .await;
     let _ = next_alert(&mut alerts, "forged_id", Instant::now()).await;
     let sent = Instant::now();
     let (status, refused) = post_fee(&app, &alpha, "fee-foreign", &foreign).await;
-    assert_eq!((status, &refused), (unknown_status, &unknown), "answered like an unknown matter");
+    assert_eq!(
+        (status, &refused),
+        (unknown_status, &unknown),
+        "answered like an unknown matter"
+    );
     assert_eq!(status, 422);
     assert_eq!(refused["field"], "matter_id");
     let (event, forged_latency) = next_alert(&mut alerts, "forged_id", sent).await;
@@ -227,7 +266,11 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
 
     // Stored for the firm, newest first; none for beta; counted.
     let page = loop {
-        let page = env.registry.security_events("alpha", None, 100).await.unwrap();
+        let page = env
+            .registry
+            .security_events("alpha", None, 100)
+            .await
+            .unwrap();
         if page.events.len() >= 5 + 15 {
             break page;
         }
@@ -235,14 +278,30 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
     };
     assert!(page.events.windows(2).all(|w| w[0].at >= w[1].at));
     assert_eq!(page.events[0].kind.as_str(), "forged_id");
-    let two = env.registry.security_events("alpha", None, 2).await.unwrap();
+    let two = env
+        .registry
+        .security_events("alpha", None, 2)
+        .await
+        .unwrap();
     let next = env
         .registry
-        .security_events("alpha", two.next_before.as_deref().and_then(scopegate::security::events::parse_cursor), 2)
+        .security_events(
+            "alpha",
+            two.next_before
+                .as_deref()
+                .and_then(scopegate::security::events::parse_cursor),
+            2,
+        )
         .await
         .unwrap();
     assert_eq!(next.events[0], page.events[2]);
-    assert!(env.registry.security_events("beta", None, 10).await.unwrap().events.is_empty());
+    assert!(env
+        .registry
+        .security_events("beta", None, 10)
+        .await
+        .unwrap()
+        .events
+        .is_empty());
     let metrics = app
         .http
         .get(format!("{}/metrics", app.metrics_base.as_ref().unwrap()))
@@ -252,13 +311,21 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("scopegate_security_events_total{kind=\"decoy_credential\"}"), "{metrics}");
+    assert!(
+        metrics.contains("scopegate_security_events_total{kind=\"decoy_credential\"}"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
 /// The ids alpha's accounting vendor is shown for its first page of matters.
 async fn shown_matters(app: &TestApp, token: &str) -> Vec<String> {
-    let page: Value = app.get("/v1/matters?limit=5", token).await.json().await.unwrap();
+    let page: Value = app
+        .get("/v1/matters?limit=5", token)
+        .await
+        .json()
+        .await
+        .unwrap();
     page["data"]
         .as_array()
         .unwrap()
@@ -279,7 +346,8 @@ async fn pseudonymous_ids_are_per_grant_stable_and_traceable(env: TestEnv) {
             .await
             .unwrap();
     }
-    let (alpha_id, alpha_secret) = enable_with_credential(&env.registry, "alpha", "accounting").await;
+    let (alpha_id, alpha_secret) =
+        enable_with_credential(&env.registry, "alpha", "accounting").await;
     enable_with_credential(&env.registry, "beta", "accounting").await;
     let first_key = generate_key();
     let keyring = Arc::new(Keyring::parse(&first_key).unwrap());
@@ -287,10 +355,11 @@ async fn pseudonymous_ids_are_per_grant_stable_and_traceable(env: TestEnv) {
     let token = app.token(&alpha_id, &alpha_secret).await;
     let shown = shown_matters(&app, &token).await;
     let real: Vec<String> = {
-        let rows = sqlx::query("SELECT id FROM matters WHERE change_seq > 0 ORDER BY change_seq LIMIT 5")
-            .fetch_all(alpha_db.pool())
-            .await
-            .unwrap();
+        let rows =
+            sqlx::query("SELECT id FROM matters WHERE change_seq > 0 ORDER BY change_seq LIMIT 5")
+                .fetch_all(alpha_db.pool())
+                .await
+                .unwrap();
         rows.iter().map(|r| r.get::<String, _>("id")).collect()
     };
     assert_eq!(shown.len(), real.len());
@@ -299,14 +368,24 @@ async fn pseudonymous_ids_are_per_grant_stable_and_traceable(env: TestEnv) {
         assert_eq!(&app.shown_id("alpha", "accounting", real).await, shown);
     }
     // Transactions name matters by the same ids the matter list shows.
-    let page: Value = app.get("/v1/transactions?limit=50", &token).await.json().await.unwrap();
+    let page: Value = app
+        .get("/v1/transactions?limit=50", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
     for t in page["data"].as_array().unwrap() {
-        let matter: String = sqlx::query_scalar("SELECT matter_id FROM accounting_transactions WHERE change_seq = $1")
-            .bind(t["change_seq"].as_i64().unwrap())
-            .fetch_one(alpha_db.pool())
-            .await
-            .unwrap();
-        assert_eq!(t["matter_id"].as_str().unwrap(), app.shown_id("alpha", "accounting", &matter).await);
+        let matter: String = sqlx::query_scalar(
+            "SELECT matter_id FROM accounting_transactions WHERE change_seq = $1",
+        )
+        .bind(t["change_seq"].as_i64().unwrap())
+        .fetch_one(alpha_db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            t["matter_id"].as_str().unwrap(),
+            app.shown_id("alpha", "accounting", &matter).await
+        );
     }
     // Two firms' grants see one record id differently; a second grant of the firm too.
     assert_ne!(
@@ -315,7 +394,11 @@ async fn pseudonymous_ids_are_per_grant_stable_and_traceable(env: TestEnv) {
     );
     let webhook = scopegate::connectors::catalogue();
     env.registry
-        .enable_grant("alpha", &webhook.require("matter-webhook").unwrap().contract, "admin@alpha")
+        .enable_grant(
+            "alpha",
+            &webhook.require("matter-webhook").unwrap().contract,
+            "admin@alpha",
+        )
         .await
         .unwrap();
     assert_ne!(
@@ -327,15 +410,26 @@ async fn pseudonymous_ids_are_per_grant_stable_and_traceable(env: TestEnv) {
     let (status, fee) = post_fee(&app, &token, "fee-1", &shown[0]).await;
     assert_eq!(status, 201, "{fee}");
     assert_eq!(fee["matter_id"], shown[0].as_str());
-    let stored = sqlx::query("SELECT id, matter_id, transaction_id FROM fees WHERE idempotency_key = 'fee-1'")
-        .fetch_one(alpha_db.pool())
-        .await
-        .unwrap();
+    let stored = sqlx::query(
+        "SELECT id, matter_id, transaction_id FROM fees WHERE idempotency_key = 'fee-1'",
+    )
+    .fetch_one(alpha_db.pool())
+    .await
+    .unwrap();
     assert_eq!(stored.get::<String, _>("matter_id"), real[0]);
-    assert_eq!(fee["id"].as_str().unwrap(), app.shown_id("alpha", "accounting", &stored.get::<String, _>("id")).await);
+    assert_eq!(
+        fee["id"].as_str().unwrap(),
+        app.shown_id("alpha", "accounting", &stored.get::<String, _>("id"))
+            .await
+    );
     assert_eq!(
         fee["transaction_id"].as_str().unwrap(),
-        app.shown_id("alpha", "accounting", &stored.get::<String, _>("transaction_id")).await
+        app.shown_id(
+            "alpha",
+            "accounting",
+            &stored.get::<String, _>("transaction_id")
+        )
+        .await
     );
 
     // trace names firm, grant and record for an id taken from the vendor's response.
@@ -365,14 +459,38 @@ async fn pseudonymous_ids_are_per_grant_stable_and_traceable(env: TestEnv) {
     assert!(none.hits.is_empty());
 
     // Stable across credential rotation and switching off and on.
-    let rotated = env.registry.rotate_credential("alpha", "accounting", &alpha_id).await.unwrap();
-    let token = app.token(&rotated.client_id, secrecy::ExposeSecret::expose_secret(&rotated.client_secret)).await;
+    let rotated = env
+        .registry
+        .rotate_credential("alpha", "accounting", &alpha_id)
+        .await
+        .unwrap();
+    let token = app
+        .token(
+            &rotated.client_id,
+            secrecy::ExposeSecret::expose_secret(&rotated.client_secret),
+        )
+        .await;
     assert_eq!(shown_matters(&app, &token).await, shown);
     let contract = &webhook.require("accounting").unwrap().contract;
-    env.registry.disable_grant("alpha", "accounting", "admin@alpha").await.unwrap();
-    env.registry.enable_grant("alpha", contract, "admin@alpha").await.unwrap();
-    let again = env.registry.issue_credential("alpha", "accounting").await.unwrap();
-    let token = app.token(&again.client_id, secrecy::ExposeSecret::expose_secret(&again.client_secret)).await;
+    env.registry
+        .disable_grant("alpha", "accounting", "admin@alpha")
+        .await
+        .unwrap();
+    env.registry
+        .enable_grant("alpha", contract, "admin@alpha")
+        .await
+        .unwrap();
+    let again = env
+        .registry
+        .issue_credential("alpha", "accounting")
+        .await
+        .unwrap();
+    let token = app
+        .token(
+            &again.client_id,
+            secrecy::ExposeSecret::expose_secret(&again.client_secret),
+        )
+        .await;
     assert_eq!(shown_matters(&app, &token).await, shown);
     app.stop().await;
 
@@ -386,7 +504,12 @@ async fn pseudonymous_ids_are_per_grant_stable_and_traceable(env: TestEnv) {
     assert_eq!(report.left, 0);
     let only_new = Arc::new(Keyring::parse(&second_key).unwrap());
     let app = TestApp::start_with_keyring(env.config(), only_new).await;
-    let token = app.token(&again.client_id, secrecy::ExposeSecret::expose_secret(&again.client_secret)).await;
+    let token = app
+        .token(
+            &again.client_id,
+            secrecy::ExposeSecret::expose_secret(&again.client_secret),
+        )
+        .await;
     assert_eq!(shown_matters(&app, &token).await, shown);
     app.stop().await;
 }
