@@ -1067,6 +1067,40 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_webhook_needs_an_http_url_and_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("alert.key");
+        std::fs::write(&key_file, "0123456789abcdef0123\n").unwrap();
+        let with = |url: &str, key: Option<&Path>| {
+            Config::resolve(&ConfigArgs {
+                alert_webhook_url: Some(url.to_string()),
+                alert_webhook_key_file: key.map(Path::to_path_buf),
+                ..Default::default()
+            })
+        };
+        let config = with("https://alerts.example/hook", Some(&key_file)).unwrap();
+        let webhook = config.alert_webhook.expect("a webhook");
+        use secrecy::ExposeSecret;
+        assert_eq!(webhook.key.expose_secret(), "0123456789abcdef0123");
+        assert!(!format!("{webhook:?}").contains("alerts.example"));
+        let refused = with("ftp://alerts.example/", Some(&key_file)).unwrap_err();
+        assert!(refused.contains("alert_webhook_url"), "{refused}");
+        let missing = with(
+            "https://alerts.example/hook",
+            Some(&dir.path().join("none")),
+        )
+        .unwrap_err();
+        assert!(missing.starts_with("alert_webhook_key_file"), "{missing}");
+        std::fs::write(&key_file, "short").unwrap();
+        let short = with("https://alerts.example/hook", Some(&key_file)).unwrap_err();
+        assert!(short.contains("at least 16"), "{short}");
+        assert!(Config::resolve(&ConfigArgs::default())
+            .unwrap()
+            .alert_webhook
+            .is_none());
+    }
+
+    #[test]
     fn metrics_listen_defaults_to_loopback_and_takes_off() {
         let config = Config::resolve(&ConfigArgs::default()).unwrap();
         assert_eq!(config.metrics_listen, Some(DEFAULT_METRICS_LISTEN));
