@@ -3,8 +3,8 @@
 //! reset and disabled, a credential issued, rotated and revoked, a vendor
 //! token, a grant switched, termination and purge; `minimisation_changed` and
 //! `tripwire_planted` are entered through `access_trail::record` directly,
-//! as their features will; `key_rotated` is the CLI's, driven in the process
-//! test `trail_cli`) finds an entry for each with who, from where and what,
+//! as their features will; a key rotation through `reseal::rotate`, which
+//! `scopegate keys rotate` runs, also driven in the process test `trail_cli`) finds an entry for each with who, from where and what,
 //! never a secret; another firm's session sees none of them; and `verify`
 //! names the first edited, deleted or reordered entry and a forged tombstone.
 
@@ -181,6 +181,18 @@ async fn each_kind_of_access_is_entered_in_its_firms_trail_only(env: TestEnv) {
         )
         .await;
     assert_eq!(r.status(), 204);
+
+    // A key rotation, as `scopegate keys rotate` runs it, goes to the operator's chain.
+    scopegate::reseal::rotate(
+        &env.registry,
+        &app.state.keyring,
+        &Default::default(),
+        100,
+        "ops",
+        "cli",
+    )
+    .await
+    .unwrap();
 
     // The two kinds whose features enter them through the trail's own function.
     for (kind, what) in [
@@ -384,11 +396,17 @@ async fn each_kind_of_access_is_entered_in_its_firms_trail_only(env: TestEnv) {
         ("operator:dpo", "cli")
     );
     assert!(!purged.what.contains(A), "{}", purged.what);
+    let rotated = &operator["key_rotated"];
+    assert_eq!(
+        (rotated.actor.as_str(), rotated.from.as_str()),
+        ("operator:ops", "cli")
+    );
+    assert!(rotated.what.contains("key_id"), "{}", rotated.what);
     seen.extend(operator.keys().cloned());
     let missing: Vec<&str> = Kind::ALL
         .iter()
         .map(|k| k.as_str())
-        .filter(|k| *k != "key_rotated" && !seen.iter().any(|s| s == k))
+        .filter(|k| !seen.iter().any(|s| s == k))
         .collect();
     assert!(missing.is_empty(), "no entry for {missing:?}");
 
