@@ -24,6 +24,10 @@ pub struct Manifest {
     pub scopes: Vec<String>,
     /// Logical schema name -> file name (relative to the manifest's folder).
     pub schemas: BTreeMap<String, String>,
+    /// Minimisation choices a firm makes, by name (see [`crate::choices`]);
+    /// absent from the hashed form when there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub choices: BTreeMap<String, crate::choices::Choice>,
 }
 
 /// A manifest with its schema documents loaded, ready to hash and validate.
@@ -52,6 +56,12 @@ pub enum ContractError {
     MissingSchema { connector: String, file: String },
     #[error("schema {file} of connector {connector} must set \"additionalProperties\": false on every object")]
     OpenSchema { connector: String, file: String },
+    #[error("choice {choice} of connector {connector}: {reason}")]
+    Choice {
+        connector: String,
+        choice: String,
+        reason: String,
+    },
 }
 
 impl ConnectorContract {
@@ -85,7 +95,9 @@ impl ConnectorContract {
             }
             schemas.insert(name.clone(), doc);
         }
-        Ok(Self { manifest, schemas })
+        let contract = Self { manifest, schemas };
+        crate::choices::check_declared(&contract)?;
+        Ok(contract)
     }
 
     /// SHA-256 over the manifest and every schema in canonical form: the exact
