@@ -52,8 +52,11 @@ async fn grant_of(state: &AppState, firm: &str, id: &str) -> Result<Option<Grant
 
 /// One connector as the integrations page shows it.
 pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Value, Problem> {
+    let stored = state.registry.stored_choices(firm, c.id()).await?;
+    let chosen = c.contract.effective_choices(&stored);
+    // What it receives under the firm's choices.
     let receives: Vec<Value> = c
-        .projections
+        .projections_for(&chosen)
         .values()
         .filter(|p| p.source_table.is_some())
         .map(|p| {
@@ -74,8 +77,6 @@ pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Val
         Some(g) if needs_reconsent => Some(changes_since(state, g, c).await?),
         _ => None,
     };
-    let stored = state.registry.stored_choices(firm, c.id()).await?;
-    let chosen = c.contract.effective_choices(&stored);
     let choices: Vec<Value> = c
         .contract
         .manifest
