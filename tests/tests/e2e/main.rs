@@ -10,6 +10,7 @@ mod accounting_api;
 mod audit_checkpoints;
 mod backup_google;
 mod browser_settings;
+mod browser_sharing;
 mod cross_firm;
 mod google_calendar;
 mod google_faults;
