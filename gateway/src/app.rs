@@ -260,15 +260,20 @@ pub async fn switch_off_unused_grants(state: &AppState, now: i64) -> Vec<Switche
     };
     let mut done = Vec::new();
     for firm in firms {
-        let unused =
-            match crate::privacy::unused_grants_of(&state.registry, &firm.id, threshold, now).await
-            {
-                Ok(unused) => unused,
-                Err(e) => {
-                    tracing::warn!(firm_id = firm.id, error = %e, "could not look for unused grants");
-                    continue;
-                }
-            };
+        let unused = match crate::privacy::unused_grants_of(
+            &state.registry,
+            &firm.id,
+            threshold,
+            now,
+        )
+        .await
+        {
+            Ok(unused) => unused,
+            Err(e) => {
+                tracing::warn!(firm_id = firm.id, error = %e, "could not look for unused grants");
+                continue;
+            }
+        };
         for u in unused {
             let Some(c) = state.catalogue.get(&u.grant.connector) else {
                 continue;
@@ -284,7 +289,12 @@ pub async fn switch_off_unused_grants(state: &AppState, now: i64) -> Vec<Switche
             .await
             {
                 Ok(_) => {
-                    tracing::info!(firm_id = firm.id, connector = c.id(), days = u.days, "switched off an unused grant");
+                    tracing::info!(
+                        firm_id = firm.id,
+                        connector = c.id(),
+                        days = u.days,
+                        "switched off an unused grant"
+                    );
                     done.push(SwitchedOffUnused {
                         firm_id: firm.id.clone(),
                         connector: c.id().to_string(),
@@ -292,7 +302,9 @@ pub async fn switch_off_unused_grants(state: &AppState, now: i64) -> Vec<Switche
                     });
                 }
                 Err(p) if p.status == axum::http::StatusCode::CONFLICT => {}
-                Err(p) => tracing::warn!(firm_id = firm.id, connector = c.id(), problem = ?p, "could not switch off an unused grant"),
+                Err(p) => {
+                    tracing::warn!(firm_id = firm.id, connector = c.id(), problem = ?p, "could not switch off an unused grant")
+                }
             }
         }
     }

@@ -5,86 +5,15 @@
 //! firm's choices are part of the contract it consents to: the consented
 //! contract's hash covers the schema hash and the choices together.
 
-use crate::manifest::{canonical_json, ConnectorContract, ContractError};
-use serde::{Deserialize, Serialize};
+#[cfg(test)]
+use crate::manifest::ContractError;
+use crate::manifest::{canonical_json, ConnectorContract};
+pub use crate::manifest::{Choice, ChoiceOption, FieldVariant};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// Choice name -> chosen option name.
 pub type Chosen = BTreeMap<String, String>;
-
-/// One choice a firm makes, as the manifest declares it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Choice {
-    /// What settings shows above the options.
-    pub label: String,
-    /// The option of a firm that never chose.
-    pub default: String,
-    /// Option name -> option.
-    pub options: BTreeMap<String, ChoiceOption>,
-}
-
-/// One option of a choice.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct ChoiceOption {
-    pub label: String,
-    /// Schema name -> property -> how that property is read under this option
-    /// (empty for the option the schemas already describe).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields: BTreeMap<String, BTreeMap<String, FieldVariant>>,
-}
-
-/// A property read from another column under an option.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FieldVariant {
-    /// The firm-data column (as `x-column` in a schema).
-    #[serde(rename = "x-column")]
-    pub column: String,
-    /// What settings shows a firm admin for the field under this option.
-    pub description: String,
-}
-
-/// Checks the manifest's choices name real options, schemas and properties.
-pub(crate) fn check_declared(contract: &ConnectorContract) -> Result<(), ContractError> {
-    let fail = |choice: &str, reason: String| ContractError::Choice {
-        connector: contract.manifest.id.clone(),
-        choice: choice.to_string(),
-        reason,
-    };
-    for (name, choice) in &contract.manifest.choices {
-        if !choice.options.contains_key(&choice.default) {
-            return Err(fail(
-                name,
-                format!("default {:?} is not one of its options", choice.default),
-            ));
-        }
-        for (option, spec) in &choice.options {
-            for (schema, fields) in &spec.fields {
-                let doc = contract.schemas.get(schema).ok_or_else(|| {
-                    fail(name, format!("option {option} names unknown schema {schema}"))
-                })?;
-                if doc.get("x-source-table").is_none() {
-                    return Err(fail(
-                        name,
-                        format!("option {option}: schema {schema} is not bound to a table"),
-                    ));
-                }
-                for property in fields.keys() {
-                    if doc.pointer(&format!("/properties/{property}")).is_none() {
-                        return Err(fail(
-                            name,
-                            format!("option {option}: schema {schema} has no property {property}"),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
 
 impl ConnectorContract {
     /// The options of a firm that never chose.
@@ -237,6 +166,10 @@ mod tests {
         let bad: Chosen = [("title".to_string(), "client".to_string())].into();
         assert_eq!(contract.check_choices(&bad).unwrap_err().0, "title");
         let unknown: Chosen = [("colour".to_string(), "red".to_string())].into();
-        assert!(contract.check_choices(&unknown).unwrap_err().1.contains("title"));
+        assert!(contract
+            .check_choices(&unknown)
+            .unwrap_err()
+            .1
+            .contains("title"));
     }
 }

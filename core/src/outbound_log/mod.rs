@@ -176,9 +176,7 @@ fn call_from_row(row: &sqlx::any::AnyRow) -> Call {
             seq,
             at,
             status: row.get::<Option<i64>, _>("result_status").unwrap_or(0),
-            latency_us: row
-                .get::<Option<i64>, _>("result_latency_us")
-                .unwrap_or(0),
+            latency_us: row.get::<Option<i64>, _>("result_latency_us").unwrap_or(0),
         }),
         _ => None,
     };

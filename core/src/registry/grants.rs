@@ -5,8 +5,8 @@
 //! Each entry also names the firm's minimisation choices and the hash of
 //! schema and choices together (the consented contract, `registry::choices`).
 
-use super::{is_unique_violation, Registry, StoreError, StoreResult};
 use super::choices::choices_in_tx;
+use super::{is_unique_violation, Registry, StoreError, StoreResult};
 use crate::clock::now_ms;
 use scopegate_contract::choices::{contract_hash, Chosen};
 use scopegate_contract::ConnectorContract;
@@ -387,7 +387,6 @@ async fn last_consented_choices(
         .and_then(|r| serde_json::from_str(&r.get::<String, _>("choices")).ok())
         .unwrap_or_default())
 }
-
 
 pub(super) fn grant_from_row(row: &sqlx::any::AnyRow) -> Grant {
     Grant {

@@ -37,6 +37,6 @@ mod settings_viewer;
 mod sharing_chart;
 mod slow_clients;
 mod tenant_trouble;
-mod unused_grants;
 mod throttling;
+mod unused_grants;
 mod what_leaves;

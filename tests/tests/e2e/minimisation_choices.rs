@@ -35,7 +35,10 @@ async fn matter_number_replaces_the_matter_name_everywhere_it_leaves(env: TestEn
     assert_eq!(google["choices"][0]["name"], "event_title");
     assert_eq!(google["choices"][0]["chosen"], "matter_name");
 
-    assert_eq!(connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await, 200);
+    assert_eq!(
+        connect_user(&app, FIRM, &user, "fee.earner@gmail.example").await,
+        200
+    );
     let live = live_entries(&db, &user).await;
     let names: Vec<String> = live.iter().map(|e| e.1.clone()).collect();
     eventually("the first sync completes", || async {
@@ -52,21 +55,36 @@ async fn matter_number_replaces_the_matter_name_everywhere_it_leaves(env: TestEn
 
     // Bad input: an unknown choice, an option not offered; nothing changes.
     let refused = admin
-        .put("/admin/v1/connectors/google-calendar/choices", json!({"colour": "red"}))
+        .put(
+            "/admin/v1/connectors/google-calendar/choices",
+            json!({"colour": "red"}),
+        )
         .await;
     assert_eq!(refused.status(), 400);
     let refused = admin
-        .put("/admin/v1/connectors/google-calendar/choices", json!({"event_title": "client_name"}))
+        .put(
+            "/admin/v1/connectors/google-calendar/choices",
+            json!({"event_title": "client_name"}),
+        )
         .await;
     assert_eq!(refused.status(), 422);
     let problem: Value = refused.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("matter_number"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("matter_number"),
+        "{problem}"
+    );
     let before = env.registry.consent_ledger(FIRM).await.unwrap().len();
     assert_eq!(before, 1);
 
     emulator.take_received();
     let changed = admin
-        .put("/admin/v1/connectors/google-calendar/choices", json!({"event_title": "matter_number"}))
+        .put(
+            "/admin/v1/connectors/google-calendar/choices",
+            json!({"event_title": "matter_number"}),
+        )
         .await;
     assert_eq!(changed.status(), 200);
     let changed: Value = changed.json().await.unwrap();
@@ -94,7 +112,10 @@ async fn matter_number_replaces_the_matter_name_everywhere_it_leaves(env: TestEn
     assert_eq!(shown["data"][0]["choices"]["event_title"], "matter_number");
     // Setting the same again is no new consent.
     admin
-        .put("/admin/v1/connectors/google-calendar/choices", json!({"event_title": "matter_number"}))
+        .put(
+            "/admin/v1/connectors/google-calendar/choices",
+            json!({"event_title": "matter_number"}),
+        )
         .await;
     assert_eq!(env.registry.consent_ledger(FIRM).await.unwrap().len(), 2);
 
@@ -123,13 +144,20 @@ async fn matter_number_replaces_the_matter_name_everywhere_it_leaves(env: TestEn
     assert!(sent.iter().any(|r| r.kind == "api" && !r.body.is_empty()));
     for r in &sent {
         for name in &names {
-            assert!(!r.body.contains(name.as_str()), "matter name {name:?} left in {}", r.body);
+            assert!(
+                !r.body.contains(name.as_str()),
+                "matter name {name:?} left in {}",
+                r.body
+            );
         }
     }
     // The log names the field, and every payload passed the event schema (nothing refused).
     let c = Calendar::of(&app).connection(FIRM, &user).await.unwrap();
     assert!(c.last_error.is_none(), "{:?}", c.last_error);
-    assert!(c.variant.as_deref().is_some_and(|v| v.contains("matter_number")));
+    assert!(c
+        .variant
+        .as_deref()
+        .is_some_and(|v| v.contains("matter_number")));
     app.stop().await;
 }
 

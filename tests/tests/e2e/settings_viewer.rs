@@ -66,7 +66,10 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
         );
         assert!(result["at"].as_i64().unwrap() >= call["at"].as_i64().unwrap());
         assert!(result["latency_us"].as_i64().unwrap() >= 0);
-        assert!(call.get("kind").is_none(), "no separate result rows: {call}");
+        assert!(
+            call.get("kind").is_none(),
+            "no separate result rows: {call}"
+        );
     }
     assert!(all["next_before"].is_null());
 

@@ -20,23 +20,55 @@ async fn the_chart_counts_records_per_day_and_says_so(env: TestEnv) {
     let (client2, secret2) = enable_with_credential(&env.registry, "f2", "accounting").await;
     let app = env.spawn().await;
     let token = app.token(&client, &secret).await;
-    let page: Value = app.get("/v1/transactions?limit=5", &token).await.json().await.unwrap();
-    let mut ids: Vec<String> = page["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+    let page: Value = app
+        .get("/v1/transactions?limit=5", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
     // The same five records again today: still five distinct records.
-    assert_eq!(app.get("/v1/transactions?limit=5", &token).await.status(), 200);
-    let more: Value = app.get("/v1/transactions?limit=3", &app.token(&client, &secret).await).await.json().await.unwrap();
-    ids.extend(more["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()));
+    assert_eq!(
+        app.get("/v1/transactions?limit=5", &token).await.status(),
+        200
+    );
+    let more: Value = app
+        .get(
+            "/v1/transactions?limit=3",
+            &app.token(&client, &secret).await,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    ids.extend(
+        more["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string()),
+    );
     ids.sort();
     ids.dedup();
     // Another firm's traffic never counts.
     let other = app.token(&client2, &secret2).await;
-    assert_eq!(app.get("/v1/transactions?limit=50", &other).await.status(), 200);
+    assert_eq!(
+        app.get("/v1/transactions?limit=50", &other).await.status(),
+        200
+    );
     // Yesterday's sends: move one of today's sends back a day.
     let first: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT MIN(seq) AS s FROM outbound_log WHERE firm_id = 'f1' AND kind = 'send'")
-            .fetch_one(env.registry.pool())
-            .await
-            .unwrap(),
+        &sqlx::query(
+            "SELECT MIN(seq) AS s FROM outbound_log WHERE firm_id = 'f1' AND kind = 'send'",
+        )
+        .fetch_one(env.registry.pool())
+        .await
+        .unwrap(),
         "s",
     );
     sqlx::query("UPDATE outbound_log SET at = at - $1 WHERE firm_id = 'f1' AND seq = $2")
@@ -48,7 +80,13 @@ async fn the_chart_counts_records_per_day_and_says_so(env: TestEnv) {
 
     let admin = AdminClient::login(&app.base, "f1", "admin@f1.example").await;
     let list = admin.get_json("/admin/v1/connectors").await;
-    let c = list["data"].as_array().unwrap().iter().find(|c| c["id"] == "accounting").unwrap().clone();
+    let c = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "accounting")
+        .unwrap()
+        .clone();
     let sharing = &c["sharing"];
     assert_eq!(sharing["days"], 30);
     // Today: the records of the later sends (all of `ids`); yesterday: the first send's five.
@@ -56,10 +94,15 @@ async fn the_chart_counts_records_per_day_and_says_so(env: TestEnv) {
     assert_eq!(sharing["total"], today + 5, "{sharing}");
     assert_eq!(sharing["peak"]["records"], today);
 
-    let svg = admin.get("/admin/v1/connectors/accounting/sharing.svg").await;
+    let svg = admin
+        .get("/admin/v1/connectors/accounting/sharing.svg")
+        .await;
     assert_eq!(svg.status(), 200);
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");
-    let csp = svg.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = svg.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("default-src 'none'"), "{csp}");
     let svg = svg.text().await.unwrap();
     assert_eq!(svg.matches("<rect class=\"day\"").count(), 30);
@@ -71,13 +114,30 @@ async fn the_chart_counts_records_per_day_and_says_so(env: TestEnv) {
     assert_eq!(counts[29], today, "today is the last bar");
     assert_eq!(counts[28], 5, "yesterday");
     assert_eq!(counts.iter().sum::<i64>(), today + 5);
-    assert!(svg.contains(&format!("{} records shared in the last 30 days; peak {today} on", today + 5)));
-    assert!(!svg.contains("style="), "no inline style for the CSP to refuse");
+    assert!(svg.contains(&format!(
+        "{} records shared in the last 30 days; peak {today} on",
+        today + 5
+    )));
+    assert!(
+        !svg.contains("style="),
+        "no inline style for the CSP to refuse"
+    );
     assert!(!svg.contains("<script"));
     // Only those who may read the log see the chart; unknown connectors are 404.
     let fee = AdminClient::login(&app.base, "f1", "fee@f1.example").await;
-    assert_eq!(fee.get("/admin/v1/connectors/accounting/sharing.svg").await.status(), 403);
-    assert_eq!(admin.get("/admin/v1/connectors/nope/sharing.svg").await.status(), 404);
+    assert_eq!(
+        fee.get("/admin/v1/connectors/accounting/sharing.svg")
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        admin
+            .get("/admin/v1/connectors/nope/sharing.svg")
+            .await
+            .status(),
+        404
+    );
     app.stop().await;
 }
 

@@ -39,11 +39,16 @@ async fn unused_grants_are_flagged_then_switched_off_by_the_gateway(env: TestEnv
     env.add_seeded_firm("busy", small_seed()).await;
     env.add_seeded_firm("idle", small_seed()).await;
     add_login(&env.registry, "idle", "admin@idle.example", Role::Admin).await;
-    let (busy_client, busy_secret) = enable_with_credential(&env.registry, "busy", "accounting").await;
-    let (idle_client, idle_secret) = enable_with_credential(&env.registry, "idle", "accounting").await;
+    let (busy_client, busy_secret) =
+        enable_with_credential(&env.registry, "busy", "accounting").await;
+    let (idle_client, idle_secret) =
+        enable_with_credential(&env.registry, "idle", "accounting").await;
     let app = env.spawn_with(config(&env)).await;
     let token = app.token(&busy_client, &busy_secret).await;
-    assert_eq!(app.get("/v1/transactions?limit=2", &token).await.status(), 200);
+    assert_eq!(
+        app.get("/v1/transactions?limit=2", &token).await.status(),
+        200
+    );
     let idle_token = app.token(&idle_client, &idle_secret).await;
     let now = chrono::Utc::now().timestamp_millis();
 
@@ -69,10 +74,27 @@ async fn unused_grants_are_flagged_then_switched_off_by_the_gateway(env: TestEnv
             days: 91
         }]
     );
-    assert!(!env.registry.grant("idle", "accounting").await.unwrap().enabled);
-    assert!(env.registry.grant("busy", "accounting").await.unwrap().enabled);
+    assert!(
+        !env.registry
+            .grant("idle", "accounting")
+            .await
+            .unwrap()
+            .enabled
+    );
+    assert!(
+        env.registry
+            .grant("busy", "accounting")
+            .await
+            .unwrap()
+            .enabled
+    );
     // The same path as an admin's switch-off: the credential's token is dead.
-    assert_eq!(app.get("/v1/transactions?limit=1", &idle_token).await.status(), 401);
+    assert_eq!(
+        app.get("/v1/transactions?limit=1", &idle_token)
+            .await
+            .status(),
+        401
+    );
     let ledger = env.registry.consent_ledger("idle").await.unwrap();
     let last = ledger.last().unwrap();
     assert_eq!(last.action, "disable");
@@ -81,7 +103,11 @@ async fn unused_grants_are_flagged_then_switched_off_by_the_gateway(env: TestEnv
     let shown = admin.get_json("/admin/v1/consent-ledger").await;
     assert_eq!(shown["data"][0]["reason"], "unused for 90 days");
     // Another instance running the same job later finds nothing to do.
-    assert!(scopegate::app::switch_off_unused_grants(&app.state, now + 92 * DAY).await.is_empty());
+    assert!(
+        scopegate::app::switch_off_unused_grants(&app.state, now + 92 * DAY)
+            .await
+            .is_empty()
+    );
     app.stop().await;
 }
 
@@ -102,7 +128,13 @@ async fn the_integrations_page_flags_an_unused_grant(env: TestEnv) {
     assert_eq!(c["unused"]["threshold_days"], 90);
     // Without --auto-disable-unused it is only flagged.
     assert!(!app.state.config.auto_disable_unused);
-    assert!(env.registry.grant("idle", "accounting").await.unwrap().enabled);
+    assert!(
+        env.registry
+            .grant("idle", "accounting")
+            .await
+            .unwrap()
+            .enabled
+    );
     app.stop().await;
 }
 

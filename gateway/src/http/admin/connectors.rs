@@ -27,8 +27,14 @@ pub const SHARING_DAYS: i64 = 30;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/connectors", get(list))
-        .route("/admin/v1/connectors/{id}/choices", axum::routing::put(super::choices::set))
-        .route("/admin/v1/connectors/{id}/sharing.svg", get(super::sharing::chart))
+        .route(
+            "/admin/v1/connectors/{id}/choices",
+            axum::routing::put(super::choices::set),
+        )
+        .route(
+            "/admin/v1/connectors/{id}/sharing.svg",
+            get(super::sharing::chart),
+        )
         .route("/admin/v1/connectors/{id}/enable", post(enable))
         .route("/admin/v1/connectors/{id}/disable", post(disable))
 }

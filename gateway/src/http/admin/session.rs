@@ -191,14 +191,14 @@ fn me_body(
 /// manage the firm, the privacy office's tabs.
 fn panels(state: &AppState, manages: bool) -> Value {
     let connectors = state.connectors.iter().filter_map(|r| {
-            let panel = r.connector.settings_panel()?;
-            Some(json!({
-                "id": r.connector.id(),
-                "title": panel.title,
-                "intro": panel.intro,
-                "available": r.connector.available(&r.capabilities),
-            }))
-        });
+        let panel = r.connector.settings_panel()?;
+        Some(json!({
+            "id": r.connector.id(),
+            "title": panel.title,
+            "intro": panel.intro,
+            "available": r.connector.available(&r.capabilities),
+        }))
+    });
     let office = if manages {
         crate::http::settings::office::panels()
     } else {

@@ -84,7 +84,11 @@ pub fn render(name: &str, days: &[(i64, i64)]) -> String {
         title = escape(&format!("Records shared with {name} per day")),
     );
     for (i, (day, n)) in days.iter().enumerate() {
-        let height = if *n == 0 { 0 } else { (n * HEIGHT / peak).max(2) };
+        let height = if *n == 0 {
+            0
+        } else {
+            (n * HEIGHT / peak).max(2)
+        };
         svg.push_str(&format!(
             "<rect class=\"day\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{height}\" fill=\"#2f6fde\" data-day=\"{d}\" data-records=\"{n}\"><title>{d}: {n}</title></rect>",
             x = i as i64 * BAR + 1,
@@ -111,12 +115,30 @@ mod tests {
     #[test]
     fn bars_scale_to_the_peak_and_the_summary_names_it() {
         let day = 86_400_000;
-        let days: Vec<(i64, i64)> = (0..30).map(|i| (i * day, if i == 3 { 8 } else if i == 4 { 2 } else { 0 })).collect();
+        let days: Vec<(i64, i64)> = (0..30)
+            .map(|i| {
+                (
+                    i * day,
+                    if i == 3 {
+                        8
+                    } else if i == 4 {
+                        2
+                    } else {
+                        0
+                    },
+                )
+            })
+            .collect();
         let svg = render("A & B", &days);
         assert_eq!(svg.matches("<rect class=\"day\"").count(), 30);
-        assert!(svg.contains(&format!("height=\"{HEIGHT}\" fill=\"#2f6fde\" data-day=\"1970-01-04\" data-records=\"8\"")));
-        assert!(svg.contains("height=\"16\" fill=\"#2f6fde\" data-day=\"1970-01-05\" data-records=\"2\""));
-        assert!(svg.contains("A &amp; B: 10 records shared in the last 30 days; peak 8 on 1970-01-04"));
+        assert!(svg.contains(&format!(
+            "height=\"{HEIGHT}\" fill=\"#2f6fde\" data-day=\"1970-01-04\" data-records=\"8\""
+        )));
+        assert!(svg
+            .contains("height=\"16\" fill=\"#2f6fde\" data-day=\"1970-01-05\" data-records=\"2\""));
+        assert!(
+            svg.contains("A &amp; B: 10 records shared in the last 30 days; peak 8 on 1970-01-04")
+        );
         assert!(!svg.contains("style"));
     }
 }
