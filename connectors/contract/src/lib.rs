@@ -38,7 +38,7 @@ pub use capabilities::{
     AuditedSender, BoxFuture, Capabilities, CapabilityParts, ChangePage, FeeOutcome, GrantLeases,
     InboundWriter, ProjectedReader, Reply,
 };
-pub use connector::{BuiltInContract, Connector, SettingsPanel, SwitchOffOption};
+pub use connector::{BuiltInContract, Connector, RecipientAccount, SettingsPanel, SwitchOffOption};
 pub use error::ConnectorError;
 pub use manifest::{canonical_json, ConnectorContract, ContractError, Manifest};
 pub use records::{GrantRecords, Parked, Record, RecordWrite};

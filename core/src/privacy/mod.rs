@@ -12,7 +12,9 @@ pub mod retention;
 pub mod subjects;
 pub mod unused_grants;
 
-pub use breach::{breach_scope, Affected, BreachScope, Channel};
+pub use breach::{
+    breach_scope, breach_scope_of_account, AccountSpell, Affected, BreachScope, Channel,
+};
 pub use disclosures::{disclosures, DisclosureReport, Recipient};
 pub use retention::{purge_due, purge_firm, Purged, RetentionPolicy};
 pub use subjects::{Client, Subject};

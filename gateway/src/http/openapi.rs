@@ -24,7 +24,7 @@ use utoipa::OpenApi;
         super::admin::connectors::list, super::admin::connectors::enable, super::admin::connectors::disable,
         super::admin::choices::set, super::admin::sharing::chart,
         super::admin::credentials::list, super::admin::credentials::issue, super::admin::credentials::rotate, super::admin::credentials::revoke,
-        super::admin::outbound::list, super::admin::outbound::export, super::admin::ledger::list,
+        super::admin::outbound::list, super::admin::outbound::export, super::admin::ledger::list, super::admin::trail::list,
         super::admin::privacy::disclosures, super::admin::privacy::breach_scope,
         super::admin::users::list, super::admin::users::add, super::admin::users::reset_password, super::admin::users::disable),
     tags((name = "oauth", description = "OAuth 2.0 for vendors: tokens by the client-credentials grant with the client_id and client_secret a firm issued (HTTP Basic or form body), and their revocation. Errors are RFC 6749 s5.2 JSON."),

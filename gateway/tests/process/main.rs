@@ -24,4 +24,5 @@ mod secrets_at_rest;
 mod service_logs;
 mod shared_limits;
 mod tls_proxy;
+mod trail_cli;
 mod two_processes;

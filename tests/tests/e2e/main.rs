@@ -6,11 +6,14 @@
 //! Every test builds its own registry, firms and gateway on port 0, so they run
 //! in parallel; none sets an environment variable.
 
+mod access_trail;
 mod accounting_api;
 mod audit_checkpoints;
 mod backup_google;
+mod browser_privacy;
 mod browser_settings;
 mod browser_sharing;
+mod browser_trail;
 mod cross_firm;
 mod google_calendar;
 mod google_faults;
@@ -26,6 +29,7 @@ mod one_connection_per_user;
 mod outbound_chain;
 mod outbound_exits;
 mod outbound_export;
+mod privacy_google;
 mod privacy_reports;
 mod registry_outage;
 mod registry_store;

@@ -2,7 +2,8 @@
 //! offers, e.g. the matter number instead of the matter name as a calendar
 //! event's title). Changing one while the connector is on is a consent event:
 //! the registry writes a `choose` ledger entry naming who, with the hash of
-//! schema and choices together.
+//! schema and choices together; the access trail gets a
+//! `minimisation_changed` entry.
 
 use super::connectors::{connector, describe};
 use super::{json_body, Session};
@@ -84,23 +85,30 @@ pub async fn set(
         .registry
         .set_choices(session.firm(), &c.contract, &asked, &session.actor())
         .await?;
-    choice_changed(&session, c.id(), &change);
+    choice_changed(&state, &session, c.id(), &change).await?;
     Ok(Json(describe(&state, session.firm(), &c).await?))
 }
 
 /// Where a changed minimisation choice is noted besides the consent ledger:
-/// the service log now; the audit trail's "minimisation choice changed"
-/// belongs here too.
-fn choice_changed(session: &Session, connector: &str, change: &ChoiceChange) {
-    if change.before != change.after {
-        tracing::info!(
-            firm_id = session.firm(),
-            connector,
-            actor = %session.actor(),
-            before = ?change.before,
-            after = ?change.after,
-            consent_recorded = change.consent_recorded,
-            "minimisation choice changed"
-        );
+/// the firm's access trail ("minimisation choice changed": who, before, after).
+async fn choice_changed(
+    state: &AppState,
+    session: &Session,
+    connector: &str,
+    change: &ChoiceChange,
+) -> Result<(), Problem> {
+    if change.before == change.after {
+        return Ok(());
     }
+    let what = serde_json::json!({
+        "connector": connector,
+        "before": change.before,
+        "after": change.after,
+        "consent_recorded": change.consent_recorded,
+    });
+    super::trail::enter(
+        state,
+        session.trail_entry(crate::access_trail::Kind::MinimisationChanged, what),
+    )
+    .await
 }

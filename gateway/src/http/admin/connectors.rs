@@ -197,6 +197,12 @@ pub async fn enable(
         .registry
         .enable_grant(session.firm(), &c.contract, &session.actor())
         .await?;
+    let what = json!({ "connector": c.id(), "enabled": true, "contract_version": c.contract.manifest.contract_version });
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::GrantSwitched, what),
+    )
+    .await?;
     Ok(Json(describe(&state, session.firm(), &c).await?))
 }
 
@@ -292,17 +298,18 @@ pub async fn disable(
         json_body(&headers, &body)?
     };
     let choices = switch_off_choices(&state, &c, body)?;
-    let work = switch_off(
+    let by = SwitchedBy::Session {
+        actor: &session.actor(),
+        user_id: &session.user.id,
+    };
+    let grant = switch_grant_off(&state, session.firm(), &c, &by).await?;
+    let what = json!({ "connector": c.id(), "enabled": false, "options": choices });
+    super::trail::enter(
         &state,
-        session.firm(),
-        &c,
-        SwitchedBy::Session {
-            actor: &session.actor(),
-            user_id: &session.user.id,
-        },
-        &choices,
+        session.trail_entry(crate::access_trail::Kind::GrantSwitched, what),
     )
     .await?;
+    let work = switch_off_work(&state, &c, &grant, &by, &choices).await?;
     let mut out = describe(&state, session.firm(), &c).await?;
     if let Some(report) = work {
         out["switch_off"] = report;
@@ -329,21 +336,44 @@ pub async fn switch_off(
     by: SwitchedBy<'_>,
     chosen: &BTreeSet<String>,
 ) -> Result<Option<Value>, Problem> {
-    let (actor, reason) = match &by {
+    let grant = switch_grant_off(state, firm, c, &by).await?;
+    switch_off_work(state, c, &grant, &by, chosen).await
+}
+
+/// The first half of [`switch_off`]: the grant off, its credentials and
+/// tokens revoked, the ledger entry written.
+pub async fn switch_grant_off(
+    state: &AppState,
+    firm: &str,
+    c: &Connector,
+    by: &SwitchedBy<'_>,
+) -> Result<Grant, Problem> {
+    let (actor, reason) = match by {
         SwitchedBy::Session { actor, .. } => (*actor, None),
         SwitchedBy::Gateway { reason } => ("scopegate", Some(*reason)),
     };
-    let grant = state
+    Ok(state
         .registry
         .disable_grant_because(firm, c.id(), actor, reason)
-        .await?;
+        .await?)
+}
+
+/// The second half of [`switch_off`]: the connector's own work (e.g.
+/// deleting what it created), now that the grant is off.
+pub async fn switch_off_work(
+    state: &AppState,
+    c: &Connector,
+    grant: &Grant,
+    by: &SwitchedBy<'_>,
+    chosen: &BTreeSet<String>,
+) -> Result<Option<Value>, Problem> {
     // Work of the connector's own (e.g. deleting what it created), now that the grant is off.
     let Some(running) = state.connectors.iter().find(|r| r.connector.id() == c.id()) else {
         return Ok(None);
     };
     let handle = match by {
-        SwitchedBy::Session { user_id, .. } => grant_for_session(&grant, c, user_id),
-        SwitchedBy::Gateway { .. } => grant_for_lease(&grant, c, "scopegate"),
+        SwitchedBy::Session { user_id, .. } => grant_for_session(grant, c, user_id),
+        SwitchedBy::Gateway { .. } => grant_for_lease(grant, c, "scopegate"),
     };
     let Ok(handle) = handle else {
         return Ok(None);

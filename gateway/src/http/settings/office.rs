@@ -28,6 +28,11 @@ pub const OFFICE_TABS: &[OfficeTab] = &[OfficeTab {
     title: "Privacy office",
     intro: "Who received what about a client or matter (POPIA s23), and whose data left through a channel in a window (POPIA s22).",
     script: include_str!("../../../assets/office/privacy.js"),
+}, OfficeTab {
+    id: "trail",
+    title: "Audit trail",
+    intro: "Who logged in, handed off, changed users, credentials or integrations, and which vendor tokens were issued: when, from where and what.",
+    script: include_str!("../../../assets/office/trail.js"),
 }];
 
 pub fn routes() -> Router<AppState> {
