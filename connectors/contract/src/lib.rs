@@ -24,6 +24,7 @@
 
 pub mod calls;
 mod capabilities;
+pub mod choices;
 mod connector;
 mod error;
 mod future;

@@ -22,6 +22,7 @@ use utoipa::OpenApi;
     paths(super::healthz, super::readyz, serve, super::oauth::token, super::oauth::revoke,
         super::admin::session::login, super::admin::session::logout, super::admin::session::me,
         super::admin::connectors::list, super::admin::connectors::enable, super::admin::connectors::disable,
+        super::admin::choices::set, super::admin::sharing::chart,
         super::admin::credentials::list, super::admin::credentials::issue, super::admin::credentials::rotate, super::admin::credentials::revoke,
         super::admin::outbound::list, super::admin::outbound::export, super::admin::ledger::list, super::admin::trail::list,
         super::admin::privacy::disclosures, super::admin::privacy::breach_scope,

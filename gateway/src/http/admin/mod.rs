@@ -4,12 +4,14 @@
 //! firm's ids answer 404 exactly like unknown ones. Every request that is not
 //! GET/HEAD must carry the session's CSRF token in `X-CSRF-Token`.
 
+pub mod choices;
 pub mod connectors;
 pub mod credentials;
 pub mod ledger;
 pub mod outbound;
 pub mod privacy;
 pub mod session;
+pub mod sharing;
 pub mod trail;
 pub mod users;
 
