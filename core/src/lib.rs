@@ -28,12 +28,14 @@
 //! each binding (`binding`) as the capabilities made it;
 //! [`clock`] the time.
 
+pub mod access_trail;
 pub mod accounts;
 pub mod backup;
 mod binding;
 pub mod capabilities;
 pub mod catalogue;
 pub mod clock;
+pub mod keyed_chain;
 pub mod keys;
 pub mod outbound_log;
 pub mod privacy;

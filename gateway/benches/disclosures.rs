@@ -153,9 +153,10 @@ async fn bench_backend(backend: &str, total: usize) {
     let mut scan_times = Vec::new();
     for client in &clients {
         let t = Instant::now();
-        let report = privacy::disclosures(registry, &db, FIRM, Subject::Client(client.clone()))
-            .await
-            .unwrap();
+        let report =
+            privacy::disclosures(registry, &db, FIRM, Subject::Client(client.clone()), &[])
+                .await
+                .unwrap();
         report_times.push(t.elapsed());
         let calls: usize = report.recipients.iter().map(|r| r.calls).sum();
         let about = privacy::subjects::records_about(&db, &Subject::Client(client.clone()))

@@ -41,6 +41,8 @@
 //! | `--backup-generations` | `SCOPEGATE_BACKUP_GENERATIONS` | `backup_generations` | `7` |
 //! | `--retention-after-termination-days` | `SCOPEGATE_RETENTION_AFTER_TERMINATION_DAYS` | `retention_after_termination_days` | `183` (6 months; 1 to 36500) |
 //! | `--audit-retention-days` | `SCOPEGATE_AUDIT_RETENTION_DAYS` | `audit_retention_days` | the retention above (never less) |
+//! | `--unused-grant-days` | `SCOPEGATE_UNUSED_GRANT_DAYS` | `unused_grant_days` | `90` (1 to 36500) |
+//! | `--auto-disable-unused` | `SCOPEGATE_AUTO_DISABLE_UNUSED` | `auto_disable_unused` | `false` (unused grants are only flagged) |
 //! | `--redis-url` | `SCOPEGATE_REDIS_URL` | `redis_url` | none (limits per process only) |
 //! | `--alert-webhook-url` | `SCOPEGATE_ALERT_WEBHOOK_URL` | `alert_webhook_url` | none (alerts stored, logged and counted only) |
 //! | `--alert-webhook-key-file` | `SCOPEGATE_ALERT_WEBHOOK_KEY_FILE` | `alert_webhook_key_file` | none (required with the URL) |
@@ -241,6 +243,12 @@ layered_settings! {
         /// Days a terminated firm's outbound log is kept (at least the retention above).
         #[arg(long, env = "SCOPEGATE_AUDIT_RETENTION_DAYS", global = true)]
         pub audit_retention_days: Option<u64>,
+        /// Days without an outbound record after which an enabled grant counts as unused.
+        #[arg(long, env = "SCOPEGATE_UNUSED_GRANT_DAYS", global = true)]
+        pub unused_grant_days: Option<u64>,
+        /// Switch unused grants off (ledger entry by `scopegate`, naming the reason); else only flag them.
+        #[arg(long, env = "SCOPEGATE_AUTO_DISABLE_UNUSED", global = true, num_args = 0..=1, default_missing_value = "true")]
+        pub auto_disable_unused: Option<bool>,
         /// Redis shared by every instance for failure budgets and API rate limits (redis://host:port/db).
         #[arg(long, env = "SCOPEGATE_REDIS_URL", global = true, hide_env_values = true)]
         pub redis_url: Option<String>,
@@ -405,6 +413,10 @@ pub struct Config {
     pub retention_after_termination_days: u64,
     /// Days after termination before its outbound log is purged (>= the above).
     pub audit_retention_days: u64,
+    /// Days without an outbound record after which an enabled grant is unused.
+    pub unused_grant_days: u64,
+    /// Whether `serve` switches unused grants off (else it only flags them).
+    pub auto_disable_unused: bool,
     /// Connector id -> key -> value.
     pub connector_settings: BTreeMap<String, BTreeMap<String, String>>,
     /// Connector id -> key -> secret (from the environment only, see
@@ -577,6 +589,8 @@ impl Config {
             log_dir: s.log_dir.map(|p| absolute(&p)),
             log_retention_days: number("log_retention_days", s.log_retention_days, 7, 1..=3650)?,
             audit_retention_days: audit_days,
+            unused_grant_days: number("unused_grant_days", s.unused_grant_days, 90, 1..=36_500)?,
+            auto_disable_unused: s.auto_disable_unused.unwrap_or(false),
             connector_settings,
             connector_secrets: BTreeMap::new(),
             redis_url: s
@@ -1257,6 +1271,8 @@ mod tests {
                 bad in prop_oneof![Just("true"), Just("{ a = 1 }"), Just("1979-05-27"), Just("0.5")],
             ) {
                 prop_assume!(!filler.iter().any(|(k, _)| *k == key));
+                // `true` is a good value of the one boolean setting.
+                prop_assume!(!(key == "auto_disable_unused" && bad == "true"));
                 let mut lines: Vec<String> = Vec::new();
                 for (i, (k, v)) in filler.iter().enumerate() {
                     lines.push(format!("{k} = {v}"));

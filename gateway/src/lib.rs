@@ -40,10 +40,11 @@ pub mod connector_host;
 pub mod connectors;
 pub mod http;
 pub mod metrics;
+pub mod recipient_accounts;
 pub mod service_logs;
 pub mod telemetry;
 
 pub use scopegate_core::{
-    accounts, backup, capabilities, catalogue, clock, keys, outbound_log, privacy, projection,
-    registry, reseal, secrets, security, tenancy,
+    access_trail, accounts, backup, capabilities, catalogue, clock, keys, outbound_log, privacy,
+    projection, registry, reseal, secrets, security, tenancy,
 };

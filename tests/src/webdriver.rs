@@ -203,6 +203,16 @@ impl Browser {
         self.attribute(&el, "id").await.unwrap_or_default()
     }
 
+    /// Scrolls the first visible element matching `css` to the top of the window (before a screenshot).
+    pub async fn scroll_to(&self, css: &str) {
+        let el = self.find(css).await;
+        let arg = serde_json::to_value(&el).expect("element as JSON");
+        self.client
+            .execute("arguments[0].scrollIntoView({block: 'start'});", vec![arg])
+            .await
+            .expect("scroll");
+    }
+
     /// Resizes the window (to check the narrow layout).
     pub async fn resize(&self, width: u32, height: u32) {
         self.client

@@ -24,6 +24,10 @@ pub struct ChangePage {
     pub record_ids: Vec<String>,
     /// More rows changed after the last one.
     pub has_more: bool,
+    /// The firm's minimisation variant the rows were read under: `None` for
+    /// the schemas as written. A connector that keeps what it sent notices a
+    /// changed choice here (and re-sends under the new variant).
+    pub variant: Option<String>,
 }
 
 /// Reads a firm's database through the connector's table-bound schemas only.

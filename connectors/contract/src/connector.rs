@@ -47,6 +47,20 @@ pub struct SettingsPanel {
     pub script: &'static str,
 }
 
+/// An account at the third party that received a grant's data (e.g. the
+/// Google account a fee earner connected), for the privacy office's reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecipientAccount {
+    /// How the third party names the account (e.g. its address).
+    pub account: String,
+    /// The practice user whose records went to it, when only theirs did.
+    pub practice_user: Option<String>,
+    /// When it started receiving, Unix ms.
+    pub from: i64,
+    /// When it stopped (exclusive); `None` while it still receives.
+    pub until: Option<i64>,
+}
+
 /// One third-party integration. It sees firm data only through the
 /// [`Capabilities`] the gateway hands it.
 pub trait Connector: Send + Sync + 'static {
@@ -138,6 +152,17 @@ pub trait Connector: Send + Sync + 'static {
         _grant: FirmGrant,
         _args: &'a [String],
     ) -> Option<BoxFuture<'a, Result<String, ConnectorError>>> {
+        None
+    }
+
+    /// The accounts at the third party that received the grant's data, when
+    /// the connector delivers to accounts of its own choosing (vendor
+    /// credentials are known to the gateway already).
+    fn recipient_accounts<'a>(
+        &'a self,
+        _caps: &'a Capabilities,
+        _grant: FirmGrant,
+    ) -> Option<BoxFuture<'a, Result<Vec<RecipientAccount>, ConnectorError>>> {
         None
     }
 

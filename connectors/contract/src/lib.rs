@@ -25,6 +25,7 @@
 
 pub mod calls;
 mod capabilities;
+pub mod choices;
 mod connector;
 mod error;
 mod future;
@@ -38,7 +39,7 @@ pub use capabilities::{
     AuditedSender, BoxFuture, Capabilities, CapabilityParts, ChangePage, FeeOutcome, GrantIdMap,
     GrantLeases, InboundWriter, ProjectedReader, PseudonymousIds, Reply,
 };
-pub use connector::{BuiltInContract, Connector, SettingsPanel, SwitchOffOption};
+pub use connector::{BuiltInContract, Connector, RecipientAccount, SettingsPanel, SwitchOffOption};
 pub use error::ConnectorError;
 pub use manifest::{canonical_json, ConnectorContract, ContractError, Manifest};
 pub use records::{GrantRecords, Parked, Record, RecordWrite};

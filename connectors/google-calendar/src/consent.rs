@@ -182,7 +182,10 @@ pub async fn finish(
         SEAL_REFRESH,
         refresh.secret().as_bytes(),
     )?;
-    let connection = store::upsert_connection(&ctx.caps, &grant, &user, &sealed).await?;
+    let account =
+        crate::account::who_is(ctx, &grant, response.access_token().secret(), &user).await;
+    let connection =
+        store::upsert_connection(&ctx.caps, &grant, &user, &sealed, account.as_deref()).await?;
     ctx.runtime.forget(&connection.id);
     if let Ok(source) = TokenSource::open(&ctx.caps, &grant, &connection) {
         source.prime(response.access_token().secret(), response.expires_in());

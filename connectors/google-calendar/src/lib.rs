@@ -19,6 +19,7 @@
 //! (the durable job loop), `switch_off` (deleting the events the gateway
 //! created), `routes` (settings and callback), `cli` (operator commands).
 
+pub mod account;
 pub mod backoff;
 pub mod calls;
 pub mod cleanup;
@@ -41,8 +42,8 @@ pub mod worker;
 use context::Ctx;
 use runtime::GoogleRuntime;
 use scopegate_contract::{
-    BoxFuture, BuiltInContract, Capabilities, Connector, ConnectorError, FirmGrant, SettingSpec,
-    SettingsPanel, SwitchOffOption,
+    BoxFuture, BuiltInContract, Capabilities, Connector, ConnectorError, FirmGrant,
+    RecipientAccount, SettingSpec, SettingsPanel, SwitchOffOption,
 };
 use serde_json::Value;
 use std::sync::Arc;
@@ -172,6 +173,17 @@ impl Connector for GoogleCalendar {
         Some(Box::pin(async move {
             let ctx = self.context(caps)?;
             cli::run(&ctx, &grant, args).await
+        }))
+    }
+
+    fn recipient_accounts<'a>(
+        &'a self,
+        caps: &'a Capabilities,
+        grant: FirmGrant,
+    ) -> Option<BoxFuture<'a, Result<Vec<RecipientAccount>, ConnectorError>>> {
+        Some(Box::pin(async move {
+            let ctx = self.context(caps)?;
+            account::recipient_accounts(&ctx, &grant).await
         }))
     }
 

@@ -54,6 +54,25 @@ pub fn principal_label(grant: &FirmGrant) -> String {
     }
 }
 
+/// One Google account a connection delivered to, from its consent until the
+/// next consent or the disconnection (`until` is `None` while it lasts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSpell {
+    /// The account's address; `None` when Google did not say.
+    pub account: Option<String>,
+    pub from: i64,
+    pub until: Option<i64>,
+}
+
+/// Ends the spell that lasts, if any, at `now`.
+fn close_spell(connection: &mut Connection, now: i64) {
+    if let Some(last) = connection.accounts.last_mut() {
+        if last.until.is_none() {
+            last.until = Some(now);
+        }
+    }
+}
+
 /// A fee earner's link to their Google account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Connection {
@@ -77,8 +96,15 @@ pub struct Connection {
     pub events_count: i64,
     #[serde(default)]
     pub job_due_at: Option<i64>,
+    /// The Google accounts the connection has delivered to, with when.
+    #[serde(default)]
+    pub accounts: Vec<AccountSpell>,
     #[serde(default)]
     pub job_attempts: i64,
+    /// The firm's minimisation variant the cursor was reached under (`None`:
+    /// the schemas as written); a different one starts the sync over.
+    #[serde(default)]
+    pub variant: Option<String>,
 }
 
 fn decode(record: &Record) -> Result<Connection, ConnectorError> {
@@ -195,8 +221,14 @@ pub async fn upsert_connection(
     grant: &FirmGrant,
     user: &str,
     refresh_sealed: &str,
+    account: Option<&str>,
 ) -> Result<Connection, ConnectorError> {
     let now = now_ms();
+    let spell = AccountSpell {
+        account: account.map(str::to_string),
+        from: now,
+        until: None,
+    };
     let fresh = Connection {
         id: uuid::Uuid::new_v4().to_string(),
         firm_user_id: user.to_string(),
@@ -211,6 +243,8 @@ pub async fn upsert_connection(
         events_count: 0,
         job_due_at: Some(now),
         job_attempts: 0,
+        accounts: vec![spell.clone()],
+        variant: None,
     };
     // Every mapping's hash is forgotten, so each event is written again.
     let mut resets = Vec::new();
@@ -230,6 +264,8 @@ pub async fn upsert_connection(
         c.last_error = None;
         c.job_due_at = Some(now);
         c.job_attempts = 0;
+        close_spell(c, now);
+        c.accounts.push(spell.clone());
         true
     })
     .await?;
@@ -246,7 +282,14 @@ pub async fn upsert_connection(
         return Ok(fresh);
     }
     // Created meanwhile (another instance): update that one.
-    Box::pin(upsert_connection(caps, grant, user, refresh_sealed)).await
+    Box::pin(upsert_connection(
+        caps,
+        grant,
+        user,
+        refresh_sealed,
+        account,
+    ))
+    .await
 }
 
 /// A pass finished: nothing due until the next change.
@@ -298,6 +341,22 @@ pub async fn reset_cursor(
     Ok(())
 }
 
+/// Starts over from the first diary entry under the firm's new minimisation variant.
+pub async fn restart_for_variant(
+    caps: &Capabilities,
+    grant: &FirmGrant,
+    user: &str,
+    variant: Option<String>,
+) -> Result<(), ConnectorError> {
+    update_connection(caps, grant, user, Vec::new(), move |c| {
+        c.cursor = 0;
+        c.variant = variant.clone();
+        true
+    })
+    .await?;
+    Ok(())
+}
+
 /// A pass failed for a passing reason: try again at `due_at`.
 pub async fn reschedule(
     caps: &Capabilities,
@@ -325,7 +384,11 @@ pub async fn set_status(
     error: Option<&str>,
     forget_token: bool,
 ) -> Result<(), ConnectorError> {
+    let now = now_ms();
     update_connection(caps, grant, user, Vec::new(), |c| {
+        if status == "disconnected" {
+            close_spell(c, now);
+        }
         c.status = status.to_string();
         c.last_error = error.map(str::to_string);
         c.job_due_at = None;

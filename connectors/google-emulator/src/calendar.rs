@@ -403,6 +403,36 @@ pub async fn insert(
     .await
 }
 
+/// Calendars: get. The primary calendar's id is the account's address, as at Google.
+pub async fn get_calendar(
+    State(emulator): State<Emulator>,
+    Path(calendar): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/calendar/v3/calendars/{calendar}");
+    api(
+        &emulator.clone(),
+        Method::GET,
+        path,
+        &headers,
+        &Bytes::new(),
+        move |_, account| match calendar_of(account, &calendar) {
+            Ok(cal) => json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "kind": "calendar#calendar",
+                    "etag": format!("\"{}\"", cal.len()),
+                    "id": cal,
+                    "summary": cal,
+                    "timeZone": "UTC",
+                }),
+            ),
+            Err(r) => r,
+        },
+    )
+    .await
+}
+
 pub async fn get_one(
     State(emulator): State<Emulator>,
     Path((calendar, id)): Path<(String, String)>,

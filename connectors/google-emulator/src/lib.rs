@@ -228,6 +228,10 @@ impl Emulator {
             .route("/token", post(oauth::token))
             .route("/revoke", post(oauth::revoke))
             .route(
+                "/calendar/v3/calendars/{calendar}",
+                get(calendar::get_calendar),
+            )
+            .route(
                 "/calendar/v3/calendars/{calendar}/events",
                 post(calendar::insert).get(calendar::list),
             )

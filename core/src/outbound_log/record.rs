@@ -8,15 +8,13 @@
 //! before the chain was keyed carry the plain SHA-256 of the same canonical
 //! form and an empty `mac_key`; they are re-chained under the key once.
 
+use crate::keyed_chain::{canonical_into, check_hash, keyed_hash};
+pub use crate::keyed_chain::{HashProblem, GENESIS_HASH};
 use crate::keys::{LogKey, LogKeys};
-use hmac::Mac;
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-
-/// The `prev_hash` of a firm's first record.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 pub(crate) const COLUMNS: &str = "firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key";
 
@@ -85,17 +83,6 @@ pub struct LogRecord {
     pub mac_key: String,
 }
 
-/// Why a record's hash cannot be checked or does not match.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashProblem {
-    /// Chained with the plain hash: never re-keyed, or rewritten without the key.
-    Unkeyed,
-    /// Keyed with a master key this gateway does not hold.
-    UnknownKey,
-    /// The keyed hash does not match the contents.
-    Mismatch,
-}
-
 /// The canonical form, serialized straight into a hasher (no intermediate JSON value).
 struct Canonical<'a>(&'a LogRecord);
 
@@ -124,38 +111,18 @@ impl Serialize for Canonical<'_> {
     }
 }
 
-/// Feeds written bytes to a hash function.
-struct Feed<F: FnMut(&[u8])>(F);
-
-impl<F: FnMut(&[u8])> std::io::Write for Feed<F> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        (self.0)(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl LogRecord {
-    fn canonical_into(&self, feed: impl FnMut(&[u8])) {
-        serde_json::to_writer(Feed(feed), &Canonical(self))
-            .expect("writing to a hasher cannot fail");
-    }
-
     /// The plain SHA-256 of the canonical form: the chain hash of records
     /// written before the chain was keyed (checked once, when they are re-keyed).
     pub fn plain_hash(&self) -> String {
         let mut h = Sha256::new();
-        self.canonical_into(|b| h.update(b));
+        canonical_into(&Canonical(self), |b| h.update(b));
         hex::encode(h.finalize())
     }
 
     /// The keyed chain hash under `key`.
     pub fn keyed_hash(&self, key: &LogKey) -> String {
-        let mut mac = key.mac();
-        self.canonical_into(|b| mac.update(b));
-        hex::encode(mac.finalize().into_bytes())
+        keyed_hash(key, &Canonical(self))
     }
 
     /// Chains this record under `key`: sets `mac_key` and `hash`.
@@ -166,18 +133,7 @@ impl LogRecord {
 
     /// Checks `hash` against the contents under the key `mac_key` names.
     pub fn check_hash(&self, keys: &LogKeys) -> Result<(), HashProblem> {
-        if self.mac_key.is_empty() {
-            return Err(HashProblem::Unkeyed);
-        }
-        let key = keys.get(&self.mac_key).ok_or(HashProblem::UnknownKey)?;
-        let mut mac = key.mac();
-        self.canonical_into(|b| mac.update(b));
-        let mut expected = [0u8; 32];
-        match hex::decode_to_slice(&self.hash, &mut expected) {
-            // Constant-time comparison of the tags.
-            Ok(()) if mac.verify_slice(&expected).is_ok() => Ok(()),
-            _ => Err(HashProblem::Mismatch),
-        }
+        check_hash(keys, &self.mac_key, &self.hash, &Canonical(self))
     }
 
     /// Decodes a row selected with the log's columns (unreadable lists decode as a marker the hash will reject).

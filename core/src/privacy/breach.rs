@@ -3,10 +3,13 @@
 //! to notify. A channel is a grant, or one credential of a grant. The log
 //! names the grant of each send, not the credential, so a credential's scope
 //! is every send of its grant while the credential was valid (a superset when
-//! the grant had several credentials at once; the report says so).
+//! the grant had several credentials at once; the report says so). A
+//! channel may also be an account at the third party that the connector
+//! delivered to (a fee earner's Google account): the sends of its grant while
+//! the account was connected, keeping only that fee earner's records.
 
-use super::subjects::{clients_of, Client};
-use crate::outbound_log::record_index::sends_of_grant;
+use super::subjects::{clients_of, owners_of, Client};
+use crate::outbound_log::record_index::{sends_of_grant, SendSummary};
 use crate::registry::{Registry, StoreError, StoreResult};
 use crate::tenancy::FirmDb;
 use serde::Serialize;
@@ -19,6 +22,19 @@ pub enum Channel {
     Grant(String),
     /// A vendor credential, by its client id.
     Credential(String),
+    /// An account at the third party (e.g. a Google account's address).
+    Account(String),
+}
+
+/// One spell of an account receiving a grant's data, as its connector reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpell {
+    pub grant_id: String,
+    pub connector: String,
+    /// Only this practice user's records went to the account, when set.
+    pub practice_user: Option<String>,
+    pub from: i64,
+    pub until: Option<i64>,
 }
 
 /// The list to notify.
@@ -59,6 +75,11 @@ pub async fn breach_scope(
     until: i64,
 ) -> StoreResult<BreachScope> {
     let (grant, since, until, note) = match &channel {
+        Channel::Account(account) => {
+            return Err(StoreError::Invalid(format!(
+                "the scope of account {account} needs its spells: use breach_scope_of_account"
+            )))
+        }
         Channel::Grant(id) => {
             let grant = registry
                 .grants(Some(firm_id))
@@ -100,6 +121,94 @@ pub async fn breach_scope(
     } else {
         Vec::new()
     };
+    let affected = affected_by(db, &sends).await?;
+    Ok(BreachScope {
+        firm_id: firm_id.to_string(),
+        channel,
+        grant_id: grant.id.clone(),
+        connector: grant.connector.clone(),
+        since,
+        until,
+        note,
+        calls: sends.len(),
+        affected,
+    })
+}
+
+/// The breach scope of an account at a third party, from the spells in which
+/// it received data (see [`AccountSpell`]); an account with no spell in this
+/// firm is not found.
+pub async fn breach_scope_of_account(
+    registry: &Registry,
+    db: &FirmDb,
+    firm_id: &str,
+    account: &str,
+    spells: &[AccountSpell],
+    since: i64,
+    until: i64,
+) -> StoreResult<BreachScope> {
+    let first = spells.first().ok_or_else(|| {
+        StoreError::NotFound(format!(
+            "no account {account} received data of firm {firm_id}"
+        ))
+    })?;
+    let mut sends = Vec::new();
+    for spell in spells {
+        let from = since.max(spell.from);
+        let to = until.min(spell.until.unwrap_or(i64::MAX));
+        if from >= to {
+            continue;
+        }
+        let mut found = sends_of_grant(registry, firm_id, &spell.grant_id, from, to).await?;
+        if let Some(user) = &spell.practice_user {
+            let ids: Vec<String> = found.iter().flat_map(|(_, ids)| ids.clone()).collect();
+            let owners = owners_of(db, &ids).await?;
+            for (_, ids) in &mut found {
+                ids.retain(|id| owners.get(id) == Some(user));
+            }
+            found.retain(|(_, ids)| !ids.is_empty());
+        }
+        sends.extend(found);
+    }
+    sends.sort_by_key(|(send, _)| send.seq);
+    sends.dedup_by_key(|(send, _)| send.seq);
+    let spans: Vec<String> = spells
+        .iter()
+        .map(|s| {
+            format!(
+                "{}{} from {} until {}",
+                s.connector,
+                s.practice_user
+                    .as_ref()
+                    .map(|u| format!(" (records of practice user {u})"))
+                    .unwrap_or_default(),
+                s.from,
+                s.until.map_or("now".to_string(), |u| u.to_string())
+            )
+        })
+        .collect();
+    let affected = affected_by(db, &sends).await?;
+    Ok(BreachScope {
+        firm_id: firm_id.to_string(),
+        channel: Channel::Account(account.to_string()),
+        grant_id: first.grant_id.clone(),
+        connector: first.connector.clone(),
+        since,
+        until,
+        note: Some(format!(
+            "every send to account {account} while it was connected: {}",
+            spans.join("; ")
+        )),
+        calls: sends.len(),
+        affected,
+    })
+}
+
+/// The clients whose records `sends` carried, with fields and times.
+async fn affected_by(
+    db: &FirmDb,
+    sends: &[(SendSummary, Vec<String>)],
+) -> StoreResult<Vec<Affected>> {
     let mut ids: Vec<String> = sends.iter().flat_map(|(_, ids)| ids.clone()).collect();
     ids.sort();
     ids.dedup();
@@ -112,7 +221,7 @@ pub async fn breach_scope(
         records: BTreeSet<String>,
     }
     let mut tallies: BTreeMap<String, (Client, Tally)> = BTreeMap::new();
-    for (send, record_ids) in &sends {
+    for (send, record_ids) in sends {
         for record in record_ids {
             let Some(client) = client_of.get(record) else {
                 continue;
@@ -126,26 +235,16 @@ pub async fn breach_scope(
             tally.records.insert(record.clone());
         }
     }
-    Ok(BreachScope {
-        firm_id: firm_id.to_string(),
-        channel,
-        grant_id: grant.id.clone(),
-        connector: grant.connector.clone(),
-        since,
-        until,
-        note,
-        calls: sends.len(),
-        affected: tallies
-            .into_values()
-            .map(|(client, t)| Affected {
-                client,
-                fields: t.fields.into_iter().collect(),
-                first_at: t.first_at.unwrap_or_default(),
-                last_at: t.last_at,
-                records: t.records.len(),
-            })
-            .collect(),
-    })
+    Ok(tallies
+        .into_values()
+        .map(|(client, t)| Affected {
+            client,
+            fields: t.fields.into_iter().collect(),
+            first_at: t.first_at.unwrap_or_default(),
+            last_at: t.last_at,
+            records: t.records.len(),
+        })
+        .collect())
 }
 
 impl BreachScope {

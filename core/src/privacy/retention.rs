@@ -4,8 +4,13 @@
 //! Termination itself (grants off, logins disabled) is recorded here; what the
 //! connectors undo at a third party is the gateway's part. Every purge runs in
 //! one transaction that first locks the firm's row, so several instances
-//! running the scheduled job purge each firm once.
+//! running the scheduled job purge each firm once. Termination and each purge
+//! are entered in the access trail in their own transaction: a termination
+//! and a data purge in the firm's chain, the final purge (which deletes that
+//! chain, leaving its tombstone) in the operator chain, naming the tombstones
+//! but not the firm.
 
+use crate::access_trail::{self, Kind, NewEntry};
 use crate::clock::now_ms;
 use crate::keys::LogKeys;
 use crate::outbound_log::tombstone::{self, Tombstone};
@@ -15,7 +20,7 @@ use sqlx::Row;
 
 /// Rows of a firm in the registry, child tables first: what a purge deletes
 /// before the outbound log (which the audit period may keep longer).
-const FIRM_DATA: [&str; 12] = [
+const FIRM_DATA: [&str; 13] = [
     "DELETE FROM security_events WHERE firm_id = $1",
     "DELETE FROM tripwires WHERE firm_id = $1",
     "DELETE FROM access_tokens WHERE firm_id = $1",
@@ -27,6 +32,7 @@ const FIRM_DATA: [&str; 12] = [
     "DELETE FROM connector_records WHERE firm_id = $1",
     "DELETE FROM connector_parked WHERE firm_id = $1",
     "DELETE FROM consent_ledger WHERE firm_id = $1",
+    "DELETE FROM grant_choices WHERE firm_id = $1",
     "DELETE FROM grants WHERE firm_id = $1",
 ];
 
@@ -56,9 +62,15 @@ pub enum Purged {
     Everything { tombstone: Tombstone },
 }
 
-/// Records the termination of `firm_id` and disables its settings logins
-/// (ending their sessions). Errors if the firm is unknown or already terminated.
-pub async fn mark_terminated(registry: &Registry, firm_id: &str, actor: &str) -> StoreResult<i64> {
+/// Records the termination of `firm_id` (by the operator `actor`, on the
+/// command line) and disables its settings logins (ending their sessions).
+/// Errors if the firm is unknown or already terminated.
+pub async fn mark_terminated(
+    registry: &Registry,
+    keys: &LogKeys,
+    firm_id: &str,
+    actor: &str,
+) -> StoreResult<i64> {
     let actor = actor.trim();
     if actor.is_empty() || actor.len() > 200 {
         return Err(StoreError::Invalid(
@@ -93,6 +105,14 @@ pub async fn mark_terminated(registry: &Registry, firm_id: &str, actor: &str) ->
         .bind(firm_id)
         .execute(&mut *tx)
         .await?;
+    let entry = NewEntry::firm(
+        firm_id,
+        Kind::FirmTerminated,
+        &format!("operator:{actor}"),
+        "cli",
+        serde_json::json!({ "firm_id": firm_id }),
+    );
+    access_trail::append_in(&mut tx, registry.backend(), keys, entry).await?;
     tx.commit().await?;
     Ok(now)
 }
@@ -107,15 +127,27 @@ pub async fn terminated_at(registry: &Registry, firm_id: &str) -> StoreResult<Op
     Ok(row.get("terminated_at"))
 }
 
-/// Purges `firm_id` now (on request): its registry data and, with
-/// `with_log`, its outbound log, leaving a tombstone. The firm must have been
-/// terminated first.
+/// Purges `firm_id` now (on request, from the command line): its registry
+/// data and, with `with_log`, its outbound log and access trail, leaving
+/// tombstones. The firm must have been terminated first.
 pub async fn purge_firm(
     registry: &Registry,
     keys: &LogKeys,
     firm_id: &str,
     with_log: bool,
     actor: &str,
+) -> StoreResult<Purged> {
+    purge_firm_from(registry, keys, firm_id, with_log, actor, "cli").await
+}
+
+/// [`purge_firm`], entered in the access trail as done from `origin`.
+async fn purge_firm_from(
+    registry: &Registry,
+    keys: &LogKeys,
+    firm_id: &str,
+    with_log: bool,
+    actor: &str,
+    origin: &str,
 ) -> StoreResult<Purged> {
     let mut tx = registry.begin_write().await?;
     let lock = match registry.backend() {
@@ -145,6 +177,14 @@ pub async fn purge_firm(
             .bind(firm_id)
             .execute(&mut *tx)
             .await?;
+        let entry = NewEntry::firm(
+            firm_id,
+            Kind::FirmPurged,
+            &format!("operator:{actor}"),
+            origin,
+            serde_json::json!({ "purged": "registry data", "kept": "outbound log and access trail, for the audit period" }),
+        );
+        access_trail::append_in(&mut tx, registry.backend(), keys, entry).await?;
         tx.commit().await?;
         return Ok(Purged::Data {
             firm_id: firm_id.to_string(),
@@ -169,9 +209,23 @@ pub async fn purge_firm(
     };
     t.seal(keys);
     tombstone::insert(&mut tx, &t).await?;
+    let trail = access_trail::purge_chain_in(&mut tx, keys, firm_id, now).await?;
     for sql in FIRM_LOG {
         sqlx::query(sql).bind(firm_id).execute(&mut *tx).await?;
     }
+    // The operator chain names the tombstones by their MACs, never the firm:
+    // nothing of a purged firm outlives its tombstones.
+    let entry = NewEntry::operator(
+        Kind::FirmPurged,
+        actor,
+        origin,
+        serde_json::json!({
+            "purged": "everything",
+            "outbound_tombstone_mac": t.mac,
+            "trail_tombstone_mac": trail.mac,
+        }),
+    );
+    access_trail::append_in(&mut tx, registry.backend(), keys, entry).await?;
     tx.commit().await?;
     Ok(Purged::Everything { tombstone: t })
 }
@@ -199,7 +253,7 @@ pub async fn purge_due(
         if data_purged.is_some() && !with_log {
             continue;
         }
-        match purge_firm(registry, keys, &firm_id, with_log, "retention").await {
+        match purge_firm_from(registry, keys, &firm_id, with_log, "retention", "serve").await {
             Ok(p) => done.push(p),
             // Another instance purged it first.
             Err(StoreError::NotFound(_)) => {}

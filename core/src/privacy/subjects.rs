@@ -1,7 +1,7 @@
 //! Data subjects in a firm's own database: the records that are about one
 //! client (the client, their matters, and the diary entries, transactions and
 //! fees of those matters) or one matter, and, the other way round, the client
-//! each record is about. Only ids, names and contact details are read: what a
+//! each record is about, and the practice user a record belongs to. Only ids, names and contact details are read: what a
 //! firm needs to answer an access request or notify the people affected.
 
 use crate::registry::StoreResult;
@@ -155,6 +155,28 @@ pub async fn clients_of(
         .into_iter()
         .filter_map(|(record, client)| details.get(&client).map(|c| (record, c.clone())))
         .collect())
+}
+
+/// The practice user each of `record_ids` belongs to, for records that belong
+/// to one (diary entries, by their owner); other ids are left out.
+pub async fn owners_of(
+    db: &FirmDb,
+    record_ids: &[String],
+) -> StoreResult<BTreeMap<String, String>> {
+    let mut owners = BTreeMap::new();
+    for chunk in record_ids.chunks(IDS_PER_QUERY) {
+        let sql = format!(
+            "SELECT id, owner_user_id FROM diary_entries WHERE id IN ({})",
+            marks(chunk.len(), 1)
+        );
+        for row in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+            .fetch_all(db.pool())
+            .await?
+        {
+            owners.insert(row.get("id"), row.get("owner_user_id"));
+        }
+    }
+    Ok(owners)
 }
 
 /// `$first, $first+1, ...` for `n` parameters.

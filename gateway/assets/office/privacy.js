@@ -30,14 +30,15 @@
         ["Connector", "Grant", "Via", "Fields", "First", "Last", "Records", "Calls"],
         report.recipients.map((r) => h("tr", {},
           h("td", {}, r.connector), h("td", { class: "mono" }, r.grant_id),
-          h("td", { class: "mono" }, r.credentials.join(", ") || "—"),
+          h("td", { class: "mono" }, r.credentials.concat(r.accounts).join(", ") || "—"),
           h("td", {}, r.fields.join(", ")), h("td", {}, when(r.first_at)), h("td", {}, when(r.last_at)),
           h("td", {}, r.records), h("td", {}, r.calls)))));
   }
 
   function breachQuery(format) {
     const q = new URLSearchParams();
-    q.set("channel", byId("b-channel").value);
+    const channel = byId("b-channel").value;
+    q.set("channel", channel === "account:" ? "account:" + byId("b-account").value.trim() : channel);
     q.set("since", String(new Date(byId("b-since").value).getTime()));
     if (byId("b-until").value) q.set("until", String(new Date(byId("b-until").value).getTime()));
     if (format) q.set("format", format);
@@ -72,6 +73,9 @@
           c.name + ": credential " + cred.client_id + (cred.revoked_at ? " (revoked)" : "")));
       }
     }
+    if (connectors.some((c) => c.id === "google-calendar")) {
+      channels.push(h("option", { value: "account:" }, "A fee earner's Google account…"));
+    }
     const now = Date.now();
     root.replaceChildren(
       h("h2", {}, "Who received data about a person"),
@@ -84,6 +88,8 @@
       h("h2", {}, "Breach scope: whose data left through a channel"),
       channels.length ? h("form", { id: "breach-form", class: "filters" },
         h("div", {}, h("label", { for: "b-channel" }, "Channel"), h("select", { id: "b-channel" }, channels)),
+        h("div", { id: "b-account-row", hidden: true }, h("label", { for: "b-account" }, "Google account"),
+          h("input", { id: "b-account", type: "email", autocomplete: "off", placeholder: "name@example.com" })),
         h("div", {}, h("label", { for: "b-since" }, "From"), h("input", { id: "b-since", type: "datetime-local", required: true, value: localInput(now - 30 * day) })),
         h("div", {}, h("label", { for: "b-until" }, "To"), h("input", { id: "b-until", type: "datetime-local", value: localInput(now + 60000) })),
         h("div", { class: "actions" }, h("button", { type: "submit", id: "breach-submit" }, "List clients to notify")))
@@ -95,6 +101,11 @@
         const subject = byId("d-kind").value + ":" + byId("d-id").value.trim();
         renderDisclosures(ctx, await api("GET", base + "/privacy/disclosures?subject=" + encodeURIComponent(subject)));
       } catch (e) { fail(e); }
+    });
+    if (channels.length) byId("b-channel").addEventListener("change", () => {
+      const account = byId("b-channel").value === "account:";
+      byId("b-account-row").hidden = !account;
+      byId("b-account").required = account;
     });
     if (channels.length) byId("breach-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();

@@ -1,6 +1,8 @@
-//! `scopegate audit verify|export|checkpoint|rekey`.
+//! `scopegate audit verify|export|checkpoint|rekey`: the outbound log, and
+//! with `export --trail` and in `verify`, the access trail.
 
 use super::{CliError, CliResult};
+use crate::access_trail;
 use crate::config::Config;
 use crate::keys::LogKeys;
 use crate::outbound_log::{self, checkpoint, Checkpoints};
@@ -11,8 +13,9 @@ use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Check every firm's keyed hash chain (or one firm's), and with --checkpoints
-    /// hold them to signed checkpoints; exits non-zero naming the first bad record.
+    /// Check every firm's keyed hash chain (or one firm's) and the access trail's
+    /// chains, and with --checkpoints hold the outbound log to signed
+    /// checkpoints; exits non-zero naming the first bad record or entry.
     Verify {
         #[arg(long)]
         firm: Option<String>,
@@ -20,13 +23,20 @@ pub enum AuditCommand {
         #[arg(long)]
         checkpoints: Option<PathBuf>,
     },
-    /// Stream a firm's outbound records as JSON lines.
+    /// Stream a firm's outbound records (or with --trail its access trail,
+    /// or without --firm the operator's) as JSON lines.
     Export {
         #[arg(long)]
-        firm: String,
-        /// Only records at or after this time (RFC 3339 or Unix ms).
-        #[arg(long, value_parser = crate::clock::parse_time)]
+        firm: Option<String>,
+        /// Only records at or after this time (RFC 3339 or Unix ms; outbound records only).
+        #[arg(long, value_parser = crate::clock::parse_time, conflicts_with = "trail")]
         since: Option<i64>,
+        /// Export the access trail instead of the outbound log.
+        #[arg(long)]
+        trail: bool,
+        /// Write to this file instead of standard output (`-`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Sign every firm's chain head now and append it to the checkpoint file.
     Checkpoint {
@@ -59,11 +69,22 @@ pub async fn run(config: &Config, registry: &Registry, command: AuditCommand) ->
             let report =
                 outbound_log::verify_all(registry, &keys, firm.as_deref(), checkpoints.as_ref())
                     .await?;
+            let trail = access_trail::verify_trails(registry, &keys, firm.as_deref()).await?;
             if let Some(fault) = report.faults.first() {
-                for other in &report.faults[1..] {
+                for other in report.faults[1..]
+                    .iter()
+                    .map(|f| f.to_string())
+                    .chain(trail.faults.iter().map(|f| f.to_string()))
+                {
                     eprintln!("also: {other}");
                 }
                 return Err(CliError(format!("outbound log tampered: {fault}")));
+            }
+            if let Some(fault) = trail.faults.first() {
+                for other in &trail.faults[1..] {
+                    eprintln!("also: {other}");
+                }
+                return Err(CliError(format!("access trail tampered: {fault}")));
             }
             let against = match &checkpoints {
                 Some(c) if c.incomplete > 0 => format!(
@@ -87,22 +108,46 @@ pub async fn run(config: &Config, registry: &Registry, command: AuditCommand) ->
                 ),
             };
             println!(
-                "ok: {} records in {} firm chains verified in {:.2} s{against}{purged}",
+                "ok: {} records in {} firm chains and {} access-trail entries in {} chains verified in {:.2} s{against}{purged}",
                 report.records,
                 report.firms,
+                trail.entries,
+                trail.chains,
                 started.elapsed().as_secs_f64()
             );
             Ok(())
         }
-        AuditCommand::Export { firm, since } => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            outbound_log::export(registry, &firm, since, |record| {
-                serde_json::to_writer(&mut out, record)?;
-                out.write_all(b"\n")
-            })
-            .await?;
-            out.flush()?;
+        AuditCommand::Export {
+            firm,
+            since,
+            trail,
+            out,
+        } => {
+            let sink: Box<dyn Write> = match &out {
+                Some(path) if path.as_os_str() != "-" => Box::new(
+                    std::fs::File::create(path)
+                        .map_err(|e| CliError(format!("cannot write {}: {e}", path.display())))?,
+                ),
+                _ => Box::new(std::io::stdout().lock()),
+            };
+            let mut sink = std::io::BufWriter::new(sink);
+            if trail {
+                access_trail::export(registry, firm.as_deref(), |entry| {
+                    serde_json::to_writer(&mut sink, entry)?;
+                    sink.write_all(b"\n")
+                })
+                .await?;
+            } else {
+                let firm = firm.ok_or_else(|| {
+                    CliError("--firm is required (or --trail for the access trail)".into())
+                })?;
+                outbound_log::export(registry, &firm, since, |record| {
+                    serde_json::to_writer(&mut sink, record)?;
+                    sink.write_all(b"\n")
+                })
+                .await?;
+            }
+            sink.flush()?;
             Ok(())
         }
         AuditCommand::Checkpoint { out } => {

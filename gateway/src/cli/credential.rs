@@ -29,10 +29,24 @@ pub enum CredentialCommand {
     },
 }
 
-pub async fn run(registry: &Registry, command: CredentialCommand) -> CliResult {
+pub async fn run(
+    config: &crate::config::Config,
+    registry: &Registry,
+    command: CredentialCommand,
+) -> CliResult {
     match command {
         CredentialCommand::Issue { firm, connector } => {
             let issued = registry.issue_credential(&firm, &connector).await?;
+            let what = serde_json::json!({ "connector": connector, "client_id": issued.client_id });
+            super::trail::enter_firm(
+                config,
+                registry,
+                &firm,
+                crate::access_trail::Kind::CredentialIssued,
+                &super::trail::operator(),
+                what,
+            )
+            .await?;
             println!("client_id={}", issued.client_id);
             println!("client_secret={}", issued.client_secret.expose_secret());
             eprintln!("the secret is shown once and stored only as a hash; keep it now");
@@ -54,6 +68,16 @@ pub async fn run(registry: &Registry, command: CredentialCommand) -> CliResult {
         }
         CredentialCommand::Revoke { firm, client_id } => {
             registry.revoke_credential(&firm, &client_id).await?;
+            let what = serde_json::json!({ "client_id": client_id });
+            super::trail::enter_firm(
+                config,
+                registry,
+                &firm,
+                crate::access_trail::Kind::CredentialRevoked,
+                &super::trail::operator(),
+                what,
+            )
+            .await?;
             println!("revoked {client_id}");
         }
     }

@@ -55,6 +55,16 @@ pub async fn run(config: &Config, registry: &Registry, command: GrantCommand) ->
             let grant = registry
                 .enable_grant(&firm, &connector.contract, &actor)
                 .await?;
+            let what = serde_json::json!({ "connector": grant.connector, "enabled": true, "contract_version": grant.contract_version });
+            super::trail::enter_firm(
+                config,
+                registry,
+                &firm,
+                crate::access_trail::Kind::GrantSwitched,
+                &super::trail::named_operator(&actor),
+                what,
+            )
+            .await?;
             println!(
                 "enabled {} for firm {} (data contract version {}, {})",
                 grant.connector,
@@ -72,6 +82,16 @@ pub async fn run(config: &Config, registry: &Registry, command: GrantCommand) ->
             catalogue.require(&connector).map_err(super::CliError)?;
             let chosen = switch_off_choices(&connector, &options)?;
             let grant = registry.disable_grant(&firm, &connector, &actor).await?;
+            let what = serde_json::json!({ "connector": grant.connector, "enabled": false, "options": chosen });
+            super::trail::enter_firm(
+                config,
+                registry,
+                &firm,
+                crate::access_trail::Kind::GrantSwitched,
+                &super::trail::named_operator(&actor),
+                what,
+            )
+            .await?;
             println!(
                 "disabled {} for firm {}; its credentials and tokens are revoked",
                 grant.connector, grant.firm_id

@@ -89,7 +89,15 @@ fn v1_purposes() -> V1Purposes {
 }
 
 async fn rotate(registry: &Registry, keyring: &Keyring, batch: usize) -> CliResult {
-    let report = reseal::reseal(registry, keyring, &v1_purposes(), batch).await?;
+    let report = reseal::rotate(
+        registry,
+        keyring,
+        &v1_purposes(),
+        batch,
+        super::trail::operator().trim_start_matches("operator:"),
+        super::trail::FROM_CLI,
+    )
+    .await?;
     println!(
         "re-sealed {} values under key {} in {:.2} s: {} in {} connector records, {} in parked consents ({} batches, {} records read, {} rows read again after a concurrent write, {} expired parked consents removed)",
         report.values_resealed + report.parked_resealed,

@@ -11,6 +11,7 @@ mod keys;
 mod privacy;
 mod serve;
 mod termination;
+mod trail;
 mod tripwire;
 mod user;
 
@@ -174,11 +175,11 @@ async fn run(command: Command, config: Config) -> CliResult {
             let result = match other {
                 Command::Firm(cmd) => firm::run(&config, &registry, cmd).await,
                 Command::Grant(cmd) => grant::run(&config, &registry, cmd).await,
-                Command::Credential(cmd) => credential::run(&registry, cmd).await,
+                Command::Credential(cmd) => credential::run(&config, &registry, cmd).await,
                 Command::Audit(cmd) => audit::run(&config, &registry, cmd).await,
-                Command::User(cmd) => user::run(&registry, cmd).await,
-                Command::Disclosures(args) => privacy::disclosures(&registry, args).await,
-                Command::BreachScope(args) => privacy::breach_scope(&registry, args).await,
+                Command::User(cmd) => user::run(&config, &registry, cmd).await,
+                Command::Disclosures(args) => privacy::disclosures(&config, &registry, args).await,
+                Command::BreachScope(args) => privacy::breach_scope(&config, &registry, args).await,
                 Command::Tripwire(cmd) => tripwire::run(&registry, cmd).await,
                 Command::Trace(args) => tripwire::trace(&config, &registry, args).await,
                 _ => unreachable!("handled above"),

@@ -2,7 +2,9 @@
 //! a customer. Termination switches every grant off at once (a ledger entry
 //! each; credentials and tokens revoked), lets each connector undo what it
 //! holds at its third party (Google accounts disconnected, events deleted when
-//! asked), and disables the firm's settings logins. The purge, scheduled by
+//! asked), and disables the firm's settings logins. Terminating a terminated
+//! firm again runs what is left of that clean-up once more (a third party
+//! that was down the first time), and changes nothing else. The purge, scheduled by
 //! `serve` after the retention period or run here on request, deletes what
 //! the registry holds of the firm and leaves a tombstone of its outbound log.
 
@@ -11,7 +13,7 @@ use super::{CliError, CliResult};
 use crate::clock::rfc3339;
 use crate::config::Config;
 use crate::privacy::retention::{self, Purged};
-use crate::registry::Registry;
+use crate::registry::{Registry, StoreError};
 
 /// The switch-off option every connector that offers it runs at termination.
 const DISCONNECT: &str = "disconnect_accounts";
@@ -34,7 +36,32 @@ pub async fn terminate(
             )));
         }
     }
-    let at = retention::mark_terminated(registry, firm, actor).await?;
+    let keys = config
+        .keyring()
+        .map_err(|e| {
+            CliError(format!(
+                "terminate needs the master key (the access trail is keyed): {e}"
+            ))
+        })?
+        .log_keys();
+    let (at, again) = match retention::mark_terminated(registry, &keys, firm, actor).await {
+        Ok(at) => (at, false),
+        Err(StoreError::Conflict(_)) => match retention::terminated_at(registry, firm).await? {
+            Some(at) => (at, true),
+            None => {
+                return Err(CliError(format!(
+                    "firm {firm} changed meanwhile; run again"
+                )))
+            }
+        },
+        Err(e) => return Err(e.into()),
+    };
+    if again {
+        println!(
+            "firm {firm} was terminated at {}; running the connectors' clean-up again",
+            rfc3339(at)
+        );
+    }
     let mut off = 0;
     let mut failures = Vec::new();
     for grant in registry.grants(Some(firm)).await? {

@@ -60,7 +60,11 @@ fn password(from_stdin: bool) -> Result<(String, bool), CliError> {
     Ok((line, false))
 }
 
-pub async fn run(registry: &Registry, command: UserCommand) -> CliResult {
+pub async fn run(
+    config: &crate::config::Config,
+    registry: &Registry,
+    command: UserCommand,
+) -> CliResult {
     match command {
         UserCommand::Add {
             firm,
@@ -81,6 +85,17 @@ pub async fn run(registry: &Registry, command: UserCommand) -> CliResult {
                     password: Some(&password),
                 })
                 .await?;
+            let what =
+                serde_json::json!({ "user_id": user.id, "email": user.email, "role": user.role });
+            super::trail::enter_firm(
+                config,
+                registry,
+                &firm,
+                crate::access_trail::Kind::UserAdded,
+                &super::trail::operator(),
+                what,
+            )
+            .await?;
             println!(
                 "added {} ({}) to firm {}",
                 user.email,
@@ -103,6 +118,16 @@ pub async fn run(registry: &Registry, command: UserCommand) -> CliResult {
                 .ok_or_else(|| CliError(format!("firm {firm} has no user {email}")))?;
             let (password, generated) = password(password_stdin)?;
             registry.set_password(&firm, &user.id, &password).await?;
+            let what = serde_json::json!({ "user_id": user.id, "email": user.email });
+            super::trail::enter_firm(
+                config,
+                registry,
+                &firm,
+                crate::access_trail::Kind::PasswordReset,
+                &super::trail::operator(),
+                what,
+            )
+            .await?;
             println!(
                 "password of {} in firm {firm} reset; their sessions ended",
                 user.email

@@ -1,7 +1,8 @@
 //! The OAuth 2.0 endpoints vendors use: the client-credentials grant
 //! (RFC 6749 s4.4) at `/oauth/token` and token revocation (RFC 7009) at
 //! `/oauth/revoke`. Errors follow RFC 6749 s5.2 (`application/json` with
-//! `error` and `error_description`), as OAuth client libraries expect.
+//! `error` and `error_description`), as OAuth client libraries expect. Every
+//! token issued is entered in its firm's access trail first.
 
 use super::client_ip::client_ip;
 use super::throttle::Refusal;
@@ -472,6 +473,18 @@ pub async fn token(
             // the credential is fine, so never tell the vendor otherwise.
             other => OAuthError::server(other),
         })?;
+    // Entered in the firm's access trail before the token is handed out: a
+    // token the trail could not take is withheld (it exists, unknown to anyone).
+    let entry = crate::access_trail::NewEntry::firm(
+        &client.firm_id,
+        crate::access_trail::Kind::TokenIssued,
+        &client.client_id,
+        &ip.to_string(),
+        json!({ "connector": client.connector, "client_id": client.client_id, "scopes": issued.scopes, "expires_at": issued.expires_at }),
+    );
+    crate::access_trail::record(&state.registry, &state.log_keys, entry)
+        .await
+        .map_err(OAuthError::server)?;
     metrics::counter!("scopegate_tokens_issued_total", "connector" => connector.id().to_string())
         .increment(1);
     let mut response = Json(json!({

@@ -24,5 +24,6 @@ mod secrets_at_rest;
 mod service_logs;
 mod shared_limits;
 mod tls_proxy;
+mod trail_cli;
 mod tripwire_cli;
 mod two_processes;

@@ -83,6 +83,24 @@ fn reports_terminate_and_purge_from_the_cli() {
         terminated.contains("terminated firm alpha-law"),
         "{terminated}"
     );
+    // Terminating again runs what is left of the clean-up once more; nothing else changes.
+    let again = ok(
+        d,
+        &[
+            "--master-key-file",
+            key_file,
+            "firm",
+            "terminate",
+            "--firm",
+            "alpha-law",
+            "--actor",
+            "dpo@alpha",
+        ],
+    );
+    assert!(
+        again.contains("was terminated at") && again.contains("0 grants switched off"),
+        "{again}"
+    );
     let (status, _) = curl_get(
         &format!("{}/v1/transactions?limit=1", server.base),
         &[&bearer],

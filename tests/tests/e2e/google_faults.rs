@@ -154,12 +154,12 @@ async fn records(env: &TestEnv, firm: &str) -> Vec<LogRecord> {
     out
 }
 
-/// The Calendar API calls (send and its result) of a firm, in order.
+/// The Calendar API event calls (send and its result) of a firm, in order.
 async fn calls(env: &TestEnv, firm: &str) -> Vec<(LogRecord, Option<LogRecord>)> {
     let all = records(env, firm).await;
     all.iter()
         .filter(|r| {
-            r.kind == "send" && r.connector == "google-calendar" && r.target.contains("/calendars/")
+            r.kind == "send" && r.connector == "google-calendar" && r.target.contains("/events")
         })
         .map(|send| {
             let result = all

@@ -139,10 +139,15 @@ async fn the_disclosure_report_names_exactly_who_received_a_clients_records(env:
         }
         checked_someone_with_both |= expected.len() == 2;
 
-        let report =
-            privacy::disclosures(&env.registry, &db, "f1", Subject::Client(client.clone()))
-                .await
-                .unwrap();
+        let report = privacy::disclosures(
+            &env.registry,
+            &db,
+            "f1",
+            Subject::Client(client.clone()),
+            &[],
+        )
+        .await
+        .unwrap();
         let got: BTreeMap<&str, (usize, usize)> = report
             .recipients
             .iter()
@@ -169,9 +174,15 @@ async fn the_disclosure_report_names_exactly_who_received_a_clients_records(env:
     // By matter: the first hooked matter went to the webhook, and to the
     // vendor only if a polled transaction or the matters page carried it.
     let matter = &hooked[0];
-    let report = privacy::disclosures(&env.registry, &db, "f1", Subject::Matter(matter.clone()))
-        .await
-        .unwrap();
+    let report = privacy::disclosures(
+        &env.registry,
+        &db,
+        "f1",
+        Subject::Matter(matter.clone()),
+        &[],
+    )
+    .await
+    .unwrap();
     let mut vendor_saw = false;
     for call in &received {
         for id in call {
@@ -196,9 +207,15 @@ async fn the_disclosure_report_names_exactly_who_received_a_clients_records(env:
     assert_eq!(connectors, want);
 
     // A client nobody heard of: nothing about them, and no recipient.
-    let none = privacy::disclosures(&env.registry, &db, "f1", Subject::Client("no-such".into()))
-        .await
-        .unwrap();
+    let none = privacy::disclosures(
+        &env.registry,
+        &db,
+        "f1",
+        Subject::Client("no-such".into()),
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(none.records_about_subject, 0);
     assert!(none.recipients.is_empty());
     app.stop().await;

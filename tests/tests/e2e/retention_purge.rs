@@ -161,7 +161,9 @@ async fn a_purged_firm_leaves_only_its_tombstone_and_the_log_still_verifies(env:
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("not terminated"), "{refused}");
-    mark_terminated(&env.registry, GONE, "dpo").await.unwrap();
+    mark_terminated(&env.registry, &keys, GONE, "dpo")
+        .await
+        .unwrap();
     for g in env.registry.grants(Some(GONE)).await.unwrap() {
         env.registry
             .disable_grant(GONE, &g.connector, "dpo")
@@ -203,18 +205,26 @@ async fn a_purged_firm_leaves_only_its_tombstone_and_the_log_still_verifies(env:
     };
     assert_eq!(tombstone.last_seq, head_before);
 
-    // Nothing of the purged firm in any table but its tombstone.
+    // Nothing of the purged firm in any table but its tombstones (the outbound
+    // log's and the access trail's; the operator's trail names neither firm
+    // nor any of its ids).
+    let tombstones = ["outbound_tombstones", "access_trail_tombstones"];
     for id in &identifiers {
         let found: Vec<(String, String)> = where_found(&env.registry, id)
             .await
             .into_iter()
-            .filter(|(t, _)| t != "outbound_tombstones")
+            .filter(|(t, _)| !tombstones.contains(&t.as_str()))
             .collect();
         assert!(found.is_empty(), "{id} is still in {found:?}");
     }
+    let mut found = where_found(&env.registry, GONE).await;
+    found.sort();
     assert_eq!(
-        where_found(&env.registry, GONE).await,
-        vec![("outbound_tombstones".to_string(), "firm_id".to_string())]
+        found,
+        vec![
+            ("access_trail_tombstones".to_string(), "chain".to_string()),
+            ("outbound_tombstones".to_string(), "firm_id".to_string())
+        ]
     );
     // The other firm still works, and its log is whole.
     assert_eq!(
@@ -287,7 +297,9 @@ async fn the_scheduled_purge_keeps_the_log_for_the_audit_period(env: TestEnv) {
         app.get("/v1/transactions?limit=3", &token).await.status(),
         200
     );
-    let at = mark_terminated(&env.registry, GONE, "dpo").await.unwrap();
+    let at = mark_terminated(&env.registry, &keys, GONE, "dpo")
+        .await
+        .unwrap();
     const DAY: i64 = 86_400_000;
     let policy = RetentionPolicy {
         data_ms: 183 * DAY,

@@ -95,6 +95,12 @@ pub async fn issue(
         .issue_credential(session.firm(), c.id())
         .await?;
     tracing::info!(firm = %session.firm(), client_id = %cred.client_id, "credential issued in settings");
+    let what = json!({ "connector": c.id(), "client_id": cred.client_id });
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::CredentialIssued, what),
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(issued(&cred.client_id, cred.client_secret.expose_secret())),
@@ -118,6 +124,12 @@ pub async fn rotate(
         .registry
         .rotate_credential(session.firm(), c.id(), &client_id)
         .await?;
+    let what = json!({ "connector": c.id(), "client_id": cred.client_id, "replaces": client_id });
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::CredentialRotated, what),
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(issued(&cred.client_id, cred.client_secret.expose_secret())),
@@ -141,5 +153,11 @@ pub async fn revoke(
         .registry
         .revoke_credential(session.firm(), &client_id)
         .await?;
+    let what = json!({ "connector": c.id(), "client_id": client_id });
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::CredentialRevoked, what),
+    )
+    .await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

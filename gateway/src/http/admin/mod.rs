@@ -4,6 +4,7 @@
 //! firm's ids answer 404 exactly like unknown ones. Every request that is not
 //! GET/HEAD must carry the session's CSRF token in `X-CSRF-Token`.
 
+pub mod choices;
 pub mod connectors;
 pub mod credentials;
 pub mod ledger;
@@ -11,6 +12,8 @@ pub mod outbound;
 pub mod privacy;
 pub mod security;
 pub mod session;
+pub mod sharing;
+pub mod trail;
 pub mod users;
 
 use super::problem::Problem;
@@ -35,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .merge(ledger::routes())
         .merge(privacy::routes())
         .merge(security::routes())
+        .merge(trail::routes())
         .merge(users::routes())
 }
 
@@ -43,6 +47,8 @@ pub struct Session {
     pub user: FirmUser,
     pub id_sha256: String,
     pub csrf_token: String,
+    /// The client's address as the gateway believes it (see `client_ip`), for the access trail.
+    pub from: String,
 }
 
 impl FirmScope for Session {
@@ -93,10 +99,23 @@ impl FromRequestParts<AppState> for Session {
             .resume_session(&id, state.accounts.idle_ms)
             .await?
             .ok_or_else(unauthenticated)?;
+        let from = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|peer| {
+                crate::http::client_ip::client_ip(
+                    peer.0.ip(),
+                    &parts.headers,
+                    &state.config.trusted_proxies,
+                )
+                .to_string()
+            })
+            .unwrap_or_else(|| "unknown".into());
         Ok(Session {
             user: live.user,
             id_sha256: live.id_sha256,
             csrf_token: live.csrf_token,
+            from,
         })
     }
 }
@@ -126,6 +145,15 @@ impl Session {
                 "only owners, admins and bookkeepers may read the outbound log",
             ))
         }
+    }
+
+    /// An event this person caused, for the firm's access trail.
+    pub fn trail_entry(
+        &self,
+        kind: crate::access_trail::Kind,
+        what: serde_json::Value,
+    ) -> crate::access_trail::NewEntry {
+        crate::access_trail::NewEntry::firm(self.firm(), kind, &self.user.email, &self.from, what)
     }
 
     /// How the consent ledger names this person.

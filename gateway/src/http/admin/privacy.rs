@@ -7,9 +7,11 @@
 //! no calls); anything else is a problem naming the parameter.
 
 use super::Session;
+use crate::capabilities::grant_for_session;
 use crate::http::problem::Problem;
 use crate::http::AppState;
 use crate::privacy::{self, Channel, Subject};
+use crate::recipient_accounts::{account_spells, spells_of};
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -23,16 +25,16 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The characters an id may have in `subject` and `channel` (ids here are
-/// UUIDs and `sg_...` client ids).
+/// UUIDs, `sg_...` client ids and account addresses).
 fn id_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '+')
 }
 
 /// One `kind:id` value of a pattern above, or a problem naming `field`.
 fn kind_and_id<'a>(
     field: &str,
     value: &'a str,
-    kinds: [&str; 2],
+    kinds: &[&str],
 ) -> Result<(&'a str, &'a str), Problem> {
     value
         .split_once(':')
@@ -40,10 +42,8 @@ fn kind_and_id<'a>(
             kinds.contains(kind) && (1..=200).contains(&id.len()) && id.chars().all(id_char)
         })
         .ok_or_else(|| {
-            Problem::unprocessable(
-                field,
-                format!("{field} must be {}:<id> or {}:<id>", kinds[0], kinds[1]),
-            )
+            let forms: Vec<String> = kinds.iter().map(|k| format!("{k}:<id>")).collect();
+            Problem::unprocessable(field, format!("{field} must be {}", forms.join(" or ")))
         })
 }
 
@@ -90,7 +90,7 @@ fn time_param(params: &[(String, String)], name: &str) -> Result<Option<i64>, Pr
 
 /// Which third parties received data about a client or a matter of the firm.
 #[utoipa::path(get, path = "/admin/v1/privacy/disclosures", tag = "admin",
-    params(("subject" = String, Query, pattern = "^(client|matter):[A-Za-z0-9_.-]{1,200}$",
+    params(("subject" = String, Query, pattern = "^(client|matter):[A-Za-z0-9_.@+-]{1,200}$",
             description = "client:<client id> or matter:<matter id>, ids as in the firm's database")),
     responses((status = 200, description = "The report: records about the subject, and one entry per connector grant that received any (fields, first and last time, records, calls)", body = Object),
               (status = 400, description = "A parameter the report does not take"),
@@ -106,26 +106,28 @@ pub async fn disclosures(
     let value = param(&params, "subject").ok_or_else(|| {
         Problem::unprocessable("subject", "subject is required: client:<id> or matter:<id>")
     })?;
-    let subject = match kind_and_id("subject", value, ["client", "matter"])? {
+    let subject = match kind_and_id("subject", value, &["client", "matter"])? {
         ("client", id) => Subject::Client(id.to_string()),
         (_, id) => Subject::Matter(id.to_string()),
     };
     let db = state.tenancy.firm_db(&session).await?;
-    let report = privacy::disclosures(&state.registry, &db, session.firm(), subject).await?;
+    let spells = spells(&state, &session).await?;
+    let report =
+        privacy::disclosures(&state.registry, &db, session.firm(), subject, &spells).await?;
     Ok(Json(report))
 }
 
 /// Whose data left through one grant or credential of the firm in a window.
 #[utoipa::path(get, path = "/admin/v1/privacy/breach-scope", tag = "admin",
-    params(("channel" = String, Query, pattern = "^(grant|credential):[A-Za-z0-9_.-]{1,200}$",
-            description = "grant:<grant id> or credential:<client id>"),
+    params(("channel" = String, Query, pattern = "^(grant|credential|account):[A-Za-z0-9_.@+-]{1,200}$",
+            description = "grant:<grant id>, credential:<client id>, or account:<address> (an account at the third party, e.g. a fee earner's Google account)"),
            ("since" = i64, Query, minimum = 0, description = "window start, Unix ms, inclusive"),
            ("until" = Option<i64>, Query, minimum = 0, description = "window end, Unix ms, exclusive (default now)"),
            ("format" = Option<String>, Query, pattern = "^(json|csv)$", description = "json (default) or csv")),
     responses((status = 200, description = "The clients affected, with fields and times (JSON, or text/csv with format=csv)", body = Object),
               (status = 400, description = "A parameter the report does not take"),
               (status = 403, description = "Not an owner or admin"),
-              (status = 404, description = "No such grant or credential in this firm"),
+              (status = 404, description = "No such grant, credential or account in this firm"),
               (status = 422, description = "A parameter missing or malformed")))]
 pub async fn breach_scope(
     State(state): State<AppState>,
@@ -137,12 +139,13 @@ pub async fn breach_scope(
     let value = param(&params, "channel").ok_or_else(|| {
         Problem::unprocessable(
             "channel",
-            "channel is required: grant:<id> or credential:<client id>",
+            "channel is required: grant:<id>, credential:<client id> or account:<address>",
         )
     })?;
-    let channel = match kind_and_id("channel", value, ["grant", "credential"])? {
+    let channel = match kind_and_id("channel", value, &["grant", "credential", "account"])? {
         ("grant", id) => Channel::Grant(id.to_string()),
-        (_, id) => Channel::Credential(id.to_string()),
+        ("credential", id) => Channel::Credential(id.to_string()),
+        (_, id) => Channel::Account(id.to_string()),
     };
     let since = time_param(&params, "since")?
         .ok_or_else(|| Problem::unprocessable("since", "since is required (Unix ms)"))?;
@@ -158,8 +161,25 @@ pub async fn breach_scope(
         }
     };
     let db = state.tenancy.firm_db(&session).await?;
-    let scope =
-        privacy::breach_scope(&state.registry, &db, session.firm(), channel, since, until).await?;
+    let scope = match channel {
+        Channel::Account(account) => {
+            let spells = spells_of(&spells(&state, &session).await?, &account);
+            privacy::breach_scope_of_account(
+                &state.registry,
+                &db,
+                session.firm(),
+                &account,
+                &spells,
+                since,
+                until,
+            )
+            .await?
+        }
+        channel => {
+            privacy::breach_scope(&state.registry, &db, session.firm(), channel, since, until)
+                .await?
+        }
+    };
     if csv {
         Ok((
             [
@@ -175,6 +195,22 @@ pub async fn breach_scope(
     } else {
         Ok(Json(scope).into_response())
     }
+}
+
+/// The accounts the firm's connectors delivered to, read through the session's handle.
+async fn spells(
+    state: &AppState,
+    session: &Session,
+) -> Result<Vec<(String, privacy::AccountSpell)>, Problem> {
+    account_spells(
+        &state.connectors,
+        &state.registry,
+        &state.catalogue,
+        session.firm(),
+        |g, c| grant_for_session(g, c, &session.user.id),
+    )
+    .await
+    .map_err(Problem::from)
 }
 
 #[cfg(test)]
@@ -193,13 +229,17 @@ mod tests {
             ("client", false),
         ] {
             assert_eq!(
-                kind_and_id("subject", text, ["client", "matter"]).is_ok(),
+                kind_and_id("subject", text, &["client", "matter"]).is_ok(),
                 ok,
                 "{text}"
             );
         }
-        for text in ["grant:g1", "credential:sg_abc"] {
-            assert!(kind_and_id("channel", text, ["grant", "credential"]).is_ok());
+        for text in [
+            "grant:g1",
+            "credential:sg_abc",
+            "account:partner+cal@harbour.example",
+        ] {
+            assert!(kind_and_id("channel", text, &["grant", "credential", "account"]).is_ok());
         }
     }
 }

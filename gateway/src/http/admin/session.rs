@@ -3,7 +3,10 @@
 //! the same answer whether the account exists or not. A locked account still
 //! takes its right password from an address that has not failed for it.
 //! With shared budgets configured and Redis unreachable, logins answer 503
-//! unchecked (the budgets fail closed).
+//! unchecked (the budgets fail closed). Every checked login is entered in
+//! the firm's access trail: a success, and a failure for a firm that exists
+//! (the email as typed, cut short); a failure for a firm that does not exist
+//! is entered nowhere (no chain is started by whoever types a name).
 
 use super::{json_body, Session};
 use crate::accounts::{passwords, sessions::COOKIE};
@@ -103,16 +106,18 @@ pub async fn login(
     if let Some(refusal) = throttle.locked_out(ip, &account).await {
         return Err(login_refused(refusal));
     }
-    let found = match state.registry.firm(body.firm.trim()).await {
-        Ok(_) => {
+    let (found, firm_exists) = match state.registry.firm(body.firm.trim()).await {
+        Ok(_) => (
             state
                 .registry
                 .user_for_login(body.firm.trim(), &body.email)
-                .await?
-        }
-        Err(crate::registry::StoreError::NotFound(_)) => None,
+                .await?,
+            true,
+        ),
+        Err(crate::registry::StoreError::NotFound(_)) => (None, false),
         Err(e) => return Err(e.into()),
     };
+    let email = body.email.trim().to_lowercase();
     let password = body.password;
     let Some(_permit) = state.accounts.password_permit().await else {
         return Err(Problem::too_many_requests(1));
@@ -131,6 +136,17 @@ pub async fn login(
     let Some(user) = ok_user else {
         metrics::counter!("scopegate_auth_failures_total", "endpoint" => "settings_login", "reason" => "refused")
             .increment(1);
+        if firm_exists {
+            let entry = crate::access_trail::NewEntry::firm(
+                body.firm.trim(),
+                crate::access_trail::Kind::LoginFailed,
+                &email,
+                &ip.to_string(),
+                json!({ "email": email }),
+            );
+            // The refusal stands whether or not the trail took it.
+            let _ = crate::http::admin::trail::enter(&state, entry).await;
+        }
         if let Some(refusal) = throttle.record_failure(ip, &account).await {
             return Err(login_refused(refusal));
         }
@@ -144,6 +160,14 @@ pub async fn login(
         .registry
         .create_session(&user, state.accounts.max_ms)
         .await?;
+    let entry = crate::access_trail::NewEntry::firm(
+        &user.firm_id,
+        crate::access_trail::Kind::LoginSucceeded,
+        &user.email,
+        &ip.to_string(),
+        json!({ "user_id": user.id, "role": user.role }),
+    );
+    crate::http::admin::trail::enter(&state, entry).await?;
     tracing::info!(firm = %user.firm_id, user = %user.id, "settings login");
     let firm = state.registry.firm(&user.firm_id).await?;
     let body = me_body(

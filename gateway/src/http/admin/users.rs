@@ -160,6 +160,12 @@ pub async fn add(
         .await
         .map_err(hashing_problem)?;
     let user = state.registry.add_user_with_hash(new, Some(hash)).await?;
+    let what = json!({ "user_id": user.id, "email": user.email, "role": user.role });
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::UserAdded, what),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user": user, "password": password })),
@@ -189,6 +195,12 @@ pub async fn reset_password(
         .registry
         .set_password_hash(session.firm(), &target.id, hash)
         .await?;
+    let what = json!({ "user_id": target.id, "email": target.email });
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::PasswordReset, what),
+    )
+    .await?;
     Ok(Json(json!({ "user": target, "password": password })))
 }
 
@@ -208,7 +220,15 @@ pub async fn disable(
     if target.id == session.user.id {
         return Err(Problem::conflict("you cannot disable your own account"));
     }
-    Ok(Json(
-        json!({ "user": state.registry.disable_user(session.firm(), &target.id).await? }),
-    ))
+    let user = state
+        .registry
+        .disable_user(session.firm(), &target.id)
+        .await?;
+    let what = json!({ "user_id": target.id, "email": target.email });
+    super::trail::enter(
+        &state,
+        session.trail_entry(crate::access_trail::Kind::UserDisabled, what),
+    )
+    .await?;
+    Ok(Json(json!({ "user": user })))
 }

@@ -1,13 +1,14 @@
 //! `GET /settings/handoff?assertion=...`: the host application's signed
 //! assertion (see `accounts::handoff`) becomes a settings session and the
 //! browser is sent on to the page. Bad, expired and replayed assertions are
-//! refused with 401 and nothing is created.
+//! refused with 401 and nothing is created. A hand-off that becomes a
+//! session is entered in the firm's access trail.
 
 use crate::accounts::handoff::{verify, HandoffError};
 use crate::http::admin::session::session_cookie_header;
 use crate::http::problem::Problem;
 use crate::http::AppState;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -21,6 +22,8 @@ fn refused(e: HandoffError) -> Problem {
 
 pub async fn handoff(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
     let key = state
@@ -61,6 +64,16 @@ pub async fn handoff(
         .registry
         .create_session(&user, state.accounts.max_ms)
         .await?;
+    let from =
+        crate::http::client_ip::client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    let entry = crate::access_trail::NewEntry::firm(
+        &user.firm_id,
+        crate::access_trail::Kind::Handoff,
+        &user.email,
+        &from.to_string(),
+        serde_json::json!({ "user_id": user.id, "role": user.role, "firm_user_id": claims.firm_user_id }),
+    );
+    crate::http::admin::trail::enter(&state, entry).await?;
     tracing::info!(firm = %user.firm_id, user = %user.id, "settings hand-off");
     let mut response = (
         StatusCode::SEE_OTHER,

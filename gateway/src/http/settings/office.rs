@@ -36,6 +36,12 @@ pub const OFFICE_TABS: &[OfficeTab] = &[
         intro: "Tripwires that fired: a decoy credential used, a vendor token probing outside its grant, a record id no grant of this firm was shown.",
         script: include_str!("../../../assets/office/security.js"),
     },
+    OfficeTab {
+        id: "trail",
+        title: "Audit trail",
+        intro: "Who logged in, handed off, changed users, credentials or integrations, and which vendor tokens were issued: when, from where and what.",
+        script: include_str!("../../../assets/office/trail.js"),
+    },
 ];
 
 pub fn routes() -> Router<AppState> {
