@@ -101,3 +101,62 @@ async fn deliver(client: &reqwest::Client, webhook: &AlertWebhook, event: &Secur
         backoff *= 2;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use scopegate_core::security::{EventKind, NewSecurityEvent};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A receiver that answers 503 to the first two attempts, then takes the event.
+    #[tokio::test]
+    async fn a_failed_delivery_is_retried_with_backoff_and_signed() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let (got, mut received) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post({
+                let attempts = attempts.clone();
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    if attempts.fetch_add(1, Ordering::SeqCst) < 2 {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let signed = headers[SIGNATURE_HEADER].to_str().unwrap().to_string();
+                    got.send((signed, body.to_vec())).unwrap();
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let key = "a-webhook-key-of-some-length";
+        let (queue, _task) = start(AlertWebhook {
+            url: url.into(),
+            key: key.to_string().into(),
+        });
+        let event = SecurityEvent::new(NewSecurityEvent {
+            firm_id: "firm-a".into(),
+            kind: EventKind::DecoyCredential,
+            grant_id: None,
+            connector: None,
+            tripwire_id: Some("t1".into()),
+            source_ip: None,
+            detail: "decoy".into(),
+        });
+        let started = std::time::Instant::now();
+        queue.send(event.clone()).await.unwrap();
+        let (signed, body) = tokio::time::timeout(Duration::from_secs(5), received.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // Two waits: 250 ms, then 500 ms.
+        assert!(started.elapsed() >= Duration::from_millis(750));
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+        assert_eq!(signed, signature(key.as_bytes(), &body));
+        let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent["id"], event.id.as_str());
+        assert_eq!(sent["kind"], "decoy_credential");
+    }
+}

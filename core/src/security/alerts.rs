@@ -61,3 +61,50 @@ impl Alerts {
         event
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::EventKind;
+
+    fn probe(n: usize) -> NewSecurityEvent {
+        NewSecurityEvent {
+            firm_id: "firm-a".into(),
+            kind: EventKind::OutOfScope,
+            grant_id: Some("grant-a".into()),
+            connector: Some("accounting".into()),
+            tripwire_id: None,
+            source_ip: None,
+            detail: format!("probe {n}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_webhook_queue_drops_the_webhook_but_every_event_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("registry.db").display());
+        let registry = Registry::connect_and_migrate(&url).await.unwrap();
+        sqlx::query("INSERT INTO firms (id, name, data_url, created_at) VALUES ('firm-a', 'A', 'sqlite://x', 0)")
+            .execute(registry.pool())
+            .await
+            .unwrap();
+        let (queue, mut webhook) = mpsc::channel(1);
+        let alerts = Alerts::new(registry.clone(), Some(queue));
+        let raised: Vec<SecurityEvent> = (0..3).map(|n| alerts.raise(probe(n))).collect();
+        assert_eq!(webhook.recv().await.unwrap(), raised[0]);
+        assert!(
+            webhook.try_recv().is_err(),
+            "the queue held one; the rest were dropped"
+        );
+        let stored = loop {
+            let page = registry.security_events("firm-a", None, 10).await.unwrap();
+            if page.events.len() == 3 {
+                break page.events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        for event in &raised {
+            assert!(stored.contains(event), "{event:?}");
+        }
+    }
+}
