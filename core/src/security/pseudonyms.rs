@@ -24,6 +24,9 @@ use secrecy::zeroize::Zeroizing;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
+/// Grant records under this prefix are the gateway's own: a connector can
+/// neither read, write, seal nor open them (see `capabilities::records`).
+pub const CORE_RECORDS: &str = "core.";
 /// The grant record that holds the sealed key.
 pub const KEY_RECORD: &str = "core.pseudonym-key";
 /// The purpose the key is sealed for.
