@@ -147,7 +147,14 @@ async fn each_tripwire_reaches_the_webhook_within_a_second(env: TestEnv) {
         .unwrap();
     use secrecy::ExposeSecret;
     let wrong_secret = scopegate::secrets::generate(scopegate::secrets::SecretKind::ClientSecret);
-    assert_eq!(decoy.client_id.len(), alpha_id.len());
+    // The very format of a real credential (base58, so its length varies like theirs).
+    use scopegate::secrets::{check_format, SecretKind};
+    assert!(check_format(SecretKind::ClientId, &decoy.client_id).is_ok());
+    assert!(check_format(
+        SecretKind::ClientSecret,
+        decoy.client_secret.expose_secret()
+    )
+    .is_ok());
     assert_eq!(&decoy.client_id[..4], &alpha_id[..4]);
     let wrong = answer(token_request(&app, &alpha_id, &wrong_secret).await).await;
     let sent = Instant::now();
