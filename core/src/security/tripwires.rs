@@ -78,3 +78,27 @@ impl Registry {
         })
     }
 }
+
+/// Plants a decoy for `firm_id` ([`Registry::add_tripwire`]) and enters
+/// "tripwire planted" in the firm's access trail, as `actor` from `origin`:
+/// the tripwire's id and label, never its client id or secret (the firm's
+/// admins read the trail).
+pub async fn plant(
+    registry: &Registry,
+    keys: &crate::keys::LogKeys,
+    firm_id: &str,
+    label: &str,
+    actor: &str,
+    origin: &str,
+) -> StoreResult<PlantedDecoy> {
+    let planted = registry.add_tripwire(firm_id, label).await?;
+    let entry = crate::access_trail::NewEntry::firm(
+        firm_id,
+        crate::access_trail::Kind::TripwirePlanted,
+        actor,
+        origin,
+        serde_json::json!({ "tripwire_id": planted.tripwire_id, "label": label }),
+    );
+    crate::access_trail::record(registry, keys, entry).await?;
+    Ok(planted)
+}

@@ -180,7 +180,7 @@ async fn run(command: Command, config: Config) -> CliResult {
                 Command::User(cmd) => user::run(&config, &registry, cmd).await,
                 Command::Disclosures(args) => privacy::disclosures(&config, &registry, args).await,
                 Command::BreachScope(args) => privacy::breach_scope(&config, &registry, args).await,
-                Command::Tripwire(cmd) => tripwire::run(&registry, cmd).await,
+                Command::Tripwire(cmd) => tripwire::run(&config, &registry, cmd).await,
                 Command::Trace(args) => tripwire::trace(&config, &registry, args).await,
                 _ => unreachable!("handled above"),
             };

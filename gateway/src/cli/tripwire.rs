@@ -5,7 +5,7 @@ use super::{CliError, CliResult};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::security::pseudonyms::Pseudonyms;
-use crate::security::tripwires::PlantedDecoy;
+use crate::security::tripwires;
 use crate::tenancy::Tenancy;
 use clap::{Args, Subcommand};
 use secrecy::ExposeSecret;
@@ -30,11 +30,20 @@ pub struct TraceArgs {
     pub id: String,
 }
 
-pub async fn run(registry: &Registry, command: TripwireCommand) -> CliResult {
+pub async fn run(config: &Config, registry: &Registry, command: TripwireCommand) -> CliResult {
     match command {
         TripwireCommand::Add { firm, label } => {
-            let planted = registry.add_tripwire(&firm, &label).await?;
-            tripwire_planted(&firm, &label, &planted);
+            let planted = match config.keyring() {
+                Ok(keyring) => {
+                    let actor = super::trail::operator();
+                    let (keys, from) = (keyring.log_keys(), super::trail::FROM_CLI);
+                    tripwires::plant(registry, &keys, &firm, &label, &actor, from).await?
+                }
+                Err(_) => {
+                    eprintln!("note: not entered in the access trail (tripwire_planted; it is keyed): configure the master key");
+                    registry.add_tripwire(&firm, &label).await?
+                }
+            };
             println!("client_id={}", planted.client_id);
             println!("client_secret={}", planted.client_secret.expose_secret());
             eprintln!(
@@ -45,9 +54,6 @@ pub async fn run(registry: &Registry, command: TripwireCommand) -> CliResult {
     }
     Ok(())
 }
-
-/// Where the audit trail records "tripwire planted" (firm, label, tripwire id; never the secret).
-fn tripwire_planted(_firm: &str, _label: &str, _planted: &PlantedDecoy) {}
 
 pub async fn trace(config: &Config, registry: &Registry, args: TraceArgs) -> CliResult {
     let id = args.id.trim();
