@@ -40,8 +40,9 @@ pub async fn run(config: &Config, registry: &Registry, command: TripwireCommand)
                     tripwires::plant(registry, &keys, &firm, &label, &actor, from).await?
                 }
                 Err(_) => {
+                    let planted = registry.add_tripwire(&firm, &label).await?;
                     eprintln!("note: not entered in the access trail (tripwire_planted; it is keyed): configure the master key");
-                    registry.add_tripwire(&firm, &label).await?
+                    planted
                 }
             };
             println!("client_id={}", planted.client_id);
