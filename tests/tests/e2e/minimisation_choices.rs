@@ -61,6 +61,14 @@ async fn matter_number_replaces_the_matter_name_everywhere_it_leaves(env: TestEn
         )
         .await;
     assert_eq!(refused.status(), 400);
+    // A choice only another connector offers: that connector has no such resource.
+    let elsewhere = admin
+        .put(
+            "/admin/v1/connectors/accounting/choices",
+            json!({"event_title": "matter_number"}),
+        )
+        .await;
+    assert_eq!(elsewhere.status(), 404);
     let refused = admin
         .put(
             "/admin/v1/connectors/google-calendar/choices",

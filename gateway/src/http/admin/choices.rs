@@ -17,21 +17,44 @@ use axum::Json;
 use scopegate_contract::choices::Chosen;
 use serde_json::Value;
 
-/// The body as the OpenAPI document describes it: choice name -> option name.
+/// The body as the OpenAPI document describes it: choice name -> option name,
+/// for every choice a registered connector offers (a connector answers 404 for
+/// a choice only another one offers).
 pub struct ChoicesBody;
+
+/// Every choice name any registered connector offers, with the options any offers for it.
+fn offered_choices() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut offered: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for c in crate::connectors::registered() {
+        let Ok(contract) = c.contract().load() else {
+            continue;
+        };
+        for (name, choice) in contract.manifest.choices {
+            offered
+                .entry(name)
+                .or_default()
+                .extend(choice.options.into_keys());
+        }
+    }
+    offered
+}
 
 impl utoipa::PartialSchema for ChoicesBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
-        ObjectBuilder::new()
+        let mut body = ObjectBuilder::new()
             .schema_type(Type::Object)
-            .additional_properties(Some(AdditionalProperties::RefOr(
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        for (name, options) in offered_choices() {
+            body = body.property(
+                name,
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .min_length(Some(1))
-                    .into(),
-            )))
-            .into()
+                    .enum_values(Some(options)),
+            );
+        }
+        body.into()
     }
 }
 
@@ -45,7 +68,7 @@ impl utoipa::ToSchema for ChoicesBody {}
               (status = 400, description = "The body is not a JSON object, or names a choice this connector does not offer"),
               (status = 415, description = "A body that is not application/json"),
               (status = 403, description = "Not an owner or admin"),
-              (status = 404, description = "No such connector"),
+              (status = 404, description = "No such connector, or a choice only another connector offers"),
               (status = 422, description = "An option the choice does not offer")))]
 pub async fn set(
     State(state): State<AppState>,
@@ -60,6 +83,12 @@ pub async fn set(
     let mut asked = Chosen::new();
     for (name, value) in body {
         let Some(choice) = c.contract.manifest.choices.get(&name) else {
+            if offered_choices().contains_key(&name) {
+                return Err(Problem::not_found(format!(
+                    "{} offers no choice {name}",
+                    c.id()
+                )));
+            }
             let detail = c
                 .contract
                 .check_choices(&[(name.clone(), String::new())].into())
