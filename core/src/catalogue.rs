@@ -2,9 +2,12 @@
 //! into its crate, or read from a folder given with `--schemas-dir` so an
 //! operator can ship a new contract version), the hash a grant must match and
 //! its compiled projections. The catalogue names no connector itself: the
-//! gateway's registration list hands it their contracts.
+//! gateway's registration list hands it their contracts. A connector whose
+//! manifest offers minimisation choices has projections compiled for every
+//! combination of options, so a firm's choice costs no compilation per read.
 
 use crate::projection::Projection;
+use scopegate_contract::choices::Chosen;
 use scopegate_contract::{BuiltInContract, ConnectorContract, ContractError, Schema};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,8 +18,14 @@ use std::sync::Arc;
 pub struct Connector {
     pub contract: ConnectorContract,
     pub schema_hash: String,
+    /// The projections of a firm that never chose (the schemas as written).
     pub projections: BTreeMap<String, Projection>,
+    /// The projections under every other combination of choices.
+    variants: BTreeMap<Chosen, BTreeMap<String, Projection>>,
 }
+
+/// At most this many combinations of choices a manifest may offer.
+const MAX_VARIANTS: usize = 64;
 
 /// Every known connector, by id.
 #[derive(Debug, Clone)]
@@ -121,21 +130,62 @@ fn load_folder(folder: &Path) -> Result<Connector, CatalogueError> {
 }
 
 fn compile(contract: ConnectorContract) -> Result<Connector, CatalogueError> {
+    let projections = compile_projections(&contract)?;
+    let defaults = contract.default_choices();
+    let mut variants = BTreeMap::new();
+    for chosen in combinations(&contract)? {
+        if chosen != defaults {
+            let projections = compile_projections(&contract.with_choices(&chosen))?;
+            variants.insert(chosen, projections);
+        }
+    }
+    Ok(Connector {
+        schema_hash: contract.schema_hash(),
+        contract,
+        projections,
+        variants,
+    })
+}
+
+fn compile_projections(
+    contract: &ConnectorContract,
+) -> Result<BTreeMap<String, Projection>, CatalogueError> {
     let mut projections = BTreeMap::new();
     for name in contract.schemas.keys() {
         let projection =
-            Projection::compile(&contract, name).map_err(|reason| CatalogueError::Projection {
+            Projection::compile(contract, name).map_err(|reason| CatalogueError::Projection {
                 connector: contract.manifest.id.clone(),
                 schema: name.clone(),
                 reason,
             })?;
         projections.insert(name.clone(), projection);
     }
-    Ok(Connector {
-        schema_hash: contract.schema_hash(),
-        contract,
-        projections,
-    })
+    Ok(projections)
+}
+
+/// Every combination of the manifest's options (one combination, empty, without choices).
+fn combinations(contract: &ConnectorContract) -> Result<Vec<Chosen>, CatalogueError> {
+    let mut all = vec![Chosen::new()];
+    for (name, choice) in &contract.manifest.choices {
+        all = all
+            .into_iter()
+            .flat_map(|chosen| {
+                choice.options.keys().map(move |option| {
+                    let mut next = chosen.clone();
+                    next.insert(name.clone(), option.clone());
+                    next
+                })
+            })
+            .collect();
+        if all.len() > MAX_VARIANTS {
+            return Err(CatalogueError::Contract(ContractError::Choice {
+                connector: contract.manifest.id.clone(),
+                choice: name.clone(),
+                reason: format!("the choices make more than {MAX_VARIANTS} combinations"),
+            }));
+        }
+    }
+    Ok(all)
 }
 
 impl Connector {
@@ -149,6 +199,20 @@ impl Connector {
 
     pub fn id(&self) -> &str {
         &self.contract.manifest.id
+    }
+
+    /// The projections of a firm whose effective choices are `chosen`.
+    pub fn projections_for(&self, chosen: &Chosen) -> &BTreeMap<String, Projection> {
+        self.variants.get(chosen).unwrap_or(&self.projections)
+    }
+
+    /// A name for the firm's variant of the projections: `None` for the
+    /// schemas as written, else the chosen options (what a connector keeps
+    /// to notice that a firm changed its choice).
+    pub fn variant_name(&self, chosen: &Chosen) -> Option<String> {
+        self.variants
+            .contains_key(chosen)
+            .then(|| serde_json::to_string(chosen).expect("choices serialise"))
     }
 
     pub fn projection(&self, schema: &str) -> &Projection {

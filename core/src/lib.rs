@@ -22,6 +22,8 @@
 //!
 //! [`keys`] and [`secrets`] hold the master keyring and the secret formats;
 //! [`privacy`] answers the privacy office: disclosures and breach scope;
+//! [`security`] keeps the tripwires (decoy credentials, per-grant
+//! pseudonymous ids) and raises their alerts;
 //! [`reseal`] re-seals stored secrets under a new master key, rebuilding
 //! each binding (`binding`) as the capabilities made it;
 //! [`clock`] the time.
@@ -41,4 +43,5 @@ pub mod projection;
 pub mod registry;
 pub mod reseal;
 pub mod secrets;
+pub mod security;
 pub mod tenancy;

@@ -137,6 +137,33 @@ const RECORDS_PAGE: &str =
 
 /// Re-seals every stored sealed value that is not under the keyring's current
 /// key (or is in the `v1` form), `batch` rows per transaction; see the module doc.
+/// A key rotation as the operator runs it: [`reseal`], then a `key_rotated`
+/// entry in the operator's access trail naming the new primary key and the counts.
+pub async fn rotate(
+    registry: &Registry,
+    keyring: &Keyring,
+    v1_purposes: &V1Purposes,
+    batch: usize,
+    actor: &str,
+    origin: &str,
+) -> StoreResult<ResealReport> {
+    let report = reseal(registry, keyring, v1_purposes, batch).await?;
+    let what = serde_json::json!({
+        "key_id": keyring.primary_id(),
+        "resealed": report.values_resealed + report.parked_resealed,
+        "unopened": report.unopened,
+        "left": report.left,
+    });
+    let entry = crate::access_trail::NewEntry::operator(
+        crate::access_trail::Kind::KeyRotated,
+        actor,
+        origin,
+        what,
+    );
+    crate::access_trail::record(registry, &keyring.log_keys(), entry).await?;
+    Ok(report)
+}
+
 pub async fn reseal(
     registry: &Registry,
     keyring: &Keyring,

@@ -213,17 +213,50 @@ function renderConnector(c) {
   const receives = c.receives.map((s) => h("div", {},
     h("h3", {}, s.title), s.description ? h("p", { class: "muted" }, s.description) : null,
     h("dl", { class: "fields" }, s.fields.map((f) => [h("dt", {}, f.name), h("dd", {}, f.description)]))));
+  const unused = c.enabled && c.unused
+    ? h("p", { class: "notice", id: "unused-" + c.id, role: "note" }, "Unused for " + c.unused.days + " days: nothing was shared since " + when(c.unused.since) +
+        ". Consider switching it off (grants unused for " + c.unused.threshold_days + " days may be switched off automatically).")
+    : null;
   return h("article", { class: "card", id: "connector-" + c.id, "aria-labelledby": "title-" + c.id },
     h("div", { class: "connector-head" },
       h("div", {}, h("h2", { id: "title-" + c.id }, c.name), h("p", {}, c.description)),
       h("div", { class: "switch-row" }, h("span", { id: labelId }, "Share with " + c.name), sw, status)),
     h("div", { id: "switch-off-" + c.id }),
     consented,
+    unused,
     c.needs_reconsent ? renderReconsent(c) : null,
+    c.choices.length ? renderChoices(c) : null,
     h("h2", {}, "What " + c.name + " receives"),
     receives,
+    audits() ? renderSharing(c) : null,
     h("p", { class: "muted" }, "Permissions: " + c.scopes.join(", ")),
     h("div", { id: "credentials-" + c.id }));
+}
+
+function audits() { return state.me && (manages() || state.me.user.role === "bookkeeper"); }
+
+// Minimisation choices: part of the consented contract, so a change while on is a consent event.
+function renderChoices(c) {
+  return h("div", { class: "choices" }, c.choices.map((ch) => {
+    const id = "choice-" + c.id + "-" + ch.name;
+    const select = h("select", { id, disabled: !manages() || null },
+      ch.options.map((o) => h("option", { value: o.name, selected: o.name === ch.chosen || null }, o.label)));
+    const save = h("button", { type: "button", class: "ghost", id: id + "-save", disabled: !manages() || null, onclick: () =>
+      act(() => api("PUT", "/admin/v1/connectors/" + c.id + "/choices", { [ch.name]: select.value }),
+        ch.label + " set" + (c.enabled ? "; recorded as a consent in the consent history." : ".")) }, "Save");
+    return h("div", { class: "filters" }, h("div", {}, h("label", { for: id }, ch.label), select), h("div", { class: "actions" }, save));
+  }));
+}
+
+// Records shared per day (last 30 days), drawn by the gateway; the alt text says the total and the peak day.
+function renderSharing(c) {
+  const s = c.sharing;
+  const alt = s.peak
+    ? s.total + " records shared with " + c.name + " in the last " + s.days + " days; peak " + s.peak.records + " on " + new Date(s.peak.day).toISOString().slice(0, 10)
+    : "No records shared with " + c.name + " in the last " + s.days + " days";
+  return h("figure", { class: "sharing", id: "sharing-" + c.id },
+    h("img", { src: "/admin/v1/connectors/" + c.id + "/sharing.svg?t=" + Date.now(), alt, width: "300", height: "65", id: "sharing-chart-" + c.id }),
+    h("figcaption", { class: "muted" }, "Records shared per day, last " + s.days + " days: " + alt + "."));
 }
 
 function renderReconsent(c) {
@@ -344,12 +377,15 @@ async function loadOutbound(reset) {
   if (!reset && state.outboundBefore !== null) q.set("before", state.outboundBefore);
   const page = await api("GET", "/admin/v1/outbound?" + q.toString());
   const body = $("outbound-table").querySelector("tbody");
+  // One row per call: the send with its result ("outcome unknown" where none was recorded).
   const rows = page.data.map((r) => h("tr", {},
-    h("td", {}, r.seq), h("td", {}, when(r.at)), h("td", {}, r.kind === "send" ? (r.direction === "inbound" ? "Received" : "Sent") : "Result of #" + r.send_seq),
+    h("td", {}, r.seq), h("td", {}, when(r.at)), h("td", {}, r.direction === "inbound" ? "Received" : "Sent"),
     h("td", {}, r.connector), h("td", { class: "mono" }, r.method + " " + r.target),
-    h("td", {}, r.kind === "send" ? r.fields.join(", ") + " (" + r.record_ids.length + " records)" : ""),
+    h("td", {}, r.fields.join(", ") + " (" + r.record_ids.length + " records)"),
     h("td", {}, r.bytes),
-    h("td", {}, r.status === null ? "" : h("span", { class: r.status < 400 ? "badge on" : "badge bad" }, r.status))));
+    h("td", {}, r.result === null ? h("span", { class: "badge warn" }, "Outcome unknown")
+      : h("span", { class: r.result.status < 400 ? "badge on" : "badge bad" }, r.result.status)),
+    h("td", {}, r.result === null ? "" : (r.result.latency_us / 1000).toFixed(1) + " ms")));
   if (reset) body.replaceChildren(...rows); else body.append(...rows);
   state.outboundBefore = page.next_before;
   $("outbound-more").hidden = page.next_before === null;
@@ -363,8 +399,11 @@ async function loadLedger() {
   const list = await api("GET", "/admin/v1/consent-ledger");
   $("ledger-table").querySelector("tbody").replaceChildren(...list.data.map((e) => h("tr", {},
     h("td", {}, when(e.at)), h("td", {}, e.connector),
-    h("td", {}, h("span", { class: e.action === "enable" ? "badge on" : "badge off" }, e.action === "enable" ? "Switched on" : "Switched off")),
-    h("td", {}, e.actor), h("td", {}, "version " + e.contract_version))));
+    h("td", {}, h("span", { class: e.action === "disable" ? "badge off" : "badge on" },
+      { enable: "Switched on", disable: "Switched off", choose: "Choice changed" }[e.action] || e.action)),
+    h("td", {}, e.actor + (e.reason ? " (" + e.reason + ")" : "")),
+    h("td", {}, "version " + e.contract_version +
+      (Object.keys(e.choices).length ? "; " + Object.entries(e.choices).map(([k, v]) => k.replaceAll("_", " ") + ": " + v.replaceAll("_", " ")).join(", ") : "")))));
 }
 
 // ---- users ----

@@ -83,6 +83,12 @@ impl Application {
         let (log, log_writer) = OutboundLog::start(registry.clone(), log_keys.clone());
         let tenancy = Tenancy::new(registry.clone(), config.firm_pool_capacity);
         let (stopping, stop_signal) = tokio::sync::watch::channel(false);
+        // The webhook sender ends by itself once every handle on its queue is dropped.
+        let webhook = config
+            .alert_webhook
+            .clone()
+            .map(|webhook| crate::alert_webhook::start(webhook).0);
+        let alerts = crate::security::Alerts::new(registry.clone(), webhook);
         let connectors = running_connectors(
             connectors,
             &CoreServices::new(
@@ -90,7 +96,8 @@ impl Application {
                 tenancy.clone(),
                 log.clone(),
                 keyring.clone(),
-            ),
+            )
+            .with_alerts(alerts.clone()),
             &catalogue,
             &config,
             &stop_signal,
@@ -103,6 +110,7 @@ impl Application {
             tenancy: tenancy.clone(),
             connectors,
             stopping,
+            alerts,
             auth_throttle: AuthThrottle::new("oauth_token", &config.limits, shared_limits.clone()),
             api_limiters: ApiLimiters::new(&config.limits, trusted, shared_limits.clone()),
             accounts: Accounts::new(&config, shared_limits),
@@ -228,7 +236,87 @@ async fn prune_periodically(state: AppState) {
             tracing::warn!(error = %e, "could not prune expired tokens");
         }
         purge_terminated_firms(&state).await;
+        if state.config.auto_disable_unused {
+            switch_off_unused_grants(&state, crate::clock::now_ms()).await;
+        }
     }
+}
+
+/// One grant the gateway switched off for want of use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchedOffUnused {
+    pub firm_id: String,
+    pub connector: String,
+    pub days: i64,
+}
+
+/// Switches off every enabled grant with no outbound record for
+/// `unused_grant_days` at `now`, through the same path as an admin's
+/// switch-off (credentials and tokens revoked, the connector's switch-off
+/// work), with ledger actor `scopegate` and the reason `unused for N days`.
+/// One firm at a time: a firm whose registry rows cannot be read is logged
+/// and skipped. Safe with several instances: the switch is conditional, and
+/// the instance that loses the race sees a conflict and moves on.
+pub async fn switch_off_unused_grants(state: &AppState, now: i64) -> Vec<SwitchedOffUnused> {
+    let threshold = state.config.unused_grant_days;
+    let firms = match state.registry.firms().await {
+        Ok(firms) => firms,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list firms to look for unused grants");
+            return Vec::new();
+        }
+    };
+    let mut done = Vec::new();
+    for firm in firms {
+        let unused = match crate::privacy::unused_grants_of(
+            &state.registry,
+            &firm.id,
+            threshold,
+            now,
+        )
+        .await
+        {
+            Ok(unused) => unused,
+            Err(e) => {
+                tracing::warn!(firm_id = firm.id, error = %e, "could not look for unused grants");
+                continue;
+            }
+        };
+        for u in unused {
+            let Some(c) = state.catalogue.get(&u.grant.connector) else {
+                continue;
+            };
+            let reason = format!("unused for {threshold} days");
+            match crate::http::admin::connectors::switch_off(
+                state,
+                &firm.id,
+                &c,
+                crate::http::admin::connectors::SwitchedBy::Gateway { reason: &reason },
+                &Default::default(),
+            )
+            .await
+            {
+                Ok(_) => {
+                    tracing::info!(
+                        firm_id = firm.id,
+                        connector = c.id(),
+                        days = u.days,
+                        "switched off an unused grant"
+                    );
+                    done.push(SwitchedOffUnused {
+                        firm_id: firm.id.clone(),
+                        connector: c.id().to_string(),
+                        days: u.days,
+                    });
+                }
+                Err(p) if p.status == axum::http::StatusCode::CONFLICT => {}
+                Err(p) => {
+                    tracing::warn!(firm_id = firm.id, connector = c.id(), problem = ?p, "could not switch off an unused grant")
+                }
+            }
+        }
+    }
+    done
 }
 
 /// Purges the terminated firms whose retention (or audit) period has ended.

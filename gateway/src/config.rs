@@ -41,7 +41,12 @@
 //! | `--backup-generations` | `SCOPEGATE_BACKUP_GENERATIONS` | `backup_generations` | `7` |
 //! | `--retention-after-termination-days` | `SCOPEGATE_RETENTION_AFTER_TERMINATION_DAYS` | `retention_after_termination_days` | `183` (6 months; 1 to 36500) |
 //! | `--audit-retention-days` | `SCOPEGATE_AUDIT_RETENTION_DAYS` | `audit_retention_days` | the retention above (never less) |
+//! | `--unused-grant-days` | `SCOPEGATE_UNUSED_GRANT_DAYS` | `unused_grant_days` | `90` (1 to 36500) |
+//! | `--auto-disable-unused` | `SCOPEGATE_AUTO_DISABLE_UNUSED` | `auto_disable_unused` | `false` (unused grants are only flagged) |
 //! | `--redis-url` | `SCOPEGATE_REDIS_URL` | `redis_url` | none (limits per process only) |
+//! | `--alert-webhook-url` | `SCOPEGATE_ALERT_WEBHOOK_URL` | `alert_webhook_url` | none (alerts stored, logged and counted only) |
+//! | `--alert-webhook-key-file` | `SCOPEGATE_ALERT_WEBHOOK_KEY_FILE` | `alert_webhook_key_file` | none (required with the URL) |
+//! | - | `SCOPEGATE_ALERT_WEBHOOK_KEY` (HMAC key, at least 16 characters) | - | none |
 //! | `--metrics-listen` | `SCOPEGATE_METRICS_LISTEN` | `metrics_listen` | `127.0.0.1:9464` (`off`: no metrics) |
 //! | `--connector-setting ID.KEY=VALUE` (repeatable) | `SCOPEGATE_CONNECTOR_SETTINGS` (`ID.KEY=VALUE,...`) | `[connector.<id>]` tables of strings | none |
 //!
@@ -238,9 +243,21 @@ layered_settings! {
         /// Days a terminated firm's outbound log is kept (at least the retention above).
         #[arg(long, env = "SCOPEGATE_AUDIT_RETENTION_DAYS", global = true)]
         pub audit_retention_days: Option<u64>,
+        /// Days without an outbound record after which an enabled grant counts as unused.
+        #[arg(long, env = "SCOPEGATE_UNUSED_GRANT_DAYS", global = true)]
+        pub unused_grant_days: Option<u64>,
+        /// Switch unused grants off (ledger entry by `scopegate`, naming the reason); else only flag them.
+        #[arg(long, env = "SCOPEGATE_AUTO_DISABLE_UNUSED", global = true, num_args = 0..=1, default_missing_value = "true")]
+        pub auto_disable_unused: Option<bool>,
         /// Redis shared by every instance for failure budgets and API rate limits (redis://host:port/db).
         #[arg(long, env = "SCOPEGATE_REDIS_URL", global = true, hide_env_values = true)]
         pub redis_url: Option<String>,
+        /// Where security alerts (tripwires) are POSTed as JSON, signed with HMAC-SHA256 (X-Scopegate-Signature).
+        #[arg(long, env = "SCOPEGATE_ALERT_WEBHOOK_URL", global = true, hide_env_values = true)]
+        pub alert_webhook_url: Option<String>,
+        /// File holding the alert webhook's HMAC key (or SCOPEGATE_ALERT_WEBHOOK_KEY).
+        #[arg(long, env = "SCOPEGATE_ALERT_WEBHOOK_KEY_FILE", global = true)]
+        pub alert_webhook_key_file: Option<PathBuf>,
         /// Address for the Prometheus `/metrics` endpoint (separate from --listen), or `off`.
         #[arg(long, env = "SCOPEGATE_METRICS_LISTEN", global = true)]
         pub metrics_listen: Option<MetricsListen>,
@@ -396,6 +413,10 @@ pub struct Config {
     pub retention_after_termination_days: u64,
     /// Days after termination before its outbound log is purged (>= the above).
     pub audit_retention_days: u64,
+    /// Days without an outbound record after which an enabled grant is unused.
+    pub unused_grant_days: u64,
+    /// Whether `serve` switches unused grants off (else it only flags them).
+    pub auto_disable_unused: bool,
     /// Connector id -> key -> value.
     pub connector_settings: BTreeMap<String, BTreeMap<String, String>>,
     /// Connector id -> key -> secret (from the environment only, see
@@ -406,6 +427,44 @@ pub struct Config {
     pub redis_url: Option<secrecy::SecretString>,
     /// Where `/metrics` is served; none: nowhere (no recorder is installed).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where security alerts are POSTed, with the key that signs them; none: no webhook.
+    pub alert_webhook: Option<AlertWebhook>,
+}
+
+/// The alert webhook: its URL (secret: it may carry a token) and HMAC key.
+#[derive(Debug, Clone)]
+pub struct AlertWebhook {
+    pub url: secrecy::SecretString,
+    pub key: secrecy::SecretString,
+}
+
+/// The alert webhook's key: the file's content (trimmed) or `SCOPEGATE_ALERT_WEBHOOK_KEY`.
+fn alert_webhook(
+    url: Option<String>,
+    key_file: Option<PathBuf>,
+) -> Result<Option<AlertWebhook>, String> {
+    let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match reqwest::Url::parse(url.trim()) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        _ => return Err("alert_webhook_url must be an http:// or https:// URL".into()),
+    }
+    let key = match key_file {
+        Some(path) => std::fs::read_to_string(&path)
+            .map_err(|e| format!("alert_webhook_key_file: cannot read {}: {e}", path.display()))?,
+        None => std::env::var("SCOPEGATE_ALERT_WEBHOOK_KEY").map_err(|_| {
+            "alert_webhook_url needs its HMAC key: alert_webhook_key_file or SCOPEGATE_ALERT_WEBHOOK_KEY".to_string()
+        })?,
+    };
+    let key = key.trim().to_string();
+    if key.len() < 16 {
+        return Err("the alert webhook's HMAC key must be at least 16 characters".into());
+    }
+    Ok(Some(AlertWebhook {
+        url: secrecy::SecretString::from(url.trim().to_string()),
+        key: secrecy::SecretString::from(key),
+    }))
 }
 
 impl Config {
@@ -530,6 +589,8 @@ impl Config {
             log_dir: s.log_dir.map(|p| absolute(&p)),
             log_retention_days: number("log_retention_days", s.log_retention_days, 7, 1..=3650)?,
             audit_retention_days: audit_days,
+            unused_grant_days: number("unused_grant_days", s.unused_grant_days, 90, 1..=36_500)?,
+            auto_disable_unused: s.auto_disable_unused.unwrap_or(false),
             connector_settings,
             connector_secrets: BTreeMap::new(),
             redis_url: s
@@ -540,6 +601,7 @@ impl Config {
                 .metrics_listen
                 .unwrap_or(MetricsListen::On(DEFAULT_METRICS_LISTEN))
                 .addr(),
+            alert_webhook: alert_webhook(s.alert_webhook_url, s.alert_webhook_key_file)?,
         })
     }
 
@@ -1019,6 +1081,40 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_webhook_needs_an_http_url_and_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("alert.key");
+        std::fs::write(&key_file, "0123456789abcdef0123\n").unwrap();
+        let with = |url: &str, key: Option<&Path>| {
+            Config::resolve(&ConfigArgs {
+                alert_webhook_url: Some(url.to_string()),
+                alert_webhook_key_file: key.map(Path::to_path_buf),
+                ..Default::default()
+            })
+        };
+        let config = with("https://alerts.example/hook", Some(&key_file)).unwrap();
+        let webhook = config.alert_webhook.expect("a webhook");
+        use secrecy::ExposeSecret;
+        assert_eq!(webhook.key.expose_secret(), "0123456789abcdef0123");
+        assert!(!format!("{webhook:?}").contains("alerts.example"));
+        let refused = with("ftp://alerts.example/", Some(&key_file)).unwrap_err();
+        assert!(refused.contains("alert_webhook_url"), "{refused}");
+        let missing = with(
+            "https://alerts.example/hook",
+            Some(&dir.path().join("none")),
+        )
+        .unwrap_err();
+        assert!(missing.starts_with("alert_webhook_key_file"), "{missing}");
+        std::fs::write(&key_file, "short").unwrap();
+        let short = with("https://alerts.example/hook", Some(&key_file)).unwrap_err();
+        assert!(short.contains("at least 16"), "{short}");
+        assert!(Config::resolve(&ConfigArgs::default())
+            .unwrap()
+            .alert_webhook
+            .is_none());
+    }
+
+    #[test]
     fn metrics_listen_defaults_to_loopback_and_takes_off() {
         let config = Config::resolve(&ConfigArgs::default()).unwrap();
         assert_eq!(config.metrics_listen, Some(DEFAULT_METRICS_LISTEN));
@@ -1175,6 +1271,8 @@ mod tests {
                 bad in prop_oneof![Just("true"), Just("{ a = 1 }"), Just("1979-05-27"), Just("0.5")],
             ) {
                 prop_assume!(!filler.iter().any(|(k, _)| *k == key));
+                // `true` is a good value of the one boolean setting.
+                prop_assume!(!(key == "auto_disable_unused" && bad == "true"));
                 let mut lines: Vec<String> = Vec::new();
                 for (i, (k, v)) in filler.iter().enumerate() {
                     lines.push(format!("{k} = {v}"));

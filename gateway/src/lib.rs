@@ -32,6 +32,7 @@
 //! where firms switch grants on and off (the consent ledger), issue
 //! credentials and read their outbound log; [`cli`] is the operator's side.
 
+pub mod alert_webhook;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -45,5 +46,5 @@ pub mod telemetry;
 
 pub use scopegate_core::{
     access_trail, accounts, backup, capabilities, catalogue, clock, keys, outbound_log, privacy,
-    projection, registry, reseal, secrets, tenancy,
+    projection, registry, reseal, secrets, security, tenancy,
 };

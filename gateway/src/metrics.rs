@@ -21,7 +21,10 @@
 //! | `scopegate_auth_failures_total` | endpoint, reason | failed client authentications and logins |
 //! | `scopegate_throttled_total` | limit, scope | refusals by a limit, decided `local`ly, `shared` (Redis), `unavailable` (fail closed); `fallback_local`: Redis unavailable, API limited per process |
 //! | `scopegate_redis_errors_total` | check | shared-limit checks Redis did not answer |
-//! | `scopegate_tripwire_alerts_total` | - | tripwire alerts (none raised yet: always 0) |
+//! | `scopegate_tripwire_alerts_total` | - | tripwire alerts raised (all kinds) |
+//! | `scopegate_security_events_total` | kind | security events by kind (`decoy_credential`, `out_of_scope`, `forged_id`) |
+//! | `scopegate_alert_webhook_deliveries_total` | outcome | alert webhook deliveries (`delivered`, `given_up`) |
+//! | `scopegate_alert_webhook_dropped_total` | - | alerts not queued for the webhook (queue full) |
 //! | `scopegate_firm_pool_hits_total`, `_opens_total`, `_evictions_total` | - | firm database pool cache |
 //! | `scopegate_firm_pools_open` | - | firm pools open now (gauge) |
 //! | `scopegate_connector_calls_total` | connector, method, status | calls to third-party APIs made for a connector (`AuditedSender::call`; status 0: no answer), e.g. Google Calendar's |
@@ -131,7 +134,19 @@ fn describe() {
     );
     describe_counter!(
         "scopegate_tripwire_alerts_total",
-        "Tripwire alerts raised (no tripwire is built yet: always 0)"
+        "Tripwire alerts raised, all kinds"
+    );
+    describe_counter!(
+        "scopegate_security_events_total",
+        "Security events raised, by kind (decoy_credential, out_of_scope, forged_id)"
+    );
+    describe_counter!(
+        "scopegate_alert_webhook_deliveries_total",
+        "Alert webhook deliveries, by outcome (delivered, given_up after the retries)"
+    );
+    describe_counter!(
+        "scopegate_alert_webhook_dropped_total",
+        "Alerts not handed to the webhook because its queue was full (the event is still stored)"
     );
     describe_counter!(
         "scopegate_firm_pool_hits_total",
@@ -168,6 +183,9 @@ fn describe() {
         "scopegate_firm_pool_evictions_total",
     ] {
         metrics::counter!(name).absolute(0);
+    }
+    for kind in crate::security::EventKind::ALL {
+        metrics::counter!("scopegate_security_events_total", "kind" => kind.as_str()).absolute(0);
     }
 }
 

@@ -242,6 +242,40 @@ impl TestApp {
             .expect("get")
     }
 
+    /// The id the firm's `connector` grant shows its vendor for the firm record `real`
+    /// (each grant sees record ids through its own key; see `scopegate::security::pseudonyms`).
+    pub async fn shown_id(&self, firm_id: &str, connector: &str, real: &str) -> String {
+        shown_id(
+            &self.state.registry,
+            &self.state.keyring,
+            firm_id,
+            connector,
+            real,
+        )
+        .await
+    }
+
+    /// The firm record behind an id the firm's `connector` grant showed its vendor.
+    pub async fn real_id(&self, firm_id: &str, connector: &str, shown: &str) -> String {
+        use scopegate::security::pseudonyms::{GrantRef, Pseudonyms};
+        let grant = self
+            .state
+            .registry
+            .grant(firm_id, connector)
+            .await
+            .expect("grant");
+        Pseudonyms::new(self.state.registry.clone(), self.state.keyring.clone())
+            .for_grant(&GrantRef {
+                firm_id,
+                grant_id: &grant.id,
+                connector,
+            })
+            .await
+            .expect("the grant's pseudonyms")
+            .reveal(shown)
+            .expect("a record id")
+    }
+
     /// Stops the server gracefully and waits for it. This handle's clone of
     /// the state is dropped first: the log writer ends when the last one goes.
     pub async fn stop(self) {
@@ -256,6 +290,28 @@ impl TestApp {
             let _ = task.await;
         }
     }
+}
+
+/// The id the firm's `connector` grant shows for the firm record `real`.
+pub async fn shown_id(
+    registry: &Registry,
+    keyring: &Arc<Keyring>,
+    firm_id: &str,
+    connector: &str,
+    real: &str,
+) -> String {
+    use scopegate::security::pseudonyms::{GrantRef, Pseudonyms};
+    let grant = registry.grant(firm_id, connector).await.expect("grant");
+    Pseudonyms::new(registry.clone(), keyring.clone())
+        .for_grant(&GrantRef {
+            firm_id,
+            grant_id: &grant.id,
+            connector,
+        })
+        .await
+        .expect("the grant's pseudonyms")
+        .disguise(real)
+        .expect("a record id")
 }
 
 /// Enables `connector` for a firm and issues a credential: (client_id, secret).

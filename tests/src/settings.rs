@@ -132,4 +132,8 @@ impl AdminClient {
     pub async fn post(&self, path: &str, body: Option<Value>) -> reqwest::Response {
         self.send(reqwest::Method::POST, path, body).await
     }
+
+    pub async fn put(&self, path: &str, body: Value) -> reqwest::Response {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
 }

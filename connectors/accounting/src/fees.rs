@@ -2,13 +2,16 @@
 //! `Idempotency-Key`. The body is checked against the `fee` schema before
 //! anything else; every answer that depends on the firm's data (the fee
 //! written, its replay, "no such matter", a reused key) is logged as the
-//! exact bytes returned.
+//! exact bytes returned. The vendor names matters, and is shown fees and
+//! transactions, by the ids its grant sees (see `PseudonymousIds`); the
+//! firm database and the outbound log's record index get the real ones.
 
 use scopegate_contract::axum::body::Bytes;
 use scopegate_contract::axum::extract::State;
 use scopegate_contract::axum::http::{HeaderMap, HeaderName, StatusCode};
 use scopegate_contract::{
-    Capabilities, CheckedPayload, ConnectorError, FeeOutcome, LoggedBody, Reply, Schema, Vendor,
+    Capabilities, CheckedPayload, ConnectorError, FeeOutcome, GrantIdMap, LoggedBody, Reply,
+    Schema, Vendor,
 };
 
 const ROUTE: &str = "/v1/fees";
@@ -33,6 +36,8 @@ pub async fn post_fee(
     let grant = vendor.require("fees:write")?;
     let key = idempotency_key(&headers)?;
     let fee = fee_body(caps.schema("fee")?, &body)?;
+    let ids = caps.ids().for_grant(grant).await?;
+    let fee = revealed_fee(caps.schema("fee")?, ids.as_ref(), fee)?;
     let outcome = caps
         .inbound()
         .post_fee(grant, ROUTE, fee, &key, caps.schema("fee_result")?)
@@ -45,20 +50,23 @@ pub async fn post_fee(
     };
     match outcome {
         FeeOutcome::Created(result) => {
-            let ids = fee_ids(&result);
+            let record_ids = fee_ids(&result);
+            let shown = disguised_result(caps.schema("fee_result")?, ids.as_ref(), result)?;
             caps.sender()
-                .respond(grant, reply(StatusCode::CREATED, ids), result)
+                .respond(grant, reply(StatusCode::CREATED, record_ids), shown)
                 .await
         }
         FeeOutcome::Replayed(result) => {
-            let ids = fee_ids(&result);
+            let record_ids = fee_ids(&result);
+            let shown = disguised_result(caps.schema("fee_result")?, ids.as_ref(), result)?;
             Ok(caps
                 .sender()
-                .respond(grant, reply(StatusCode::OK, ids), result)
+                .respond(grant, reply(StatusCode::OK, record_ids), shown)
                 .await?
                 .with_header(HeaderName::from_static("idempotent-replayed"), "true"))
         }
         FeeOutcome::UnknownMatter => {
+            // No record has it: the log names the id as the vendor sent it.
             let matter = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
                 .and_then(|v| v["matter_id"].as_str().map(str::to_string))
@@ -94,7 +102,39 @@ pub fn fee_body(schema: &Schema, body: &[u8]) -> Result<CheckedPayload, Connecto
     Ok(schema.check_bytes(body)?)
 }
 
-/// The fee and transaction ids a result is about.
+/// The fee with its `matter_id` mapped back to the firm's id (a value that
+/// is not an id of this grant's shape goes on as it is, to be found in no
+/// firm).
+fn revealed_fee(
+    schema: &Schema,
+    ids: &dyn GrantIdMap,
+    fee: CheckedPayload,
+) -> Result<CheckedPayload, ConnectorError> {
+    let mut value: serde_json::Value = fee
+        .decode()
+        .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+    let shown = value["matter_id"].as_str().unwrap_or_default().to_string();
+    let real = ids.reveal(&shown).unwrap_or(shown);
+    value["matter_id"] = serde_json::Value::String(real);
+    Ok(schema.check(&value)?)
+}
+
+/// The stored fee as this grant sees it, checked against the result schema again.
+fn disguised_result(
+    schema: &Schema,
+    ids: &dyn GrantIdMap,
+    result: CheckedPayload,
+) -> Result<CheckedPayload, ConnectorError> {
+    let mut value: serde_json::Value = result
+        .decode()
+        .map_err(|e| ConnectorError::Internal(e.to_string()))?;
+    crate::ids::disguise_fields(ids, &mut value, &["id", "matter_id", "transaction_id"])?;
+    schema
+        .check(&value)
+        .map_err(|v| ConnectorError::Internal(format!("fee result failed its schema: {v}")))
+}
+
+/// The fee and transaction ids a result is about (the firm's own ids).
 fn fee_ids(result: &CheckedPayload) -> Vec<String> {
     let value: serde_json::Value = result.decode().unwrap_or_default();
     ["id", "matter_id", "transaction_id"]

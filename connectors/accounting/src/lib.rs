@@ -2,9 +2,11 @@
 //! accounting vendor polls transactions and matter references in change
 //! order and posts fees with an `Idempotency-Key`. Every response body is a
 //! schema-checked payload logged through the gateway before it is returned;
-//! the firm is the one the vendor's token was issued for.
+//! the firm is the one the vendor's token was issued for. Every record id
+//! a vendor sees is its grant's pseudonym for it.
 
 mod fees;
+mod ids;
 mod paging;
 mod polls;
 

@@ -1,5 +1,6 @@
 //! `GET /v1/transactions` and `GET /v1/matters`: a page of projected rows in
-//! change order, checked against its page schema and logged before it leaves.
+//! change order, their ids as this grant sees them, checked against its page
+//! schema and logged (naming the real record ids) before it leaves.
 
 use crate::paging::{encode_cursor, page_params, CursorParam, LimitParam};
 use scopegate_contract::axum::extract::{RawQuery, State};
@@ -68,7 +69,11 @@ async fn poll(
 ) -> Result<LoggedBody, ConnectorError> {
     let grant = vendor.require("transactions:read")?;
     let (after, limit) = page_params(query)?;
-    let page = caps.reader().changes(grant, item, after, limit).await?;
+    let mut page = caps.reader().changes(grant, item, after, limit).await?;
+    let ids = caps.ids().for_grant(grant).await?;
+    for row in &mut page.items {
+        crate::ids::disguise_fields(ids.as_ref(), row, &["id", "matter_id"])?;
+    }
     let next = page
         .items
         .last()

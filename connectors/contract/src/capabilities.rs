@@ -24,6 +24,10 @@ pub struct ChangePage {
     pub record_ids: Vec<String>,
     /// More rows changed after the last one.
     pub has_more: bool,
+    /// The firm's minimisation variant the rows were read under: `None` for
+    /// the schemas as written. A connector that keeps what it sent notices a
+    /// changed choice here (and re-sends under the new variant).
+    pub variant: Option<String>,
 }
 
 /// Reads a firm's database through the connector's table-bound schemas only.
@@ -115,6 +119,27 @@ pub trait InboundWriter: Send + Sync {
     ) -> BoxFuture<'a, Result<FeeOutcome, ConnectorError>>;
 }
 
+/// One grant's view of the firm's record ids (see [`PseudonymousIds`]).
+pub trait GrantIdMap: Send + Sync {
+    /// The id the grant's principal is shown for the firm record `real`
+    /// (`None` when `real` is not a record id: nothing may then be shown).
+    fn disguise(&self, real: &str) -> Option<String>;
+    /// The firm record id behind an id the principal sent (`None` when it is
+    /// not shaped like one). Whether a record has it is for the firm database to say.
+    fn reveal(&self, shown: &str) -> Option<String>;
+}
+
+/// Record ids as each grant's principal sees them: a keyed, reversible
+/// mapping per grant, so two grants never see the same id for one record and
+/// a leaked id names the grant it leaked from. Map every id on the way out
+/// and back on the way in; the outbound log names the real ids.
+pub trait PseudonymousIds: Send + Sync {
+    fn for_grant<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+    ) -> BoxFuture<'a, Result<Arc<dyn GrantIdMap>, ConnectorError>>;
+}
+
 /// Background work: the grants to act for, and durable per-grant cursors.
 pub trait GrantLeases: Send + Sync {
     /// This connector's enabled, currently-consented grants, as lease handles.
@@ -146,6 +171,7 @@ pub struct Capabilities {
     inbound: Arc<dyn InboundWriter>,
     leases: Arc<dyn GrantLeases>,
     records: Arc<dyn GrantRecords>,
+    ids: Arc<dyn PseudonymousIds>,
     schemas: Arc<BTreeMap<String, Schema>>,
     settings: Arc<BTreeMap<String, String>>,
     secrets: Arc<BTreeMap<String, SecretString>>,
@@ -160,6 +186,7 @@ pub struct CapabilityParts {
     pub inbound: Arc<dyn InboundWriter>,
     pub leases: Arc<dyn GrantLeases>,
     pub records: Arc<dyn GrantRecords>,
+    pub ids: Arc<dyn PseudonymousIds>,
     pub schemas: BTreeMap<String, Schema>,
     /// The operator's settings for this connector (`[connector.<id>]`).
     pub settings: BTreeMap<String, String>,
@@ -178,6 +205,7 @@ impl Capabilities {
             inbound: parts.inbound,
             leases: parts.leases,
             records: parts.records,
+            ids: parts.ids,
             schemas: Arc::new(parts.schemas),
             settings: Arc::new(parts.settings),
             secrets: Arc::new(parts.secrets),
@@ -200,6 +228,9 @@ impl Capabilities {
     }
     pub fn records(&self) -> &dyn GrantRecords {
         self.records.as_ref()
+    }
+    pub fn ids(&self) -> &dyn PseudonymousIds {
+        self.ids.as_ref()
     }
 
     /// One of the connector's compiled schemas (a missing one is a bug: 500).

@@ -11,6 +11,7 @@
 //! * [`LoggedBody`]: what a vendor-facing handler returns, made only by
 //!   logging a payload;
 //! * [`InboundWriter`]: validated writes (fees), logged as inbound;
+//! * [`PseudonymousIds`]: the record ids each grant's principal is shown;
 //! * [`GrantRecords`]: the connector's own records per grant, sealed secrets
 //!   bound to the grant, and single-use parked consents;
 //! * [`AuditedSender::call`]: a third party's API called by the core (the
@@ -24,6 +25,7 @@
 
 pub mod calls;
 mod capabilities;
+pub mod choices;
 mod connector;
 mod error;
 mod future;
@@ -34,8 +36,8 @@ mod settings;
 mod vendor;
 
 pub use capabilities::{
-    AuditedSender, BoxFuture, Capabilities, CapabilityParts, ChangePage, FeeOutcome, GrantLeases,
-    InboundWriter, ProjectedReader, Reply,
+    AuditedSender, BoxFuture, Capabilities, CapabilityParts, ChangePage, FeeOutcome, GrantIdMap,
+    GrantLeases, InboundWriter, ProjectedReader, PseudonymousIds, Reply,
 };
 pub use connector::{BuiltInContract, Connector, RecipientAccount, SettingsPanel, SwitchOffOption};
 pub use error::ConnectorError;

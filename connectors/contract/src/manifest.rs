@@ -24,6 +24,10 @@ pub struct Manifest {
     pub scopes: Vec<String>,
     /// Logical schema name -> file name (relative to the manifest's folder).
     pub schemas: BTreeMap<String, String>,
+    /// Minimisation choices a firm makes, by name (applied by the `choices` module);
+    /// absent from the hashed form when there are none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub choices: BTreeMap<String, Choice>,
 }
 
 /// A manifest with its schema documents loaded, ready to hash and validate.
@@ -52,6 +56,88 @@ pub enum ContractError {
     MissingSchema { connector: String, file: String },
     #[error("schema {file} of connector {connector} must set \"additionalProperties\": false on every object")]
     OpenSchema { connector: String, file: String },
+    #[error("choice {choice} of connector {connector}: {reason}")]
+    Choice {
+        connector: String,
+        choice: String,
+        reason: String,
+    },
+}
+
+/// One choice a firm makes, as the manifest declares it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Choice {
+    /// What settings shows above the options.
+    pub label: String,
+    /// The option of a firm that never chose.
+    pub default: String,
+    /// Option name -> option.
+    pub options: BTreeMap<String, ChoiceOption>,
+}
+
+/// One option of a choice.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChoiceOption {
+    pub label: String,
+    /// Schema name -> property -> how that property is read under this option
+    /// (empty for the option the schemas already describe).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, BTreeMap<String, FieldVariant>>,
+}
+
+/// A property read from another column under an option.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FieldVariant {
+    /// The firm-data column (as `x-column` in a schema).
+    #[serde(rename = "x-column")]
+    pub column: String,
+    /// What settings shows a firm admin for the field under this option.
+    pub description: String,
+}
+
+/// Checks the manifest's choices name real options, schemas and properties.
+fn check_declared(contract: &ConnectorContract) -> Result<(), ContractError> {
+    let fail = |choice: &str, reason: String| ContractError::Choice {
+        connector: contract.manifest.id.clone(),
+        choice: choice.to_string(),
+        reason,
+    };
+    for (name, choice) in &contract.manifest.choices {
+        if !choice.options.contains_key(&choice.default) {
+            return Err(fail(
+                name,
+                format!("default {:?} is not one of its options", choice.default),
+            ));
+        }
+        for (option, spec) in &choice.options {
+            for (schema, fields) in &spec.fields {
+                let doc = contract.schemas.get(schema).ok_or_else(|| {
+                    fail(
+                        name,
+                        format!("option {option} names unknown schema {schema}"),
+                    )
+                })?;
+                if doc.get("x-source-table").is_none() {
+                    return Err(fail(
+                        name,
+                        format!("option {option}: schema {schema} is not bound to a table"),
+                    ));
+                }
+                for property in fields.keys() {
+                    if doc.pointer(&format!("/properties/{property}")).is_none() {
+                        return Err(fail(
+                            name,
+                            format!("option {option}: schema {schema} has no property {property}"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl ConnectorContract {
@@ -85,7 +171,9 @@ impl ConnectorContract {
             }
             schemas.insert(name.clone(), doc);
         }
-        Ok(Self { manifest, schemas })
+        let contract = Self { manifest, schemas };
+        check_declared(&contract)?;
+        Ok(contract)
     }
 
     /// SHA-256 over the manifest and every schema in canonical form: the exact

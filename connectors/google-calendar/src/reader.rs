@@ -1,6 +1,7 @@
 //! The connected fee earner's changed diary entries, read through the
 //! `diary_entry` schema's projection (the core selects exactly its columns,
-//! with its declared join to the matter's name, and nothing else).
+//! with its declared join to the matter's name, or to its number when the
+//! firm chose that as the event title, and nothing else).
 
 use scopegate_contract::{Capabilities, ConnectorError, FirmGrant};
 use serde_json::Value;
@@ -38,21 +39,23 @@ impl DiaryRow {
     }
 }
 
-/// Entries changed after `after`, oldest change first, at most `limit`.
+/// Entries changed after `after`, oldest change first, at most `limit`,
+/// with the firm's minimisation variant they were read under.
 pub async fn changed_entries(
     caps: &Capabilities,
     grant: &FirmGrant,
     owner: &str,
     after: i64,
     limit: i64,
-) -> Result<Vec<DiaryRow>, ConnectorError> {
+) -> Result<(Vec<DiaryRow>, Option<String>), ConnectorError> {
     let page = caps
         .reader()
         .changes(grant, "diary_entry", after, limit)
         .await?;
-    Ok(page
+    let rows = page
         .items
         .iter()
         .map(|item| DiaryRow::from_item(item, owner))
-        .collect())
+        .collect();
+    Ok((rows, page.variant))
 }

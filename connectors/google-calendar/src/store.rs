@@ -101,6 +101,10 @@ pub struct Connection {
     pub accounts: Vec<AccountSpell>,
     #[serde(default)]
     pub job_attempts: i64,
+    /// The firm's minimisation variant the cursor was reached under (`None`:
+    /// the schemas as written); a different one starts the sync over.
+    #[serde(default)]
+    pub variant: Option<String>,
 }
 
 fn decode(record: &Record) -> Result<Connection, ConnectorError> {
@@ -240,6 +244,7 @@ pub async fn upsert_connection(
         job_due_at: Some(now),
         job_attempts: 0,
         accounts: vec![spell.clone()],
+        variant: None,
     };
     // Every mapping's hash is forgotten, so each event is written again.
     let mut resets = Vec::new();
@@ -330,6 +335,22 @@ pub async fn reset_cursor(
 ) -> Result<(), ConnectorError> {
     update_connection(caps, grant, user, Vec::new(), |c| {
         c.cursor = 0;
+        true
+    })
+    .await?;
+    Ok(())
+}
+
+/// Starts over from the first diary entry under the firm's new minimisation variant.
+pub async fn restart_for_variant(
+    caps: &Capabilities,
+    grant: &FirmGrant,
+    user: &str,
+    variant: Option<String>,
+) -> Result<(), ConnectorError> {
+    update_connection(caps, grant, user, Vec::new(), move |c| {
+        c.cursor = 0;
+        c.variant = variant.clone();
         true
     })
     .await?;

@@ -8,6 +8,11 @@
 //! becomes an update; a later deletion still finds the event), and each
 //! entry's last-sent content hash means an unchanged entry costs no call.
 //! A batch's results and the cursor past it are committed together.
+//!
+//! When the firm changes a minimisation choice (e.g. the matter number as the
+//! event title), the next pass notices the new variant on its first read and
+//! starts over from the first entry: every event whose content changed (its
+//! title) is updated, the others cost no call.
 
 use crate::calls::{Answer, CallError, Caller, Op, Purpose};
 use crate::context::Ctx;
@@ -91,10 +96,18 @@ pub async fn run_pass(ctx: &Ctx, grant: &FirmGrant, user: &str) -> Result<PassRe
     };
     let event_schema = ctx.caps.schema("event")?;
     let mut cursor = connection.cursor;
+    let mut variant = connection.variant.clone();
     let mut report = PassReport::default();
     let mut refusals = Vec::new();
     loop {
-        let rows = reader::changed_entries(&ctx.caps, grant, user, cursor, BATCH).await?;
+        let (rows, read_as) =
+            reader::changed_entries(&ctx.caps, grant, user, cursor, BATCH).await?;
+        if read_as != variant {
+            store::restart_for_variant(&ctx.caps, grant, user, read_as.clone()).await?;
+            variant = read_as;
+            cursor = 0;
+            continue;
+        }
         let Some(last) = rows.last().map(|r| r.change_seq) else {
             break;
         };

@@ -1,12 +1,16 @@
 //! [`InboundWriter`]: a fee posted by a third party, written into the firm's
 //! database once per idempotency key. The inbound record is committed before
 //! the firm database is read or written, so even "no such matter" leaves a
-//! trace, and its result records what the write came to.
+//! trace, and its result records what the write came to. A fee naming no
+//! matter of the firm raises a security event: the connector maps the ids a
+//! grant sends back through the grant's own key, so such an id is another
+//! grant's or made up.
 
 use super::ForConnector;
 use crate::clock::now_ms;
 use crate::outbound_log::Direction;
 use crate::registry::StoreError;
+use crate::security::{EventKind, NewSecurityEvent};
 use crate::tenancy::{next_change_seqs, FirmDb};
 use scopegate_contract::{
     BoxFuture, CheckedPayload, ConnectorError, FeeOutcome, FirmGrant, InboundWriter, Schema,
@@ -83,6 +87,19 @@ impl InboundWriter for ForConnector {
                 Err(e) => e.status().as_u16(),
             };
             self.core.log.record_result(&receipt, status).await?;
+            if matches!(outcome, Ok(FeeOutcome::UnknownMatter)) {
+                self.core.alerts.raise(NewSecurityEvent {
+                    firm_id: grant.firm_id().to_string(),
+                    kind: EventKind::ForgedId,
+                    grant_id: Some(grant.grant_id().to_string()),
+                    connector: Some(self.connector.id().to_string()),
+                    tripwire_id: None,
+                    source_ip: None,
+                    detail: format!(
+                        "a fee ({route}) named a matter id that maps to no matter of this firm: another grant's id, or a forged one"
+                    ),
+                });
+            }
             outcome
         })
     }

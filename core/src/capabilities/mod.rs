@@ -5,6 +5,7 @@
 //! capabilities never serve another connector's grants.
 
 mod handles;
+mod ids;
 mod inbound;
 mod leases;
 mod reader;
@@ -20,6 +21,8 @@ use crate::catalogue::Connector;
 use crate::keys::Keyring;
 use crate::outbound_log::{LogError, OutboundLog};
 use crate::registry::{Registry, StoreError};
+use crate::security::pseudonyms::Pseudonyms;
+use crate::security::Alerts;
 use crate::tenancy::Tenancy;
 use scopegate_contract::{Capabilities, CapabilityParts, ConnectorError, FirmGrant};
 use std::collections::BTreeMap;
@@ -34,6 +37,10 @@ pub struct CoreServices {
     pub log: OutboundLog,
     /// Seals connectors' secrets (bound to grant and purpose).
     pub keyring: Arc<Keyring>,
+    /// Where tripped tripwires are raised (a fee naming no matter of the firm).
+    pub alerts: Alerts,
+    /// Each grant's view of record ids.
+    pub pseudonyms: Pseudonyms,
     /// For [`scopegate_contract::AuditedSender::deliver`] and `call`: bounded, no redirects.
     http: reqwest::Client,
 }
@@ -58,12 +65,20 @@ impl CoreServices {
     ) -> Self {
         let http = outbound_client(DEFAULT_CONNECT_TIMEOUT);
         Self {
+            alerts: Alerts::new(registry.clone(), None),
+            pseudonyms: Pseudonyms::new(registry.clone(), keyring.clone()),
             registry,
             tenancy,
             log,
             keyring,
             http,
         }
+    }
+
+    /// The same services, raising alerts through `alerts` (the gateway's, with its webhook queue).
+    pub fn with_alerts(mut self, alerts: Alerts) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// The capabilities of one connector.
@@ -93,6 +108,7 @@ impl CoreServices {
             inbound: scoped.clone(),
             schemas: scoped.schemas.clone(),
             records: scoped.clone(),
+            ids: scoped.clone(),
             leases: scoped,
             settings: settings.plain,
             secrets: settings.secrets,

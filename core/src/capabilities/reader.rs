@@ -1,5 +1,6 @@
 //! [`ProjectedReader`]: the SELECT a table-bound schema derives, run on the
-//! database of the grant's firm and nothing else.
+//! database of the grant's firm and nothing else, in the variant of the
+//! firm's minimisation choices (only the columns that variant needs).
 
 use super::ForConnector;
 use crate::projection::Projection;
@@ -17,16 +18,24 @@ impl ProjectedReader for ForConnector {
     ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>> {
         Box::pin(async move {
             self.own(grant)?;
+            let stored = self
+                .core
+                .registry
+                .stored_choices(grant.firm_id(), self.connector.id())
+                .await?;
+            let chosen = self.connector.contract.effective_choices(&stored);
             let projection = self
                 .connector
-                .projections
+                .projections_for(&chosen)
                 .get(schema)
                 .filter(|p| p.source_table.is_some())
                 .ok_or_else(|| {
                     ConnectorError::Internal(format!("{schema} is not a table-bound schema"))
                 })?;
             let db = self.core.tenancy.firm_db(grant).await?;
-            Ok(read_changes(&db, projection, after, limit).await?)
+            let mut page = read_changes(&db, projection, after, limit).await?;
+            page.variant = self.connector.variant_name(&chosen);
+            Ok(page)
         })
     }
 }
@@ -54,6 +63,7 @@ pub async fn read_changes(
         items: Vec::with_capacity(rows.len()),
         record_ids: Vec::with_capacity(rows.len()),
         has_more,
+        variant: None,
     };
     for row in rows.iter().take(limit as usize) {
         let item = projection.row_to_json(row)?;

@@ -1,7 +1,8 @@
 //! [`GrantRecords`]: a connector's records in the registry, under the grant's
 //! own namespace; secrets sealed with the master key and bound (as associated
 //! data) to the connector, the purpose, the firm and the grant; consents
-//! parked under the SHA-256 of an unguessable state, taken back once.
+//! parked under the SHA-256 of an unguessable state, taken back once. Keys
+//! under `core.` are the gateway's own (a grant's pseudonym key) and refused.
 
 use super::handles::grant_for_parked;
 use super::ForConnector;
@@ -10,6 +11,7 @@ use crate::clock::now_ms;
 use crate::registry::connector_records::{ParkedRow, RecordChange};
 use crate::registry::StoreError;
 use crate::secrets::sha256_hex;
+use crate::security::pseudonyms::CORE_RECORDS;
 use scopegate_contract::{
     BoxFuture, ConnectorError, FirmGrant, GrantRecords, Parked, Principal, Record, RecordWrite,
 };
@@ -49,6 +51,17 @@ fn principal_from(text: &str) -> Principal {
     }
 }
 
+/// Refuses a record key of the gateway's own (the grant's pseudonym key).
+fn connectors_key(key: &str) -> Result<(), ConnectorError> {
+    if key.starts_with(CORE_RECORDS) {
+        Err(ConnectorError::Internal(format!(
+            "record keys starting {CORE_RECORDS} are the gateway's own"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 impl GrantRecords for ForConnector {
     fn get<'a>(
         &'a self,
@@ -57,6 +70,7 @@ impl GrantRecords for ForConnector {
     ) -> BoxFuture<'a, Result<Option<Record>, ConnectorError>> {
         Box::pin(async move {
             self.own(grant)?;
+            connectors_key(key)?;
             let row = self.core.registry.record(grant.grant_id(), key).await?;
             Ok(decode(row.into_iter().collect())?.pop())
         })
@@ -69,6 +83,7 @@ impl GrantRecords for ForConnector {
     ) -> BoxFuture<'a, Result<Vec<Record>, ConnectorError>> {
         Box::pin(async move {
             self.own(grant)?;
+            keys.iter().try_for_each(|k| connectors_key(k))?;
             decode(
                 self.core
                     .registry
@@ -103,6 +118,13 @@ impl GrantRecords for ForConnector {
     ) -> BoxFuture<'a, Result<bool, ConnectorError>> {
         Box::pin(async move {
             self.own(grant)?;
+            for w in &writes {
+                match w {
+                    RecordWrite::Put { key, .. }
+                    | RecordWrite::Swap { key, .. }
+                    | RecordWrite::Delete { key } => connectors_key(key)?,
+                }
+            }
             let text = |v: &Value| serde_json::to_string(v).expect("JSON values serialise");
             let changes: Vec<RecordChange> = writes
                 .iter()
@@ -137,6 +159,7 @@ impl GrantRecords for ForConnector {
         secret: &[u8],
     ) -> Result<String, ConnectorError> {
         self.own(grant)?;
+        connectors_key(record_key)?;
         let bound = binding(
             self.connector.id(),
             purpose,
@@ -158,6 +181,7 @@ impl GrantRecords for ForConnector {
         sealed: &str,
     ) -> Result<Vec<u8>, ConnectorError> {
         self.own(grant)?;
+        connectors_key(record_key)?;
         let bound = binding(
             self.connector.id(),
             purpose,

@@ -15,6 +15,7 @@ mod rekey;
 mod sqlite_read;
 mod stored;
 pub mod tombstone;
+pub mod usage;
 mod verify;
 mod writer;
 
@@ -106,22 +107,51 @@ pub struct PageFilter {
     pub before_seq: Option<i64>,
 }
 
-/// A page of a firm's records, newest first, with optional filters (settings viewer).
-pub async fn page(
+/// One call as the settings viewer shows it: a send with its result (`None`
+/// when no result was recorded: the outcome is unknown).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Call {
+    pub seq: i64,
+    pub at: i64,
+    pub grant_id: String,
+    pub connector: String,
+    pub direction: String,
+    pub method: String,
+    pub target: String,
+    pub fields: Vec<String>,
+    pub record_ids: Vec<String>,
+    pub bytes: i64,
+    pub result: Option<CallResult>,
+}
+
+/// The result record of a call.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallResult {
+    pub seq: i64,
+    pub at: i64,
+    pub status: i64,
+    pub latency_us: i64,
+}
+
+/// A page of a firm's calls (sends, each with its result), newest first, with
+/// optional filters (settings viewer); a status filter keeps the calls whose
+/// result has that status.
+pub async fn calls_page(
     registry: &Registry,
     firm_id: &str,
     filter: &PageFilter,
     limit: i64,
-) -> StoreResult<Vec<LogRecord>> {
-    let sql = format!(
-        "SELECT {} FROM outbound_log WHERE firm_id = $1 AND ($2 = '' OR connector = $2) AND at >= $3 AND at < $4 AND seq < $5 AND ($6 = 0 OR (kind = 'result' AND status >= $7 AND status <= $8)) ORDER BY seq DESC LIMIT $9",
-        record::COLUMNS
-    );
+) -> StoreResult<Vec<Call>> {
+    let sql = "SELECT s.seq, s.at, s.grant_id, s.connector, s.direction, s.method, s.target, s.fields, s.record_ids, s.bytes, \
+         r.seq AS result_seq, r.at AS result_at, r.status AS result_status, r.latency_us AS result_latency_us \
+         FROM outbound_log s LEFT JOIN outbound_log r ON r.firm_id = s.firm_id AND r.kind = 'result' AND r.send_seq = s.seq \
+         WHERE s.firm_id = $1 AND s.kind = 'send' AND ($2 = '' OR s.connector = $2) AND s.at >= $3 AND s.at < $4 AND s.seq < $5 \
+         AND ($6 = 0 OR (r.status >= $7 AND r.status <= $8)) ORDER BY s.seq DESC LIMIT $9";
     let (status_on, lo, hi) = match filter.status {
         Some((lo, hi)) => (1i64, lo, hi),
         None => (0, 0, 0),
     };
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let rows = sqlx::query(sql)
         .bind(firm_id)
         .bind(filter.connector.as_deref().unwrap_or(""))
         .bind(filter.from_ms.unwrap_or(i64::MIN))
@@ -133,5 +163,37 @@ pub async fn page(
         .bind(limit.clamp(1, 500))
         .fetch_all(registry.pool())
         .await?;
-    Ok(rows.iter().map(LogRecord::from_row).collect())
+    Ok(rows.iter().map(call_from_row).collect())
+}
+
+fn call_from_row(row: &sqlx::any::AnyRow) -> Call {
+    use sqlx::Row;
+    let list = |name: &str| -> Vec<String> {
+        serde_json::from_str(&row.get::<String, _>(name)).unwrap_or_default()
+    };
+    let result = match (
+        row.get::<Option<i64>, _>("result_seq"),
+        row.get::<Option<i64>, _>("result_at"),
+    ) {
+        (Some(seq), Some(at)) => Some(CallResult {
+            seq,
+            at,
+            status: row.get::<Option<i64>, _>("result_status").unwrap_or(0),
+            latency_us: row.get::<Option<i64>, _>("result_latency_us").unwrap_or(0),
+        }),
+        _ => None,
+    };
+    Call {
+        seq: row.get("seq"),
+        at: row.get("at"),
+        grant_id: row.get("grant_id"),
+        connector: row.get("connector"),
+        direction: row.get("direction"),
+        method: row.get("method"),
+        target: row.get("target"),
+        fields: list("fields"),
+        record_ids: list("record_ids"),
+        bytes: row.get("bytes"),
+        result,
+    }
 }

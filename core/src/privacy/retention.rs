@@ -20,7 +20,9 @@ use sqlx::Row;
 
 /// Rows of a firm in the registry, child tables first: what a purge deletes
 /// before the outbound log (which the audit period may keep longer).
-const FIRM_DATA: [&str; 10] = [
+const FIRM_DATA: [&str; 13] = [
+    "DELETE FROM security_events WHERE firm_id = $1",
+    "DELETE FROM tripwires WHERE firm_id = $1",
     "DELETE FROM access_tokens WHERE firm_id = $1",
     "DELETE FROM credentials WHERE firm_id = $1",
     "DELETE FROM admin_sessions WHERE firm_id = $1",
@@ -30,6 +32,7 @@ const FIRM_DATA: [&str; 10] = [
     "DELETE FROM connector_records WHERE firm_id = $1",
     "DELETE FROM connector_parked WHERE firm_id = $1",
     "DELETE FROM consent_ledger WHERE firm_id = $1",
+    "DELETE FROM grant_choices WHERE firm_id = $1",
     "DELETE FROM grants WHERE firm_id = $1",
 ];
 

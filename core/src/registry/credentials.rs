@@ -132,11 +132,17 @@ impl Registry {
         }
         let row = sqlx::query("SELECT c.id, c.secret_sha256, g.id AS grant_id, g.firm_id, g.connector, g.schema_hash FROM credentials c JOIN grants g ON g.id = c.grant_id WHERE c.client_id = $1 AND c.revoked_at IS NULL AND g.enabled = 1")
             .bind(client_id).fetch_optional(self.pool()).await?;
-        let Some(row) = row else { return Ok(None) };
-        let stored: String = row.get("secret_sha256");
-        if !secrets::constant_time_eq(stored.as_bytes(), secrets::sha256_hex(secret).as_bytes()) {
+        // The secret is hashed and compared whether or not the client id is
+        // live, so an unknown, revoked or decoy id costs what a wrong secret costs.
+        let stored: String = row
+            .as_ref()
+            .map(|r| r.get("secret_sha256"))
+            .unwrap_or_else(|| "0".repeat(64));
+        let matches =
+            secrets::constant_time_eq(stored.as_bytes(), secrets::sha256_hex(secret).as_bytes());
+        let Some(row) = row.filter(|_| matches) else {
             return Ok(None);
-        }
+        };
         Ok(Some(AuthenticatedClient {
             credential_id: row.get("id"),
             client_id: client_id.to_string(),

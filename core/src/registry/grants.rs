@@ -2,9 +2,13 @@
 //! appends a ledger entry in the same transaction: who, when, which connector
 //! and the hash of the exact data contract consented to. Switching off also
 //! revokes the grant's credentials and tokens in that same transaction.
+//! Each entry also names the firm's minimisation choices and the hash of
+//! schema and choices together (the consented contract, `registry::choices`).
 
+use super::choices::choices_in_tx;
 use super::{is_unique_violation, Registry, StoreError, StoreResult};
 use crate::clock::now_ms;
+use scopegate_contract::choices::{contract_hash, Chosen};
 use scopegate_contract::ConnectorContract;
 use sqlx::{Any, Row, Transaction};
 
@@ -34,6 +38,12 @@ pub struct LedgerEntry {
     pub schema_hash: String,
     pub contract_version: String,
     pub at: i64,
+    /// The minimisation choices in force with this entry (empty: the connector offers none).
+    pub choices: Chosen,
+    /// Hash of the schema hash and the choices: the consented contract.
+    pub contract_hash: String,
+    /// Why, when the gateway itself switched (e.g. `unused for 90 days`).
+    pub reason: Option<String>,
 }
 
 const GRANT_COLUMNS: &str =
@@ -78,8 +88,21 @@ impl Registry {
                 id
             }
         };
+        let chosen = contract.effective_choices(&choices_in_tx(&mut tx, firm_id, connector).await?);
         append_ledger(
-            &mut tx, firm_id, &grant_id, connector, "enable", actor, &hash, version, now,
+            &mut tx,
+            &NewEntry {
+                firm_id,
+                grant_id: &grant_id,
+                connector,
+                action: "enable",
+                actor,
+                schema_hash: &hash,
+                contract_version: version,
+                at: now,
+                choices: &chosen,
+                reason: None,
+            },
         )
         .await?;
         remember_contract_fields(&mut tx, contract, &hash).await?;
@@ -93,6 +116,20 @@ impl Registry {
         firm_id: &str,
         connector: &str,
         actor: &str,
+    ) -> StoreResult<Grant> {
+        self.disable_grant_because(firm_id, connector, actor, None)
+            .await
+    }
+
+    /// [`Registry::disable_grant`] with the reason the ledger keeps (the
+    /// gateway's own switch-offs name theirs). The choices recorded are those
+    /// of the grant's last consent.
+    pub async fn disable_grant_because(
+        &self,
+        firm_id: &str,
+        connector: &str,
+        actor: &str,
+        reason: Option<&str>,
     ) -> StoreResult<Grant> {
         let actor = validate_actor(actor)?;
         self.firm(firm_id).await?;
@@ -133,16 +170,21 @@ impl Registry {
         .bind(&grant.id)
         .execute(&mut *tx)
         .await?;
+        let chosen = last_consented_choices(&mut tx, &grant.id).await?;
         append_ledger(
             &mut tx,
-            firm_id,
-            &grant.id,
-            connector,
-            "disable",
-            actor,
-            &grant.schema_hash,
-            &grant.contract_version,
-            now,
+            &NewEntry {
+                firm_id,
+                grant_id: &grant.id,
+                connector,
+                action: "disable",
+                actor,
+                schema_hash: &grant.schema_hash,
+                contract_version: &grant.contract_version,
+                at: now,
+                choices: &chosen,
+                reason,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -258,7 +300,7 @@ impl Registry {
     /// The consent ledger of one firm, oldest first.
     pub async fn consent_ledger(&self, firm_id: &str) -> StoreResult<Vec<LedgerEntry>> {
         self.firm(firm_id).await?;
-        let rows = sqlx::query("SELECT id, firm_id, grant_id, connector, action, actor, schema_hash, contract_version, at FROM consent_ledger WHERE firm_id = $1 ORDER BY id")
+        let rows = sqlx::query("SELECT id, firm_id, grant_id, connector, action, actor, schema_hash, contract_version, at, choices, contract_hash, reason FROM consent_ledger WHERE firm_id = $1 ORDER BY id")
             .bind(firm_id).fetch_all(self.pool()).await?;
         Ok(rows
             .iter()
@@ -272,12 +314,15 @@ impl Registry {
                 schema_hash: r.get("schema_hash"),
                 contract_version: r.get("contract_version"),
                 at: r.get("at"),
+                choices: serde_json::from_str(&r.get::<String, _>("choices")).unwrap_or_default(),
+                contract_hash: r.get("contract_hash"),
+                reason: r.get("reason"),
             })
             .collect())
     }
 }
 
-fn validate_actor(actor: &str) -> StoreResult<&str> {
+pub(super) fn validate_actor(actor: &str) -> StoreResult<&str> {
     let actor = actor.trim();
     if actor.is_empty() || actor.len() > 200 {
         return Err(StoreError::Invalid(
@@ -287,7 +332,7 @@ fn validate_actor(actor: &str) -> StoreResult<&str> {
     Ok(actor)
 }
 
-async fn grant_in_tx(
+pub(super) async fn grant_in_tx(
     tx: &mut Transaction<'_, Any>,
     firm_id: &str,
     connector: &str,
@@ -301,22 +346,46 @@ async fn grant_in_tx(
     Ok(row.as_ref().map(grant_from_row))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn append_ledger(
+/// One consent-ledger entry about to be appended.
+pub(super) struct NewEntry<'a> {
+    pub firm_id: &'a str,
+    pub grant_id: &'a str,
+    pub connector: &'a str,
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub schema_hash: &'a str,
+    pub contract_version: &'a str,
+    pub at: i64,
+    pub choices: &'a Chosen,
+    pub reason: Option<&'a str>,
+}
+
+pub(super) async fn append_ledger(
     tx: &mut Transaction<'_, Any>,
-    firm_id: &str,
-    grant_id: &str,
-    connector: &str,
-    action: &str,
-    actor: &str,
-    schema_hash: &str,
-    contract_version: &str,
-    at: i64,
+    e: &NewEntry<'_>,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO consent_ledger (firm_id, grant_id, connector, action, actor, schema_hash, contract_version, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(firm_id).bind(grant_id).bind(connector).bind(action).bind(actor).bind(schema_hash).bind(contract_version).bind(at)
+    let choices = serde_json::to_string(e.choices).expect("choices serialise");
+    sqlx::query("INSERT INTO consent_ledger (firm_id, grant_id, connector, action, actor, schema_hash, contract_version, at, choices, contract_hash, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+        .bind(e.firm_id).bind(e.grant_id).bind(e.connector).bind(e.action).bind(e.actor).bind(e.schema_hash).bind(e.contract_version).bind(e.at)
+        .bind(choices).bind(contract_hash(e.schema_hash, e.choices)).bind(e.reason)
         .execute(&mut **tx).await?;
     Ok(())
+}
+
+/// The choices of the grant's newest ledger entry (empty before any).
+async fn last_consented_choices(
+    tx: &mut Transaction<'_, Any>,
+    grant_id: &str,
+) -> StoreResult<Chosen> {
+    let row = sqlx::query(
+        "SELECT choices FROM consent_ledger WHERE grant_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(grant_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row
+        .and_then(|r| serde_json::from_str(&r.get::<String, _>("choices")).ok())
+        .unwrap_or_default())
 }
 
 pub(super) fn grant_from_row(row: &sqlx::any::AnyRow) -> Grant {

@@ -5,6 +5,7 @@
 //! both run the same queries through sqlx's `Any` driver; each has its own
 //! migrations folder.
 
+pub mod choices;
 pub mod connector_records;
 pub mod credentials;
 pub mod firms;

@@ -89,20 +89,15 @@ fn v1_purposes() -> V1Purposes {
 }
 
 async fn rotate(registry: &Registry, keyring: &Keyring, batch: usize) -> CliResult {
-    let report = reseal::reseal(registry, keyring, &v1_purposes(), batch).await?;
-    let what = serde_json::json!({
-        "key_id": keyring.primary_id(),
-        "resealed": report.values_resealed + report.parked_resealed,
-        "unopened": report.unopened,
-        "left": report.left,
-    });
-    let entry = crate::access_trail::NewEntry::operator(
-        crate::access_trail::Kind::KeyRotated,
+    let report = reseal::rotate(
+        registry,
+        keyring,
+        &v1_purposes(),
+        batch,
         super::trail::operator().trim_start_matches("operator:"),
         super::trail::FROM_CLI,
-        what,
-    );
-    crate::access_trail::record(registry, &keyring.log_keys(), entry).await?;
+    )
+    .await?;
     println!(
         "re-sealed {} values under key {} in {:.2} s: {} in {} connector records, {} in parked consents ({} batches, {} records read, {} rows read again after a concurrent write, {} expired parked consents removed)",
         report.values_resealed + report.parked_resealed,

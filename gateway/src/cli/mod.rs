@@ -12,6 +12,7 @@ mod privacy;
 mod serve;
 mod termination;
 mod trail;
+mod tripwire;
 mod user;
 
 use crate::config::{Config, ConfigArgs};
@@ -69,6 +70,11 @@ enum Command {
     BreachScope(privacy::BreachScopeArgs),
     /// Start a throwaway gateway with two demo firms and print what to try.
     Demo(crate::connectors::demo::DemoArgs),
+    /// Decoy credentials (tripwires).
+    #[command(subcommand)]
+    Tripwire(tripwire::TripwireCommand),
+    /// Name the firm, grant and record a leaked pseudonymous record id came from.
+    Trace(tripwire::TraceArgs),
 }
 
 /// A failed command: the line to print.
@@ -174,6 +180,8 @@ async fn run(command: Command, config: Config) -> CliResult {
                 Command::User(cmd) => user::run(&config, &registry, cmd).await,
                 Command::Disclosures(args) => privacy::disclosures(&config, &registry, args).await,
                 Command::BreachScope(args) => privacy::breach_scope(&config, &registry, args).await,
+                Command::Tripwire(cmd) => tripwire::run(&config, &registry, cmd).await,
+                Command::Trace(args) => tripwire::trace(&config, &registry, args).await,
                 _ => unreachable!("handled above"),
             };
             registry.close().await;

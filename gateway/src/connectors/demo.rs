@@ -137,6 +137,8 @@ async fn run_demo(mut config: Config, args: DemoArgs) -> DemoResult {
     let base = format!("http://{}", app.local_addr());
     let metrics = app.metrics_addr();
     let calendar_state = app.state();
+    // The vendor names the matter by the id its grant is shown, not the firm's own.
+    let matter_id = shown_matter_id(&calendar_state, FIRMS[0].0, &matter_id).await?;
     let (serving_tx, serving_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
         let _ = serving_rx.await;
@@ -357,4 +359,24 @@ mod google_demo {
             .and_then(|line| reqwest::Url::parse(line.trim()).ok())
             .ok_or_else(|| DemoError("the connect command printed no URL".into()))
     }
+}
+
+/// The id the firm's accounting grant shows its vendor for the matter `real`.
+async fn shown_matter_id(
+    state: &crate::app::AppState,
+    firm_id: &str,
+    real: &str,
+) -> Result<String, DemoError> {
+    use crate::security::pseudonyms::{GrantRef, Pseudonyms};
+    let grant = state.registry.grant(firm_id, "accounting").await?;
+    Pseudonyms::new(state.registry.clone(), state.keyring.clone())
+        .for_grant(&GrantRef {
+            firm_id,
+            grant_id: &grant.id,
+            connector: "accounting",
+        })
+        .await
+        .map_err(|e| DemoError(e.to_string()))?
+        .disguise(real)
+        .ok_or_else(|| DemoError(format!("matter {real} has no UUID id")))
 }

@@ -7,6 +7,7 @@ pub mod connector_pages;
 pub mod logins;
 pub mod oauth;
 pub mod openapi;
+pub mod probes;
 pub mod problem;
 pub mod security_headers;
 pub mod server;
@@ -56,7 +57,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(oauth)
         .merge(browser)
-        .fallback(not_found)
+        .fallback(probes::unknown_path)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .layer(axum::middleware::map_response(problem::framework_errors))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -114,8 +115,4 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         problem::Problem::unavailable("the registry database is unreachable").into_response()
     }
-}
-
-async fn not_found() -> problem::Problem {
-    problem::Problem::not_found("no such endpoint; see /openapi.json")
 }

@@ -8,6 +8,8 @@ use super::client_ip::client_ip;
 use super::throttle::Refusal;
 use crate::http::AppState;
 use crate::registry::credentials::AuthenticatedClient;
+use crate::security::tripwires::ClientIdKind;
+use crate::security::{EventKind, NewSecurityEvent};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -303,20 +305,25 @@ pub fn presented_credentials(headers: &HeaderMap, body: &[u8]) -> Option<(String
 /// unknown client ids without a look at the secret. A right secret is never
 /// refused by anyone else's failures: client ids are not secret, and with
 /// 256-bit secrets only the guesses need refusing.
+///
+/// A decoy client id (a tripwire) is treated exactly as a real client id
+/// with a wrong secret: the same lookups, the same budget, the same answer;
+/// and it raises an alert.
 async fn authenticate(
     state: &AppState,
     ip: IpAddr,
     client: &PresentedClient,
+    endpoint: &str,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let throttle = &state.auth_throttle;
-    let mut known = None;
+    let mut kind = None;
     if let Some(refusal) = throttle.ip_blocked(ip).await {
-        let is_known = client_id_known(state, &client.client_id).await?;
-        if !is_known {
+        let found = client_id_kind(state, &client.client_id).await?;
+        if found == ClientIdKind::Unknown {
             count_failure("unknown_client");
             return Err(OAuthError::refused(refusal));
         }
-        known = Some(is_known);
+        kind = Some(found);
     }
     let found = state
         .registry
@@ -326,10 +333,25 @@ async fn authenticate(
     if let Some(found) = found {
         return Ok(found);
     }
-    let known = match known {
-        Some(known) => known,
-        None => client_id_known(state, &client.client_id).await?,
+    let kind = match kind {
+        Some(kind) => kind,
+        None => client_id_kind(state, &client.client_id).await?,
     };
+    if let ClientIdKind::Decoy(decoy) = &kind {
+        state.alerts.raise(NewSecurityEvent {
+            firm_id: decoy.firm_id.clone(),
+            kind: EventKind::DecoyCredential,
+            grant_id: None,
+            connector: None,
+            tripwire_id: Some(decoy.tripwire_id.clone()),
+            source_ip: Some(ip.to_string()),
+            detail: format!(
+                "decoy credential \"{}\" was presented at {endpoint}",
+                decoy.label
+            ),
+        });
+    }
+    let known = kind != ClientIdKind::Unknown;
     tracing::warn!(%ip, known_client = known, "failed client authentication");
     let lockout = if known {
         count_failure("wrong_secret");
@@ -353,17 +375,14 @@ fn count_failure(reason: &'static str) {
         .increment(1);
 }
 
-/// Whether this gateway ever issued `client_id` (credentials are revoked, never deleted).
-async fn client_id_known(state: &AppState, client_id: &str) -> Result<bool, OAuthError> {
-    if crate::secrets::check_format(crate::secrets::SecretKind::ClientId, client_id).is_err() {
-        return Ok(false);
-    }
-    let row = sqlx::query("SELECT id FROM credentials WHERE client_id = $1")
-        .bind(client_id)
-        .fetch_optional(state.registry.pool())
+/// Whether this gateway ever issued `client_id` (credentials are revoked,
+/// never deleted) or planted it as a decoy.
+async fn client_id_kind(state: &AppState, client_id: &str) -> Result<ClientIdKind, OAuthError> {
+    state
+        .registry
+        .client_id_kind(client_id)
         .await
-        .map_err(OAuthError::server)?;
-    Ok(row.is_some())
+        .map_err(OAuthError::server)
 }
 
 fn caller_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
@@ -400,7 +419,7 @@ pub async fn token(
             return Err(e);
         }
     };
-    let client = authenticate(&state, ip, &presented).await?;
+    let client = authenticate(&state, ip, &presented, "/oauth/token").await?;
     if grant_type != "client_credentials" {
         return Err(OAuthError::new(
             "unsupported_grant_type",
@@ -503,7 +522,7 @@ pub async fn revoke(
     let params = parse_form(&headers, &body)?;
     let ip = caller_ip(&state, peer, &headers);
     let presented = presented_client(&headers, &params)?;
-    let client = authenticate(&state, ip, &presented).await?;
+    let client = authenticate(&state, ip, &presented, "/oauth/revoke").await?;
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::new("invalid_request", "token is required"))?;

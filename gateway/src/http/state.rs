@@ -27,6 +27,8 @@ pub struct App {
     pub accounts: Accounts,
     /// The registered connectors with the capabilities each was given.
     pub connectors: Vec<RunningConnector>,
+    /// Where tripped tripwires are raised (registry, log, metric, webhook).
+    pub alerts: crate::security::Alerts,
     /// Set to true when the gateway starts shutting down (connectors' background work ends).
     pub stopping: tokio::sync::watch::Sender<bool>,
 }

@@ -2,8 +2,10 @@
 //! resolves to its grant; the core mints the grant handle the connector's
 //! handler receives. The firm, the grant and the scopes come from the token,
 //! never from the request. A token of another connector is refused here, as
-//! lacking scope, before the connector's handler runs.
+//! lacking scope, before the connector's handler runs. Such a refusal, and
+//! a handler's refusal for lack of scope, is a probe (see [`probes`]).
 
+use super::probes;
 use super::problem::Problem;
 use crate::capabilities::grant_for_token;
 use crate::http::AppState;
@@ -43,12 +45,50 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let bearer = super::throttle::bearer_token(request.headers()).map(str::to_string);
+    let probe = format!("{} {}", request.method(), request.uri().path());
+    let source_ip = probes::caller(&state, &request);
     match resolve(&state, connector_id, bearer.as_deref()).await {
         Ok(grant) => {
-            request.extensions_mut().insert(grant);
-            next.run(request).await
+            request.extensions_mut().insert(grant.clone());
+            let response = next.run(request).await;
+            if let Some(ConnectorError::InsufficientScope(scope)) =
+                response.extensions().get::<ConnectorError>()
+            {
+                probes::raise(
+                    &state,
+                    (grant.firm_id(), grant.grant_id(), grant.connector()),
+                    source_ip,
+                    format!("a token without scope {scope} asked for {probe}"),
+                );
+            }
+            response
         }
-        Err(problem) => problem.into_response(),
+        Err(Refused::OtherConnector(grant, problem)) => {
+            probes::raise(
+                &state,
+                (grant.firm_id(), grant.grant_id(), grant.connector()),
+                source_ip,
+                format!(
+                    "a {} token asked for {probe}, a route of {connector_id}",
+                    grant.connector()
+                ),
+            );
+            problem.into_response()
+        }
+        Err(Refused::Plain(problem)) => problem.into_response(),
+    }
+}
+
+/// Why a request was refused before its handler: a token of another
+/// connector (a probe, with the grant it belongs to) or anything else.
+enum Refused {
+    OtherConnector(Box<scopegate_contract::FirmGrant>, Problem),
+    Plain(Problem),
+}
+
+impl From<Problem> for Refused {
+    fn from(problem: Problem) -> Self {
+        Refused::Plain(problem)
     }
 }
 
@@ -56,12 +96,13 @@ async fn resolve(
     state: &AppState,
     connector_id: &str,
     bearer: Option<&str>,
-) -> Result<scopegate_contract::FirmGrant, Problem> {
+) -> Result<scopegate_contract::FirmGrant, Refused> {
     let token = bearer.ok_or_else(|| invalid_token("a bearer token is required"))?;
     let token = state
         .registry
         .resolve_token(token)
-        .await?
+        .await
+        .map_err(Problem::from)?
         .ok_or_else(|| invalid_token("the access token is invalid, expired or revoked"))?;
     let connector = state
         .catalogue
@@ -75,7 +116,10 @@ async fn resolve(
     })?;
     if grant.connector() != connector_id {
         let scope = request_scope_hint(state, connector_id);
-        return Err(insufficient_scope(&scope));
+        return Err(Refused::OtherConnector(
+            Box::new(grant),
+            insufficient_scope(&scope),
+        ));
     }
     Ok(grant)
 }

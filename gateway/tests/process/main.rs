@@ -25,4 +25,5 @@ mod service_logs;
 mod shared_limits;
 mod tls_proxy;
 mod trail_cli;
+mod tripwire_cli;
 mod two_processes;

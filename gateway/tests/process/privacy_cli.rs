@@ -24,7 +24,14 @@ fn reports_terminate_and_purge_from_the_cli() {
     );
     assert_eq!(status, 200, "{body}");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let matter = page["data"][0]["matter_id"].as_str().unwrap().to_string();
+    // The vendor was shown its grant's id for the matter: `trace` names the firm's own.
+    let shown = page["data"][0]["matter_id"].as_str().unwrap().to_string();
+    let traced = ok(d, &["--master-key-file", key_file, "trace", &shown]);
+    let matter = traced
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("record="))
+        .unwrap_or_else(|| panic!("{traced}"))
+        .to_string();
 
     let report = ok(
         d,

@@ -50,6 +50,8 @@ impl Vendor {
         let mut refused_generation = None;
         let mut cursors: [Option<String>; 2] = [None, None];
         let mut last_fee: Option<Posted> = None;
+        // Matter ids as this vendor's grant is shown them, learnt from its matter polls.
+        let mut matters: Vec<String> = Vec::new();
         let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + self.phase, TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tick: u64 = 0;
@@ -76,15 +78,21 @@ impl Vendor {
             let Some(current) = token.as_ref() else {
                 continue;
             };
-            let answered = if tick.is_multiple_of(5) {
+            let answered = if tick.is_multiple_of(5) && !matters.is_empty() {
                 let replay = last_fee.take().filter(|_| rng.gen_ratio(1, 10));
-                self.fee(current, &mut rng, replay, &mut last_fee).await
+                self.fee(current, &mut rng, replay, &mut last_fee, &matters)
+                    .await
             } else {
-                let which = (tick % 2) as usize;
+                let which = if matters.is_empty() {
+                    1
+                } else {
+                    (tick % 2) as usize
+                };
                 if rng.gen_ratio(1, 30) {
                     cursors[which] = None;
                 }
-                self.poll(current, which, &mut cursors[which]).await
+                self.poll(current, which, &mut cursors[which], &mut matters)
+                    .await
             };
             if answered == Answer::Refused {
                 token = None;
@@ -140,7 +148,14 @@ impl Vendor {
     }
 
     /// One page of transactions (`which` 0) or matters (1) from `cursor`.
-    async fn poll(&self, token: &Token, which: usize, cursor: &mut Option<String>) -> Answer {
+    /// Matter ids seen go into `matters`.
+    async fn poll(
+        &self,
+        token: &Token,
+        which: usize,
+        cursor: &mut Option<String>,
+        matters: &mut Vec<String>,
+    ) -> Answer {
         let path = ["/v1/transactions", "/v1/matters"][which];
         let mut url = format!("{}{path}?limit=100", self.base);
         if let Some(c) = cursor {
@@ -162,6 +177,14 @@ impl Vendor {
             (200, Some(next)) => {
                 self.tally.done(Kind::Poll);
                 *cursor = Some(next.to_string());
+                if which == 1 {
+                    let seen = body.as_ref().and_then(|b| b["data"].as_array());
+                    for id in seen.into_iter().flatten().filter_map(|m| m["id"].as_str()) {
+                        if !matters.iter().any(|m| m == id) {
+                            matters.push(id.to_string());
+                        }
+                    }
+                }
                 Answer::Ok
             }
             _ => self.not_ok(Kind::Poll, token, path, status, body),
@@ -175,12 +198,13 @@ impl Vendor {
         rng: &mut StdRng,
         replay: Option<Posted>,
         last: &mut Option<Posted>,
+        matters: &[String],
     ) -> Answer {
         let is_replay = replay.is_some();
         let posted = replay.unwrap_or_else(|| Posted {
             key: uuid::Uuid::new_v4().to_string(),
             body: json!({
-                "matter_id": self.firm.matters[rng.gen_range(0..self.firm.matters.len())],
+                "matter_id": matters[rng.gen_range(0..matters.len())],
                 "amount_cents": rng.gen_range(100..5_000_000),
                 "currency": "ZAR",
                 "description": "Soak: drafting and correspondence",

@@ -1,10 +1,9 @@
 //! The access trail as a firm and its auditor meet it: a test that causes
 //! each kind of event once (logins good and bad, a hand-off, a user added,
 //! reset and disabled, a credential issued, rotated and revoked, a vendor
-//! token, a grant switched, termination and purge; `minimisation_changed` and
-//! `tripwire_planted` are entered through `access_trail::record` directly,
-//! as their features will; `key_rotated` is the CLI's, driven in the process
-//! test `trail_cli`) finds an entry for each with who, from where and what,
+//! token, a grant switched, a minimisation choice changed, a decoy planted
+//! as `scopegate tripwire add` plants it, termination and purge, and a key
+//! rotation through `reseal::rotate`, which `scopegate keys rotate` runs) finds an entry for each with who, from where and what,
 //! never a secret; another firm's session sees none of them; and `verify`
 //! names the first edited, deleted or reordered entry and a forged tombstone.
 
@@ -182,25 +181,38 @@ async fn each_kind_of_access_is_entered_in_its_firms_trail_only(env: TestEnv) {
         .await;
     assert_eq!(r.status(), 204);
 
-    // The two kinds whose features enter them through the trail's own function.
-    for (kind, what) in [
-        (
-            Kind::MinimisationChanged,
-            json!({"connector": "accounting", "field": "description", "shared": false}),
-        ),
-        (
-            Kind::TripwirePlanted,
-            json!({"tripwire_id": "tw_1", "connector": "accounting"}),
-        ),
-    ] {
-        access_trail::record(
-            &env.registry,
-            &keys,
-            NewEntry::firm(A, kind, "owner@alpha.example", "203.0.113.8", what),
+    // A key rotation, as `scopegate keys rotate` runs it, goes to the operator's chain.
+    scopegate::reseal::rotate(
+        &env.registry,
+        &app.state.keyring,
+        &Default::default(),
+        100,
+        "ops",
+        "cli",
+    )
+    .await
+    .unwrap();
+
+    // A minimisation choice changed on the integrations page, and a decoy
+    // planted as `scopegate tripwire add` plants it.
+    let r = admin
+        .send(
+            reqwest::Method::PUT,
+            "/admin/v1/connectors/google-calendar/choices",
+            Some(json!({"event_title": "matter_number"})),
         )
-        .await
-        .unwrap();
-    }
+        .await;
+    assert_eq!(r.status(), 200);
+    let decoy = scopegate::security::tripwires::plant(
+        &env.registry,
+        &keys,
+        A,
+        "config backup",
+        "operator:dpo",
+        "cli",
+    )
+    .await
+    .unwrap();
 
     // The firm's page: every kind above, newest first, with who, where and what.
     let page = admin.get_json("/admin/v1/audit-trail?limit=500").await;
@@ -259,8 +271,23 @@ async fn each_kind_of_access_is_entered_in_its_firms_trail_only(env: TestEnv) {
     assert_eq!(vendor["actor"], client_id.as_str());
     assert_eq!(vendor["from"], "127.0.0.1");
     assert_eq!(vendor["what"]["connector"], "accounting");
-    entry("minimisation_changed");
-    entry("tripwire_planted");
+    let chose = entry("minimisation_changed");
+    assert_eq!(chose["actor"], "owner@alpha.example", "{chose}");
+    assert_eq!(chose["what"]["connector"], "google-calendar", "{chose}");
+    assert_eq!(
+        chose["what"]["after"]["event_title"], "matter_number",
+        "{chose}"
+    );
+    let planted = entry("tripwire_planted");
+    assert_eq!(
+        (planted["actor"].as_str(), planted["from"].as_str()),
+        (Some("operator:dpo"), Some("cli"))
+    );
+    assert_eq!(planted["what"]["tripwire_id"], decoy.tripwire_id.as_str());
+    assert!(
+        !planted.to_string().contains(&decoy.client_id),
+        "the decoy's client id stays out of the trail: {planted}"
+    );
     // Filters: kind, actor (any case), time.
     let only = admin
         .get_json("/admin/v1/audit-trail?kind=token_issued")
@@ -384,11 +411,17 @@ async fn each_kind_of_access_is_entered_in_its_firms_trail_only(env: TestEnv) {
         ("operator:dpo", "cli")
     );
     assert!(!purged.what.contains(A), "{}", purged.what);
+    let rotated = &operator["key_rotated"];
+    assert_eq!(
+        (rotated.actor.as_str(), rotated.from.as_str()),
+        ("operator:ops", "cli")
+    );
+    assert!(rotated.what.contains("key_id"), "{}", rotated.what);
     seen.extend(operator.keys().cloned());
     let missing: Vec<&str> = Kind::ALL
         .iter()
         .map(|k| k.as_str())
-        .filter(|k| *k != "key_rotated" && !seen.iter().any(|s| s == k))
+        .filter(|k| !seen.iter().any(|s| s == k))
         .collect();
     assert!(missing.is_empty(), "no entry for {missing:?}");
 

@@ -37,7 +37,9 @@ async fn the_privacy_office_answers_who_received_what_and_whom_to_notify() {
         .json()
         .await
         .unwrap();
-    let transaction = page["data"][0]["id"].as_str().unwrap().to_string();
+    // The vendor is shown its grant's id; the firm's database has the real one.
+    let shown = page["data"][0]["id"].as_str().unwrap();
+    let transaction = app.real_id(FIRM, "accounting", shown).await;
     let (client, name): (String, String) = sqlx::query_as(
         "SELECT c.id, c.full_name FROM accounting_transactions t JOIN matters m ON m.id = t.matter_id JOIN clients c ON c.id = m.client_id WHERE t.id = $1",
     )

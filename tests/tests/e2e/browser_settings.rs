@@ -111,7 +111,7 @@ async fn admin_runs_accounting_from_the_settings_page() {
     browser.click("#f-status option[value=error]").await;
     browser.click("#outbound-filter button[type=submit]").await;
     browser
-        .wait_text("#outbound-empty", "No outbound records")
+        .wait_text("#outbound-empty", "No outbound calls")
         .await;
 
     // Switch accounting off: the vendor's token is refused at once.

@@ -40,22 +40,29 @@ async fn ten_thousand_randomised_requests_never_cross_firms(env: TestEnv) {
         let (id, secret) = enable_with_credential(&env.registry, firm, "accounting").await;
         tokens.push(app.token(&id, &secret).await);
     }
+    // Each firm's ids as its vendor's grant is shown them; the real matter ids for the databases.
     let mut ids = Vec::new();
-    for db in &dbs {
-        let transactions = sqlx::query("SELECT id FROM accounting_transactions")
+    let mut real_matters = BTreeMap::new();
+    for (f, db) in dbs.iter().enumerate() {
+        let mut transactions = BTreeSet::new();
+        for r in sqlx::query("SELECT id FROM accounting_transactions")
             .fetch_all(db.pool())
             .await
             .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("id"))
-            .collect();
-        let matters = sqlx::query("SELECT id FROM matters")
+        {
+            let real = r.get::<String, _>("id");
+            transactions.insert(app.shown_id(FIRMS[f], "accounting", &real).await);
+        }
+        let mut matters = Vec::new();
+        for r in sqlx::query("SELECT id FROM matters")
             .fetch_all(db.pool())
             .await
             .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>("id"))
-            .collect();
+        {
+            let real = r.get::<String, _>("id");
+            matters.push(app.shown_id(FIRMS[f], "accounting", &real).await);
+            real_matters.insert(real, f);
+        }
         ids.push(FirmIds {
             transactions,
             matters,
@@ -147,7 +154,7 @@ async fn ten_thousand_randomised_requests_never_cross_firms(env: TestEnv) {
         );
         for row in rows {
             assert_eq!(
-                all_matters.get(&row.get::<String, _>("matter_id")),
+                real_matters.get(&row.get::<String, _>("matter_id")),
                 Some(&f)
             );
         }

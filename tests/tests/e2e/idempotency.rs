@@ -21,6 +21,8 @@ async fn sixty_four_concurrent_retries_post_one_fee(env: TestEnv) {
         .await
         .unwrap()
         .get("id");
+    // Named as the vendor's grant is shown it.
+    let matter = app.shown_id("alpha-law", "accounting", &matter).await;
     let body = json!({"matter_id": matter, "amount_cents": 77_700, "currency": "ZAR", "description": "Retried fee", "fee_date": "2026-11-21"});
     let before: i64 = sqlx::query("SELECT count(*) AS n FROM accounting_transactions")
         .fetch_one(db.pool())
@@ -78,6 +80,8 @@ async fn an_amount_written_as_a_whole_float_is_the_same_fee(env: TestEnv) {
         .await
         .unwrap()
         .get("id");
+    // Named as the vendor's grant is shown it.
+    let matter = app.shown_id("alpha-law", "accounting", &matter).await;
     let post = |amount: &'static str| {
         let body = format!(
             r#"{{"matter_id": "{matter}", "amount_cents": {amount}, "currency": "ZAR", "description": "Float fee", "fee_date": "2026-11-21"}}"#

@@ -78,6 +78,7 @@ async fn metrics_count_a_vendor_flow_on_their_own_listener() {
         .fetch_one(db.pool())
         .await
         .unwrap();
+    let matter = app.shown_id(firm, "accounting", &matter).await;
     let fee = app
         .http
         .post(app.url("/v1/fees"))
@@ -220,8 +221,13 @@ async fn metrics_count_a_vendor_flow_on_their_own_listener() {
         grew("scopegate_firm_pool_hits_total", &[]) >= 1.0,
         "{after}"
     );
+    // Present from the start for alert rules (other tests in this process may raise alerts).
     assert!(
-        after.contains("\nscopegate_tripwire_alerts_total 0\n"),
+        after.contains("\nscopegate_tripwire_alerts_total "),
+        "{after}"
+    );
+    assert!(
+        after.contains("scopegate_security_events_total{kind=\"forged_id\"} "),
         "{after}"
     );
 
@@ -241,6 +247,7 @@ async fn metrics_count_a_vendor_flow_on_their_own_listener() {
         "limit",
         "scope",
         "check",
+        "outcome",
         "le",
     ]
     .into_iter()

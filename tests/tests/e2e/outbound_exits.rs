@@ -116,6 +116,7 @@ async fn fee_responses_are_logged_as_the_bytes_sent(env: TestEnv) {
         .await
         .unwrap()
         .get("id");
+    let matter = app.shown_id("alpha-law", "accounting", &matter).await;
     let fee = json!({"matter_id": matter, "amount_cents": 7500, "currency": "ZAR", "description": "Drafting", "fee_date": "2026-11-21"});
     let (created, _, first) = post_fee(&app, &token, "k-fee", &fee).await;
     assert_eq!(created, 201);
@@ -126,6 +127,13 @@ async fn fee_responses_are_logged_as_the_bytes_sent(env: TestEnv) {
     other["amount_cents"] = json!(1);
     let (reused, _, refusal) = post_fee(&app, &token, "k-fee", &other).await;
     assert_eq!(reused, 422);
+    // The vendor is shown the fee's id through its grant; the log names the firm's own.
+    let real_fee: String = sqlx::query("SELECT id FROM fees WHERE idempotency_key = 'k-fee'")
+        .fetch_one(alpha.pool())
+        .await
+        .unwrap()
+        .get("id");
+    let shown_fee = app.shown_id("alpha-law", "accounting", &real_fee).await;
     app.stop().await;
 
     let log = records(&env, "alpha-law").await;
@@ -135,7 +143,8 @@ async fn fee_responses_are_logged_as_the_bytes_sent(env: TestEnv) {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(send.record_ids.contains(&fee_id));
+    assert_eq!(fee_id, shown_fee);
+    assert!(send.record_ids.contains(&real_fee));
     assert!(send.target.starts_with("/v1/fees response to credential "));
     let replays: Vec<_> = log
         .iter()

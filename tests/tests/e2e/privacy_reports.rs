@@ -19,17 +19,17 @@ on_both_backends!(
     the_admin_api_answers_for_the_sessions_firm_only
 );
 
-/// One page from the vendor API: (item ids, next cursor).
+/// One page from firm f1's accounting vendor: (the firm's ids of its items, next cursor).
+/// The vendor is shown its grant's ids; the reports name the firm's own.
 async fn poll(app: &TestApp, token: &str, path: &str) -> (Vec<String>, Option<String>) {
     let response = app.get(path, token).await;
     assert_eq!(response.status(), 200, "{path}");
     let body: Value = response.json().await.unwrap();
-    let ids = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_string())
-        .collect();
+    let mut ids = Vec::new();
+    for item in body["data"].as_array().unwrap() {
+        let shown = item["id"].as_str().unwrap();
+        ids.push(app.real_id("f1", "accounting", shown).await);
+    }
     (ids, body["next_cursor"].as_str().map(str::to_string))
 }
 

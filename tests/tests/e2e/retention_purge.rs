@@ -130,10 +130,25 @@ async fn a_purged_firm_leaves_only_its_tombstone_and_the_log_still_verifies(env:
             200
         );
         assert_eq!(app.get("/v1/matters?limit=5", &token).await.status(), 200);
-        tokens.push(token);
         if firm == GONE {
             identifiers.push(client_id);
+            // A planted decoy, and a probe: tripwire and security-event rows (the
+            // polls above made the grant's pseudonym key), all of them the firm's.
+            let decoy = env.registry.add_tripwire(firm, "backup").await.unwrap();
+            identifiers.extend([decoy.client_id, decoy.tripwire_id]);
+            assert_eq!(app.get("/v1/clients", &token).await.status(), 404);
+            while env
+                .registry
+                .security_events(firm, None, 1)
+                .await
+                .unwrap()
+                .events
+                .is_empty()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
         }
+        tokens.push(token);
     }
     let keys = app.state.log_keys.clone();
     let checkpoints_path = env.dir.path().join("checkpoints.jsonl");

@@ -46,16 +46,31 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
 
     let admin = AdminClient::login(&app.base, "f1", "admin@f1.example").await;
     let all = admin.get_json("/admin/v1/outbound").await;
-    let records = all["data"].as_array().unwrap();
-    // 6 requests, a send and a result each, and each fee post's inbound record pair.
+    let calls = all["data"].as_array().unwrap();
+    // 6 requests and each fee post's inbound record: one row per call, its
+    // send and its result together (16 records in the log).
+    const CALLS: usize = 8;
     const RECORDS: usize = 16;
-    assert_eq!(records.len(), RECORDS, "8 sends and 8 results");
+    assert_eq!(calls.len(), CALLS, "8 calls, each a send with its result");
     assert!(
-        records
+        calls
             .windows(2)
             .all(|w| w[0]["seq"].as_i64() > w[1]["seq"].as_i64()),
         "newest first"
     );
+    for call in calls {
+        let result = &call["result"];
+        assert!(
+            result["seq"].as_i64().unwrap() > call["seq"].as_i64().unwrap(),
+            "the result follows its send: {call}"
+        );
+        assert!(result["at"].as_i64().unwrap() >= call["at"].as_i64().unwrap());
+        assert!(result["latency_us"].as_i64().unwrap() >= 0);
+        assert!(
+            call.get("kind").is_none(),
+            "no separate result rows: {call}"
+        );
+    }
     assert!(all["next_before"].is_null());
 
     let ok = admin.get_json("/admin/v1/outbound?status=ok").await;
@@ -64,15 +79,15 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
         .as_array()
         .unwrap()
         .iter()
-        .all(|r| r["kind"] == "result" && r["status"].as_i64().unwrap() < 300));
-    // The refused fee: its inbound record's result and the logged answer.
+        .all(|r| r["result"]["status"].as_i64().unwrap() < 300));
+    // The refused fee: its inbound record and the logged answer.
     let errors = admin.get_json("/admin/v1/outbound?status=error").await;
     assert_eq!(errors["data"].as_array().unwrap().len(), 2);
     assert!(errors["data"]
         .as_array()
         .unwrap()
         .iter()
-        .all(|r| r["status"] == failed_status));
+        .all(|r| r["result"]["status"] == failed_status));
     let exact = admin
         .get_json(&format!("/admin/v1/outbound?status={failed_status}"))
         .await;
@@ -95,7 +110,7 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
             started - 60_000
         ))
         .await;
-    assert_eq!(from_start["data"].as_array().unwrap().len(), RECORDS);
+    assert_eq!(from_start["data"].as_array().unwrap().len(), CALLS);
     assert_eq!(
         admin
             .get_json("/admin/v1/outbound?connector=google_calendar")
@@ -126,7 +141,7 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
     );
     assert_eq!(admin.get("/admin/v1/outbound?limit=0").await.status(), 422);
 
-    // Pages of 3 walk every record once.
+    // Pages of 3 walk every call once.
     let mut seen = Vec::new();
     let mut before: Option<i64> = None;
     for _ in 0..10 {
@@ -147,7 +162,9 @@ async fn outbound_viewer_filters_pages_and_exports(env: TestEnv) {
             None => break,
         }
     }
-    assert_eq!(seen, (1..=RECORDS as i64).rev().collect::<Vec<i64>>());
+    let sends: Vec<i64> = calls.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seen, sends);
+    assert_eq!(seen.len(), CALLS);
 
     // The export is byte for byte what `scopegate audit export` writes.
     let export = admin.get("/admin/v1/outbound/export").await;

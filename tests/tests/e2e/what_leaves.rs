@@ -170,6 +170,8 @@ async fn accounting_bodies(env: TestEnv) {
         .fetch_one(db.pool())
         .await
         .expect("matter MAT01000");
+    // Named as the vendor's grant is shown it (each grant sees its own ids).
+    let matter = app.shown_id(FIRM, "accounting", &matter).await;
     let fee = json!({"matter_id": matter, "amount_cents": 150_000, "currency": "ZAR",
                      "description": "Consultation and drafting", "fee_date": "2026-11-20"});
     let (status, content_type, result) = post_fee(&app, &token, "snapshot-fee", &fee).await;

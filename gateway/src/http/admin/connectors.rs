@@ -1,10 +1,12 @@
 //! The integrations list and its switches. What each connector receives is
 //! generated from its schemas (`Projection.fields[].description`), never
 //! written by hand; when the firm consented to an older contract, the fields
-//! the current one adds or drops are listed for re-consent.
+//! the current one adds or drops are listed for re-consent. Each connector
+//! also shows its minimisation choices, whether its grant is unused, and how
+//! much it received lately (the chart itself: `admin::sharing`).
 
 use super::{json_body, Session};
-use crate::capabilities::grant_for_session;
+use crate::capabilities::{grant_for_lease, grant_for_session};
 use crate::catalogue::Connector;
 use crate::http::problem::Problem;
 use crate::http::AppState;
@@ -19,9 +21,20 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// Days the sharing chart and its summary cover.
+pub const SHARING_DAYS: i64 = 30;
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/connectors", get(list))
+        .route(
+            "/admin/v1/connectors/{id}/choices",
+            axum::routing::put(super::choices::set),
+        )
+        .route(
+            "/admin/v1/connectors/{id}/sharing.svg",
+            get(super::sharing::chart),
+        )
         .route("/admin/v1/connectors/{id}/enable", post(enable))
         .route("/admin/v1/connectors/{id}/disable", post(disable))
 }
@@ -45,8 +58,11 @@ async fn grant_of(state: &AppState, firm: &str, id: &str) -> Result<Option<Grant
 
 /// One connector as the integrations page shows it.
 pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Value, Problem> {
+    let stored = state.registry.stored_choices(firm, c.id()).await?;
+    let chosen = c.contract.effective_choices(&stored);
+    // What it receives under the firm's choices.
     let receives: Vec<Value> = c
-        .projections
+        .projections_for(&chosen)
         .values()
         .filter(|p| p.source_table.is_some())
         .map(|p| {
@@ -67,6 +83,47 @@ pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Val
         Some(g) if needs_reconsent => Some(changes_since(state, g, c).await?),
         _ => None,
     };
+    let choices: Vec<Value> = c
+        .contract
+        .manifest
+        .choices
+        .iter()
+        .map(|(name, choice)| {
+            json!({
+                "name": name,
+                "label": choice.label,
+                "default": choice.default,
+                "chosen": chosen.get(name),
+                "options": choice.options.iter().map(|(o, spec)| json!({"name": o, "label": spec.label})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let now = crate::clock::now_ms();
+    let unused = match &grant {
+        Some(g) => crate::privacy::unused_since(
+            &state.registry,
+            g,
+            state.config.unused_grant_days,
+            now,
+        )
+        .await?
+        .map(|u| json!({ "days": u.days, "since": u.idle_since, "threshold_days": state.config.unused_grant_days })),
+        None => None,
+    };
+    let per_day = crate::outbound_log::usage::records_per_day(
+        &state.registry,
+        firm,
+        c.id(),
+        SHARING_DAYS,
+        now,
+    )
+    .await?;
+    let total: i64 = per_day.iter().map(|(_, n)| n).sum();
+    let peak = per_day
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .max_by_key(|(day, n)| (*n, -day))
+        .map(|(day, n)| json!({ "day": day, "records": n }));
     Ok(json!({
         "id": c.id(),
         "name": c.contract.manifest.name,
@@ -85,6 +142,9 @@ pub async fn describe(state: &AppState, firm: &str, c: &Connector) -> Result<Val
         })),
         "needs_reconsent": needs_reconsent,
         "changes": changes,
+        "choices": choices,
+        "unused": unused,
+        "sharing": { "days": SHARING_DAYS, "total": total, "peak": peak },
     }))
 }
 
@@ -238,35 +298,99 @@ pub async fn disable(
         json_body(&headers, &body)?
     };
     let choices = switch_off_choices(&state, &c, body)?;
-    state
-        .registry
-        .disable_grant(session.firm(), c.id(), &session.actor())
-        .await?;
+    let by = SwitchedBy::Session {
+        actor: &session.actor(),
+        user_id: &session.user.id,
+    };
+    let grant = switch_grant_off(&state, session.firm(), &c, &by).await?;
     let what = json!({ "connector": c.id(), "enabled": false, "options": choices });
     super::trail::enter(
         &state,
         session.trail_entry(crate::access_trail::Kind::GrantSwitched, what),
     )
     .await?;
+    let work = switch_off_work(&state, &c, &grant, &by, &choices).await?;
     let mut out = describe(&state, session.firm(), &c).await?;
-    // Work of the connector's own (e.g. deleting what it created), now that the grant is off.
-    if let Some(running) = state.connectors.iter().find(|r| r.connector.id() == c.id()) {
-        let grant = state.registry.grant(session.firm(), c.id()).await?;
-        if let Ok(handle) = grant_for_session(&grant, &c, &session.user.id) {
-            let chosen: Vec<&'static str> = running
-                .connector
-                .switch_off_options()
-                .iter()
-                .map(|o| o.name)
-                .filter(|name| choices.contains(*name))
-                .collect();
-            if let Some(work) = running
-                .connector
-                .switch_off(&running.capabilities, handle, &chosen)
-            {
-                out["switch_off"] = work.await.map_err(Problem::from)?;
-            };
-        }
+    if let Some(report) = work {
+        out["switch_off"] = report;
     }
     Ok(Json(out))
+}
+
+/// Who switches a grant off.
+pub enum SwitchedBy<'a> {
+    /// A settings user (the ledger names `actor`).
+    Session { actor: &'a str, user_id: &'a str },
+    /// The gateway itself (ledger actor `scopegate`), for `reason`.
+    Gateway { reason: &'a str },
+}
+
+/// Switches a firm's connector off, then runs the connector's own
+/// switch-off work with the `chosen` switch-off options: the one path of an
+/// admin's switch-off and the gateway's own (unused grants). Returns the
+/// connector's report, if it did work of its own.
+pub async fn switch_off(
+    state: &AppState,
+    firm: &str,
+    c: &Connector,
+    by: SwitchedBy<'_>,
+    chosen: &BTreeSet<String>,
+) -> Result<Option<Value>, Problem> {
+    let grant = switch_grant_off(state, firm, c, &by).await?;
+    switch_off_work(state, c, &grant, &by, chosen).await
+}
+
+/// The first half of [`switch_off`]: the grant off, its credentials and
+/// tokens revoked, the ledger entry written.
+pub async fn switch_grant_off(
+    state: &AppState,
+    firm: &str,
+    c: &Connector,
+    by: &SwitchedBy<'_>,
+) -> Result<Grant, Problem> {
+    let (actor, reason) = match by {
+        SwitchedBy::Session { actor, .. } => (*actor, None),
+        SwitchedBy::Gateway { reason } => ("scopegate", Some(*reason)),
+    };
+    Ok(state
+        .registry
+        .disable_grant_because(firm, c.id(), actor, reason)
+        .await?)
+}
+
+/// The second half of [`switch_off`]: the connector's own work (e.g.
+/// deleting what it created), now that the grant is off.
+pub async fn switch_off_work(
+    state: &AppState,
+    c: &Connector,
+    grant: &Grant,
+    by: &SwitchedBy<'_>,
+    chosen: &BTreeSet<String>,
+) -> Result<Option<Value>, Problem> {
+    // Work of the connector's own (e.g. deleting what it created), now that the grant is off.
+    let Some(running) = state.connectors.iter().find(|r| r.connector.id() == c.id()) else {
+        return Ok(None);
+    };
+    let handle = match by {
+        SwitchedBy::Session { user_id, .. } => grant_for_session(grant, c, user_id),
+        SwitchedBy::Gateway { .. } => grant_for_lease(grant, c, "scopegate"),
+    };
+    let Ok(handle) = handle else {
+        return Ok(None);
+    };
+    let options: Vec<&'static str> = running
+        .connector
+        .switch_off_options()
+        .iter()
+        .map(|o| o.name)
+        .filter(|name| chosen.contains(*name))
+        .collect();
+    let Some(work) = running
+        .connector
+        .switch_off(&running.capabilities, handle, &options)
+    else {
+        return Ok(None);
+    };
+    let report = work.await.map_err(Problem::from)?;
+    Ok(Some(report))
 }

@@ -4,12 +4,15 @@
 //! firm's ids answer 404 exactly like unknown ones. Every request that is not
 //! GET/HEAD must carry the session's CSRF token in `X-CSRF-Token`.
 
+pub mod choices;
 pub mod connectors;
 pub mod credentials;
 pub mod ledger;
 pub mod outbound;
 pub mod privacy;
+pub mod security;
 pub mod session;
+pub mod sharing;
 pub mod trail;
 pub mod users;
 
@@ -34,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .merge(outbound::routes())
         .merge(ledger::routes())
         .merge(privacy::routes())
+        .merge(security::routes())
         .merge(trail::routes())
         .merge(users::routes())
 }

@@ -1,4 +1,5 @@
-//! The outbound-call viewer: the firm's outbound-log records, newest first,
+//! The outbound-call viewer: the firm's calls (each send with its result, or
+//! none where no result was recorded: outcome unknown), newest first,
 //! filtered by connector, time range and status, a page at a time; and the
 //! export, the same JSON lines as `scopegate audit export`, streamed: read
 //! from the registry [`EXPORT_PAGE`] records at a time as the client takes
@@ -158,15 +159,15 @@ impl utoipa::PartialSchema for LimitParam {
 
 impl utoipa::ToSchema for LimitParam {}
 
-/// A page of the firm's outbound records.
+/// A page of the firm's outbound calls: one row per call (the send and its result).
 #[utoipa::path(get, path = "/admin/v1/outbound", tag = "admin",
     params(("connector" = Option<String>, Query, min_length = 1, description = "only this connector"),
            ("from" = inline(Option<TimeParam>), Query, description = "at or after (RFC 3339 or Unix ms)"),
            ("to" = inline(Option<TimeParam>), Query, description = "before (RFC 3339 or Unix ms)"),
-           ("status" = inline(Option<StatusParam>), Query, description = "ok, error or an HTTP status: only results with that status"),
+           ("status" = inline(Option<StatusParam>), Query, description = "ok, error or an HTTP status: only calls whose result has that status"),
            ("before" = Option<i64>, Query, description = "next_before of the previous page"),
            ("limit" = inline(Option<LimitParam>), Query, description = "1-500, default 50")),
-    responses((status = 200, description = "Records, newest first, and next_before when there may be more", body = Object),
+    responses((status = 200, description = "Calls, newest first (each send with its `result`: seq, at, status, latency_us; null where no result was recorded, the outcome unknown), and next_before when there may be more", body = Object),
               (status = 400, description = "A parameter the viewer does not take"),
               (status = 403, description = "Not an owner, admin or bookkeeper"), (status = 422, description = "A malformed or empty filter")))]
 pub async fn list(
@@ -176,11 +177,11 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, Problem> {
     session.require_auditor()?;
     let (filter, limit) = parse_filter(query.as_deref())?;
-    let records = outbound_log::page(&state.registry, session.firm(), &filter, limit).await?;
-    let next_before = (records.len() as i64 == limit)
-        .then(|| records.last().map(|r| r.seq))
+    let calls = outbound_log::calls_page(&state.registry, session.firm(), &filter, limit).await?;
+    let next_before = (calls.len() as i64 == limit)
+        .then(|| calls.last().map(|r| r.seq))
         .flatten();
-    Ok(Json(json!({ "data": records, "next_before": next_before })))
+    Ok(Json(json!({ "data": calls, "next_before": next_before })))
 }
 
 /// All the firm's records as JSON lines, as `scopegate audit export` writes

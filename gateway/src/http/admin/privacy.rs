@@ -48,7 +48,10 @@ fn kind_and_id<'a>(
 }
 
 /// The query's parameters, each at most once, none unknown.
-fn params(query: &Option<String>, known: &[&str]) -> Result<Vec<(String, String)>, Problem> {
+pub(super) fn params(
+    query: &Option<String>,
+    known: &[&str],
+) -> Result<Vec<(String, String)>, Problem> {
     let mut seen: Vec<(String, String)> = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes()) {
         if !known.contains(&key.as_ref()) {
@@ -68,7 +71,7 @@ fn params(query: &Option<String>, known: &[&str]) -> Result<Vec<(String, String)
     Ok(seen)
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)

@@ -23,17 +23,26 @@ pub struct OfficeTab {
 }
 
 /// The office's tabs, in the order the page shows them (after the connectors' tabs).
-pub const OFFICE_TABS: &[OfficeTab] = &[OfficeTab {
-    id: "privacy",
-    title: "Privacy office",
-    intro: "Who received what about a client or matter (POPIA s23), and whose data left through a channel in a window (POPIA s22).",
-    script: include_str!("../../../assets/office/privacy.js"),
-}, OfficeTab {
-    id: "trail",
-    title: "Audit trail",
-    intro: "Who logged in, handed off, changed users, credentials or integrations, and which vendor tokens were issued: when, from where and what.",
-    script: include_str!("../../../assets/office/trail.js"),
-}];
+pub const OFFICE_TABS: &[OfficeTab] = &[
+    OfficeTab {
+        id: "privacy",
+        title: "Privacy office",
+        intro: "Who received what about a client or matter (POPIA s23), and whose data left through a channel in a window (POPIA s22).",
+        script: include_str!("../../../assets/office/privacy.js"),
+    },
+    OfficeTab {
+        id: "security",
+        title: "Security",
+        intro: "Tripwires that fired: a decoy credential used, a vendor token probing outside its grant, a record id no grant of this firm was shown.",
+        script: include_str!("../../../assets/office/security.js"),
+    },
+    OfficeTab {
+        id: "trail",
+        title: "Audit trail",
+        intro: "Who logged in, handed off, changed users, credentials or integrations, and which vendor tokens were issued: when, from where and what.",
+        script: include_str!("../../../assets/office/trail.js"),
+    },
+];
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/settings/office/{script}", get(script))
