@@ -277,15 +277,14 @@ impl<'a> ChainWalk<'a> {
             }
         }
         match head {
-            Some((head_seq, head_hash)) => {
-                if head_seq != last_seq || head_hash != self.prev_hash {
-                    let first_missing = last_seq + 1;
-                    let problem = format!(
-                        "the chain head says the log ends at record {head_seq}, but the stored records end at {last_seq} (records deleted from the end, or the head edited)"
-                    );
-                    self.fail(first_missing.min(head_seq.max(1)), problem);
-                }
+            Some((head_seq, head_hash)) if head_seq != last_seq || head_hash != self.prev_hash => {
+                let first_missing = last_seq + 1;
+                let problem = format!(
+                    "the chain head says the log ends at record {head_seq}, but the stored records end at {last_seq} (records deleted from the end, or the head edited)"
+                );
+                self.fail(first_missing.min(head_seq.max(1)), problem);
             }
+            Some(_) => {}
             None if last_seq > 0 => {
                 self.fail(
                     1,
