@@ -54,12 +54,25 @@ pub fn check_hash(
     hash: &str,
     canonical: &impl Serialize,
 ) -> Result<(), HashProblem> {
+    let mut bytes = Vec::with_capacity(512);
+    canonical_into(canonical, |b| bytes.extend_from_slice(b));
+    check_hash_bytes(keys, mac_key, hash, &bytes)
+}
+
+/// Checks `hash` against a canonical form already serialized (`canonical`)
+/// under the key `mac_key` names.
+pub fn check_hash_bytes(
+    keys: &LogKeys,
+    mac_key: &str,
+    hash: &str,
+    canonical: &[u8],
+) -> Result<(), HashProblem> {
     if mac_key.is_empty() {
         return Err(HashProblem::Unkeyed);
     }
     let key = keys.get(mac_key).ok_or(HashProblem::UnknownKey)?;
     let mut mac = key.mac();
-    canonical_into(canonical, |b| mac.update(b));
+    mac.update(canonical);
     let mut expected = [0u8; 32];
     match hex::decode_to_slice(hash, &mut expected) {
         // Constant-time comparison of the tags.

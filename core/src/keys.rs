@@ -408,11 +408,13 @@ fn derive(master: &[u8; 32], label: &str) -> [u8; 32] {
 }
 
 /// The outbound log's keys, one per master key; the first chains and signs.
+#[derive(Clone)]
 pub struct LogKeys {
     keys: Vec<LogKey>,
 }
 
 /// One master key's log keys: HMAC-SHA256 for the chain, Ed25519 for checkpoints.
+#[derive(Clone)]
 pub struct LogKey {
     id: String,
     /// Keyed once (the padded key blocks precomputed); cloned per record.

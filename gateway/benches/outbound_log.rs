@@ -12,6 +12,7 @@
 //! | `SCOPEGATE_BENCH_SECONDS` | 3 | measured seconds per case |
 //! | `SCOPEGATE_BENCH_WRITERS` | 32 | concurrent writers of the many-writer cases |
 //! | `SCOPEGATE_BENCH_FIRMS` | 8 | firms the writers spread over (writer i -> firm i mod n) |
+//! | `SCOPEGATE_BENCH_RECORD_IDS` | 100 | record ids per record (each is a row of the record-id index) |
 //! | `SCOPEGATE_BENCH_BACKENDS` | sqlite,postgres | registries to measure |
 //! | `SCOPEGATE_TEST_POSTGRES_URL` | postgres://postgres@127.0.0.1:5432/postgres | admin URL |
 
@@ -40,8 +41,8 @@ impl Outcome {
     }
 }
 
-/// What one `GET /v1/transactions?limit=100` logs: 100 record ids, 8 fields, a 20 kB page.
-fn page_send(firm_id: &str) -> NewSend {
+/// What one `GET /v1/transactions?limit=100` logs: 100 record ids (`ids`), 8 fields, a 20 kB page.
+fn page_send(firm_id: &str, ids: usize) -> NewSend {
     NewSend {
         firm_id: firm_id.to_string(),
         grant_id: format!("gr_{firm_id}"),
@@ -61,9 +62,13 @@ fn page_send(firm_id: &str) -> NewSend {
         ]
         .map(String::from)
         .to_vec(),
-        record_ids: (0..100).map(|_| uuid::Uuid::new_v4().to_string()).collect(),
+        record_ids: (0..ids).map(|_| uuid::Uuid::new_v4().to_string()).collect(),
         payload: vec![b'x'; 20 * 1024],
     }
+}
+
+fn record_ids() -> usize {
+    env_usize("SCOPEGATE_BENCH_RECORD_IDS", 100)
 }
 
 /// One master key for the whole run: the writer chains with it, the check verifies with it.
@@ -89,7 +94,7 @@ async fn run_case(
     let tasks: Vec<_> = (0..writers)
         .map(|i| {
             let log = log.clone();
-            let send = page_send(&firms[i % firms.len()]);
+            let send = page_send(&firms[i % firms.len()], record_ids());
             tokio::spawn(async move {
                 let mut sent = 0u64;
                 while Instant::now() < deadline {
@@ -174,7 +179,8 @@ async fn main() {
     println!("== outbound_log: records committed per second through OutboundLog::record_send");
     println!("{}", machine_line());
     println!(
-        "{seconds}s per case; writers spread over {firms} firms; each record: 100 record ids, 8 fields, 20 kB payload hashed"
+        "{seconds}s per case; writers spread over {firms} firms; each record: {} record ids, 8 fields, 20 kB payload hashed",
+        record_ids()
     );
     println!(
         "{:<9} {:>7}  {:<34} {:>8} {:>7} {:>10} {:>10}",

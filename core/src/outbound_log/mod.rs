@@ -7,10 +7,13 @@
 //! so only the gateway can extend or rewrite it, and signed checkpoints of the
 //! chain heads, kept outside the registry, pin what existed at a time.
 
+mod batch_sql;
 pub mod checkpoint;
 mod record;
 pub mod record_index;
 mod rekey;
+mod sqlite_read;
+mod stored;
 pub mod tombstone;
 pub mod usage;
 mod verify;

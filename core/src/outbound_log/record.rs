@@ -111,6 +111,12 @@ impl Serialize for Canonical<'_> {
     }
 }
 
+/// The canonical form of `record`, for serializing into a hasher.
+#[cfg(test)]
+pub(super) fn canonical(record: &LogRecord) -> impl Serialize + '_ {
+    Canonical(record)
+}
+
 impl LogRecord {
     /// The plain SHA-256 of the canonical form: the chain hash of records
     /// written before the chain was keyed (checked once, when they are re-keyed).

@@ -1,48 +1,13 @@
 //! The record-id index of the outbound log: for each send, one row per firm
 //! record it carried (`outbound_record_ids`), written in the send's own
-//! transaction. It answers "which sends carried these records" by index, so
+//! transaction (by the writer's batch statements, `batch_sql`). It answers "which sends carried these records" by index, so
 //! the privacy office's reports stay fast over millions of records.
 
 use crate::registry::{Registry, StoreResult};
-use sqlx::{Any, Row, Transaction};
-use std::collections::BTreeSet;
+use sqlx::Row;
 
-/// Rows per INSERT statement (3 binds each, well within every backend's limit).
-const ROWS_PER_INSERT: usize = 300;
 /// Ids per lookup statement.
 const IDS_PER_LOOKUP: usize = 500;
-
-/// Indexes the record ids of send `seq` of `firm_id` (duplicates and empty ids skipped).
-pub(super) async fn index_send(
-    tx: &mut Transaction<'_, Any>,
-    firm_id: &str,
-    seq: i64,
-    record_ids: &[String],
-) -> Result<(), sqlx::Error> {
-    let ids: BTreeSet<&str> = record_ids
-        .iter()
-        .map(String::as_str)
-        .filter(|id| !id.is_empty())
-        .collect();
-    let ids: Vec<&str> = ids.into_iter().collect();
-    for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("($1, $2, ${})", i + 3))
-            .collect();
-        let sql = format!(
-            "INSERT INTO outbound_record_ids (firm_id, seq, record_id) VALUES {} ON CONFLICT DO NOTHING",
-            values.join(", ")
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(firm_id)
-            .bind(seq);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
 
 /// Every (record id, send seq) of `firm_id` whose record id is in `record_ids`.
 pub async fn sends_carrying(

@@ -1,13 +1,15 @@
 //! The group-committing writer. Callers hand records to one task per gateway
 //! process; it takes whatever has queued up (up to `MAX_BATCH`), chains the
 //! records per firm and commits them in one transaction, so many concurrent
-//! senders share one fsync. Across processes sharing PostgreSQL, the chain head
+//! senders share one fsync; the transaction is a fixed handful of statements
+//! whatever the batch's size (`batch_sql`). Across processes sharing PostgreSQL, the chain head
 //! row of each firm is locked (`FOR UPDATE`, in firm order) for the batch.
 //! Metrics: `scopegate_outbound_records_total{kind, direction, connector}`
 //! (committed), `scopegate_outbound_commit_batch_size` and
 //! `scopegate_outbound_commit_seconds` (per transaction),
 //! `scopegate_outbound_commit_failures_total`.
 
+use super::batch_sql;
 use super::record::{LogRecord, NewSend, GENESIS_HASH};
 use crate::clock::now_ms;
 use crate::keys::LogKeys;
@@ -214,6 +216,9 @@ fn count_committed(records: &[&PendingRecord], started: Instant) {
 }
 
 /// Commits one batch; returns the seq given to each record, in input order.
+/// Whatever the batch's size, the transaction runs a fixed handful of
+/// statements: the records, their record-id rows and the new chain heads each
+/// go in as one JSON array that the database unpacks.
 async fn commit_batch(
     registry: &Registry,
     keys: &LogKeys,
@@ -225,24 +230,25 @@ async fn commit_batch(
     }
     let mut seqs = vec![0; records.len()];
     let at = now_ms();
+    let backend = registry.backend();
     let mut tx = registry.begin_write().await?;
+    let firms: Vec<&str> = by_firm.keys().copied().collect();
+    let mut heads = batch_sql::lock_chain_heads(&mut tx, backend, &firms).await?;
+    let mut sealed = Vec::with_capacity(records.len());
+    let mut new_heads = Vec::with_capacity(firms.len());
     for (firm_id, indexes) in by_firm {
-        let (mut seq, mut prev_hash) =
-            lock_chain_head(&mut tx, registry.backend(), firm_id).await?;
+        let (mut seq, mut prev_hash) = heads.remove(firm_id).ok_or(sqlx::Error::RowNotFound)?;
         for i in indexes {
             seq += 1;
             let record = to_record(records[i], seq, at, prev_hash, keys);
-            insert_record(&mut tx, &record).await?;
             seqs[i] = seq;
-            prev_hash = record.hash;
+            prev_hash = record.hash.clone();
+            sealed.push(record);
         }
-        sqlx::query("UPDATE outbound_chain_heads SET seq = $1, hash = $2 WHERE firm_id = $3")
-            .bind(seq)
-            .bind(&prev_hash)
-            .bind(firm_id)
-            .execute(&mut *tx)
-            .await?;
+        new_heads.push((firm_id, seq, prev_hash));
     }
+    batch_sql::insert_records_and_index(&mut tx, backend, &sealed).await?;
+    batch_sql::move_chain_heads(&mut tx, backend, &new_heads).await?;
     tx.commit().await?;
     Ok(seqs)
 }
@@ -289,21 +295,4 @@ fn to_record(p: &PendingRecord, seq: i64, at: i64, prev_hash: String, keys: &Log
     };
     record.seal(keys.current());
     record
-}
-
-pub(super) async fn insert_record(
-    tx: &mut Transaction<'_, Any>,
-    r: &LogRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
-        .bind(&r.firm_id).bind(r.seq).bind(&r.kind).bind(r.at).bind(&r.grant_id).bind(&r.connector)
-        .bind(&r.direction).bind(&r.method).bind(&r.target)
-        .bind(serde_json::to_string(&r.fields).expect("json")).bind(serde_json::to_string(&r.record_ids).expect("json"))
-        .bind(&r.payload_sha256).bind(r.bytes).bind(r.send_seq).bind(r.status).bind(r.latency_us)
-        .bind(&r.prev_hash).bind(&r.hash).bind(&r.mac_key)
-        .execute(&mut **tx).await?;
-    if r.kind == "send" {
-        super::record_index::index_send(tx, &r.firm_id, r.seq, &r.record_ids).await?;
-    }
-    Ok(())
 }

@@ -28,6 +28,8 @@ pub enum Backend {
 pub struct Registry {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite registry's file (None on PostgreSQL and for an in-memory database).
+    sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
 }
 
 /// Everything that can go wrong in the registry, phrased for the person who caused it.
@@ -220,15 +222,9 @@ pub(crate) fn close_stuck_connections(options: AnyPoolOptions) -> AnyPoolOptions
 
 /// Makes sure the SQLite file's folder exists and asks sqlx to create the file.
 fn ensure_sqlite_file(url: &str) -> StoreResult<String> {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:")
-        .split('?')
-        .next()
-        .unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
+    let Some(path) = sqlite_file_of(url) else {
         return Ok(url.to_string());
-    }
+    };
     if let Some(parent) = std::path::Path::new(path).parent() {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Unreachable {
@@ -244,11 +240,36 @@ fn ensure_sqlite_file(url: &str) -> StoreResult<String> {
     })
 }
 
+/// The file a `sqlite:` URL names, if it names one (not `:memory:` or `mode=memory`).
+fn sqlite_file_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!in_memory).then_some(path)
+}
+
 impl Registry {
     /// Connects to the registry named by `url` (no migrations run).
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let (pool, backend) = open_pool(url, 16).await?;
-        Ok(Self { pool, backend })
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlite_file_of(url).map(|p| std::sync::Arc::new(p.into())),
+            Backend::Postgres => None,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_file,
+        })
+    }
+
+    /// The SQLite registry's file, for readers that go around the pool (the
+    /// chain verifier); None on PostgreSQL and for an in-memory database.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref().map(|p| p.as_path())
     }
 
     /// Connects and brings the schema up to date.
@@ -310,8 +331,28 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_unavailable, redact_url, Registry, StoreError};
+    use super::{is_unavailable, redact_url, sqlite_file_of, Registry, StoreError};
     use sqlx::Connection;
+
+    #[test]
+    fn the_sqlite_file_is_known_except_for_memory_databases() {
+        assert_eq!(
+            sqlite_file_of("sqlite:///var/sg/registry.db"),
+            Some("/var/sg/registry.db")
+        );
+        assert_eq!(
+            sqlite_file_of("sqlite://rel/r.db?mode=rwc"),
+            Some("rel/r.db")
+        );
+        assert_eq!(sqlite_file_of("sqlite:r.db"), Some("r.db"));
+        assert_eq!(sqlite_file_of("sqlite::memory:"), None);
+        assert_eq!(sqlite_file_of("sqlite://:memory:"), None);
+        assert_eq!(
+            sqlite_file_of("sqlite://file:x?mode=memory&cache=shared"),
+            None
+        );
+        assert_eq!(sqlite_file_of("postgres://u@h/db"), None);
+    }
 
     #[tokio::test]
     async fn errors_that_mean_try_again_later_are_told_from_wrong_queries() {

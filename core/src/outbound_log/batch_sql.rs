@@ -1,0 +1,168 @@
+//! The group-commit writer's statements, one per step of a batch whatever its
+//! size: the batch's chain heads created and locked, its records inserted,
+//! their record-id index rows inserted and the heads moved on. Each takes its
+//! rows as one JSON array parameter that the database unpacks (`json_each` on
+//! SQLite, `jsonb_array_elements` on PostgreSQL), so a batch of hundreds of
+//! records and tens of thousands of index rows is a handful of statements,
+//! each prepared once per connection.
+
+use super::record::{LogRecord, GENESIS_HASH};
+use crate::registry::Backend;
+use serde::ser::{SerializeTuple, Serializer};
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Creates the chain heads of firms that have none yet (`$1`: JSON array of firm ids).
+fn create_heads(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "INSERT INTO outbound_chain_heads (firm_id, seq, hash) SELECT value, 0, $2 FROM json_each($1) WHERE true ON CONFLICT (firm_id) DO NOTHING",
+        Backend::Postgres => "INSERT INTO outbound_chain_heads (firm_id, seq, hash) SELECT f, 0, $2 FROM jsonb_array_elements_text($1::jsonb) AS f ON CONFLICT (firm_id) DO NOTHING",
+    }
+}
+
+/// Reads (and on PostgreSQL locks, in byte order of firm id) the chain heads of `$1`'s firms.
+fn lock_heads(backend: Backend) -> &'static str {
+    match backend {
+        // The batch holds SQLite's write lock (BEGIN IMMEDIATE) already.
+        Backend::Sqlite => "SELECT firm_id, seq, hash FROM outbound_chain_heads WHERE firm_id IN (SELECT value FROM json_each($1))",
+        Backend::Postgres => "SELECT firm_id, seq, hash FROM outbound_chain_heads WHERE firm_id IN (SELECT jsonb_array_elements_text($1::jsonb)) ORDER BY firm_id COLLATE \"C\" FOR UPDATE",
+    }
+}
+
+/// Inserts the records of `$1`, a JSON array of [`RecordRow`]s.
+fn insert_records(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]'), json_extract(value, '$[15]'), json_extract(value, '$[16]'), json_extract(value, '$[17]'), json_extract(value, '$[18]') FROM json_each($1)",
+        Backend::Postgres => "INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) SELECT r->>0, (r->>1)::bigint, r->>2, (r->>3)::bigint, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, r->>11, (r->>12)::bigint, (r->>13)::bigint, (r->>14)::bigint, (r->>15)::bigint, r->>16, r->>17, r->>18 FROM jsonb_array_elements($1::jsonb) AS r",
+    }
+}
+
+/// Inserts the record-id rows of `$1`, a JSON array of `[firm_id, seq, [record ids]]`.
+fn insert_index_rows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "INSERT INTO outbound_record_ids (firm_id, seq, record_id) SELECT json_extract(s.value, '$[0]'), json_extract(s.value, '$[1]'), i.value FROM json_each($1) AS s, json_each(s.value, '$[2]') AS i WHERE true ON CONFLICT DO NOTHING",
+        Backend::Postgres => "INSERT INTO outbound_record_ids (firm_id, seq, record_id) SELECT s->>0, (s->>1)::bigint, i FROM jsonb_array_elements($1::jsonb) AS s, jsonb_array_elements_text(s->2) AS i ON CONFLICT DO NOTHING",
+    }
+}
+
+/// Moves the chain heads to `$1`, a JSON array of `[firm_id, seq, hash]`.
+fn update_heads(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "UPDATE outbound_chain_heads SET seq = json_extract(h.value, '$[1]'), hash = json_extract(h.value, '$[2]') FROM json_each($1) AS h WHERE outbound_chain_heads.firm_id = json_extract(h.value, '$[0]')",
+        Backend::Postgres => "UPDATE outbound_chain_heads AS c SET seq = (h->>1)::bigint, hash = h->>2 FROM jsonb_array_elements($1::jsonb) AS h WHERE c.firm_id = h->>0",
+    }
+}
+
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("serializing plain values cannot fail")
+}
+
+/// Creates missing chain heads and locks those of `firms` (sorted, distinct)
+/// for the transaction; returns each firm's (seq, hash).
+pub(super) async fn lock_chain_heads(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    firms: &[&str],
+) -> Result<BTreeMap<String, (i64, String)>, sqlx::Error> {
+    let firms = json(&firms);
+    sqlx::query(create_heads(backend))
+        .bind(&firms)
+        .bind(GENESIS_HASH)
+        .execute(&mut **tx)
+        .await?;
+    let rows = sqlx::query(lock_heads(backend))
+        .bind(&firms)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get("firm_id"), (row.get("seq"), row.get("hash"))))
+        .collect())
+}
+
+/// Inserts sealed records and, for each send, its record-id index rows
+/// (duplicate and empty ids skipped).
+pub(super) async fn insert_records_and_index(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    records: &[LogRecord],
+) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<RecordRow<'_>> = records.iter().map(RecordRow).collect();
+    sqlx::query(insert_records(backend))
+        .bind(json(&rows))
+        .execute(&mut **tx)
+        .await?;
+    let sends: Vec<(&str, i64, Vec<&str>)> = records
+        .iter()
+        .filter(|r| r.kind == "send")
+        .map(|r| {
+            let ids: BTreeSet<&str> = r
+                .record_ids
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !id.is_empty())
+                .collect();
+            (
+                r.firm_id.as_str(),
+                r.seq,
+                ids.into_iter().collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, _, ids)| !ids.is_empty())
+        .collect();
+    if !sends.is_empty() {
+        sqlx::query(insert_index_rows(backend))
+            .bind(json(&sends))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves each firm's chain head to (seq, hash).
+pub(super) async fn move_chain_heads(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    heads: &[(&str, i64, String)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(update_heads(backend))
+        .bind(json(&heads))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A record as the JSON array the insert unpacks: its columns in table order,
+/// the two lists as their stored JSON text.
+struct RecordRow<'a>(&'a LogRecord);
+
+impl Serialize for RecordRow<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let mut t = serializer.serialize_tuple(19)?;
+        t.serialize_element(&r.firm_id)?;
+        t.serialize_element(&r.seq)?;
+        t.serialize_element(&r.kind)?;
+        t.serialize_element(&r.at)?;
+        t.serialize_element(&r.grant_id)?;
+        t.serialize_element(&r.connector)?;
+        t.serialize_element(&r.direction)?;
+        t.serialize_element(&r.method)?;
+        t.serialize_element(&r.target)?;
+        t.serialize_element(&json(&r.fields))?;
+        t.serialize_element(&json(&r.record_ids))?;
+        t.serialize_element(&r.payload_sha256)?;
+        t.serialize_element(&r.bytes)?;
+        t.serialize_element(&r.send_seq)?;
+        t.serialize_element(&r.status)?;
+        t.serialize_element(&r.latency_us)?;
+        t.serialize_element(&r.prev_hash)?;
+        t.serialize_element(&r.hash)?;
+        t.serialize_element(&r.mac_key)?;
+        t.end()
+    }
+}
