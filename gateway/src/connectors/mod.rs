@@ -122,5 +122,13 @@ mod tests {
                 ["application/json"]["schema"]["propertyNames"]["enum"],
             json!(["delete_events", "disconnect_accounts"])
         );
+        let choices = &doc["paths"]["/admin/v1/connectors/{id}/choices"]["put"]["requestBody"]
+            ["content"]["application/json"]["schema"];
+        assert_eq!(
+            choices["properties"]["event_title"]["enum"],
+            json!(["matter_name", "matter_number"]),
+            "{choices}"
+        );
+        assert_eq!(choices["additionalProperties"], json!(false), "{choices}");
     }
 }

@@ -100,6 +100,7 @@ pub fn document(
     });
     doc["servers"] = json!([{ "url": public_url }]);
     switch_off_choices(&mut doc, connectors);
+    minimisation_choices(&mut doc, connectors, catalogue);
     layer_responses(&mut doc);
     doc
 }
@@ -216,6 +217,25 @@ fn switch_off_choices(doc: &mut Value, connectors: &[Arc<dyn Connector>]) {
     );
     if let Some(Value::Object(body)) = body {
         body.insert("propertyNames".into(), json!({ "enum": names }));
+    }
+}
+
+/// The choices body's members: each choice the registered connectors offer, with its options.
+fn minimisation_choices(doc: &mut Value, connectors: &[Arc<dyn Connector>], catalogue: &Catalogue) {
+    let compiled: Vec<_> = connectors
+        .iter()
+        .filter_map(|c| catalogue.get(c.id()))
+        .collect();
+    let offered = super::admin::choices::offered_choices(compiled.iter().map(|c| &c.contract));
+    let properties: serde_json::Map<String, Value> = offered
+        .into_iter()
+        .map(|(name, options)| (name, json!({ "type": "string", "enum": options })))
+        .collect();
+    let body = doc.pointer_mut(
+        "/paths/~1admin~1v1~1connectors~1{id}~1choices/put/requestBody/content/application~1json/schema",
+    );
+    if let Some(Value::Object(body)) = body {
+        body.insert("properties".into(), Value::Object(properties));
     }
 }
 

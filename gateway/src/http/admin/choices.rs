@@ -16,49 +16,50 @@ use axum::http::HeaderMap;
 use axum::Json;
 use scopegate_contract::choices::Chosen;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// The body as the OpenAPI document describes it: choice name -> option name,
-/// for every choice a registered connector offers (a connector answers 404 for
-/// a choice only another one offers).
+/// The body as the OpenAPI document describes it: choice name -> option name.
+/// The document lists the choices and options the registered connectors
+/// offer ([`offered_choices`], filled in by `openapi::document`).
 pub struct ChoicesBody;
 
-/// Every choice name any registered connector offers, with the options any offers for it.
-fn offered_choices() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let mut offered: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-        Default::default();
-    for c in crate::connectors::registered() {
-        let Ok(contract) = c.contract().load() else {
-            continue;
-        };
-        for (name, choice) in contract.manifest.choices {
+impl utoipa::PartialSchema for ChoicesBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ChoicesBody {}
+
+/// Every choice name the given contracts offer, with the options any offers for it.
+pub fn offered_choices<'a>(
+    contracts: impl IntoIterator<Item = &'a scopegate_contract::ConnectorContract>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut offered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for contract in contracts {
+        for (name, choice) in &contract.manifest.choices {
             offered
-                .entry(name)
+                .entry(name.clone())
                 .or_default()
-                .extend(choice.options.into_keys());
+                .extend(choice.options.keys().cloned());
         }
     }
     offered
 }
 
-impl utoipa::PartialSchema for ChoicesBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
-        let mut body = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        for (name, options) in offered_choices() {
-            body = body.property(
-                name,
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(options)),
-            );
-        }
-        body.into()
-    }
+/// The choices the gateway's running connectors offer.
+fn offered_here(state: &AppState) -> BTreeMap<String, BTreeSet<String>> {
+    let compiled: Vec<_> = state
+        .connectors
+        .iter()
+        .filter_map(|r| state.catalogue.get(r.connector.id()))
+        .collect();
+    offered_choices(compiled.iter().map(|c| &c.contract))
 }
-
-impl utoipa::ToSchema for ChoicesBody {}
 
 /// Sets some of the firm's minimisation choices for a connector.
 #[utoipa::path(put, path = "/admin/v1/connectors/{id}/choices", tag = "admin",
@@ -83,7 +84,7 @@ pub async fn set(
     let mut asked = Chosen::new();
     for (name, value) in body {
         let Some(choice) = c.contract.manifest.choices.get(&name) else {
-            if offered_choices().contains_key(&name) {
+            if offered_here(&state).contains_key(&name) {
                 return Err(Problem::not_found(format!(
                     "{} offers no choice {name}",
                     c.id()
