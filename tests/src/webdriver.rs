@@ -203,6 +203,18 @@ impl Browser {
         self.attribute(&el, "id").await.unwrap_or_default()
     }
 
+    /// Logs in on the settings page at `settings_url` as `email` of `firm`
+    /// (with the test password) and waits until the page names the firm.
+    pub async fn log_in(&self, settings_url: &str, firm: &str, email: &str) {
+        self.goto(settings_url).await;
+        self.type_into("#login-firm", firm).await;
+        self.type_into("#login-email", email).await;
+        self.type_into("#login-password", crate::settings::PASSWORD)
+            .await;
+        self.click("#login-submit").await;
+        self.wait_text("#who-firm", firm).await;
+    }
+
     /// Scrolls the first visible element matching `css` to the top of the window (before a screenshot).
     pub async fn scroll_to(&self, css: &str) {
         let el = self.find(css).await;

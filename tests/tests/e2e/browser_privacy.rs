@@ -6,19 +6,14 @@
 //! `tests/artifacts/`.
 
 use scopegate::accounts::Role;
-use scopegate_e2e::settings::{add_login, PASSWORD};
+use scopegate_e2e::settings::add_login;
 use scopegate_e2e::webdriver::Browser;
 use scopegate_e2e::{enable_with_credential, small_seed, Backend, TestEnv};
 
 const FIRM: &str = "harbour-law";
 
 async fn log_in(browser: &Browser, url: &str, email: &str) {
-    browser.goto(url).await;
-    browser.find("#login-firm").await;
-    browser.type_into("#login-firm", FIRM).await;
-    browser.type_into("#login-email", email).await;
-    browser.type_into("#login-password", PASSWORD).await;
-    browser.keys("\u{E007}").await;
+    browser.log_in(url, FIRM, email).await;
     browser.wait_text("#connectors", "Accounting system").await;
 }
 

@@ -5,7 +5,7 @@
 //! them. The page is saved to `tests/artifacts/security-01-events.png`.
 
 use scopegate::accounts::Role;
-use scopegate_e2e::settings::{add_login, AdminClient, PASSWORD};
+use scopegate_e2e::settings::{add_login, AdminClient};
 use scopegate_e2e::webdriver::Browser;
 use scopegate_e2e::{enable_with_credential, small_seed, Backend, TestEnv};
 use serde_json::{json, Value};
@@ -140,13 +140,13 @@ async fn an_admin_sees_the_firms_security_events() {
 
     let browser = Browser::start().await;
     browser.resize(1280, 900).await;
-    browser.goto(&app.url("/settings")).await;
-    browser.type_into("#login-firm", "harbour-law").await;
     browser
-        .type_into("#login-email", "admin@harbour.example")
+        .log_in(
+            &app.url("/settings"),
+            "harbour-law",
+            "admin@harbour.example",
+        )
         .await;
-    browser.type_into("#login-password", PASSWORD).await;
-    browser.keys("\u{E007}").await;
     browser.wait_text("#connectors", "Accounting system").await;
     browser.click("[data-tab=security]").await;
     let table = browser
@@ -168,13 +168,13 @@ async fn an_admin_sees_the_firms_security_events() {
 
     // A bookkeeper's page has no security tab.
     let browser = Browser::start().await;
-    browser.goto(&app.url("/settings")).await;
-    browser.type_into("#login-firm", "harbour-law").await;
     browser
-        .type_into("#login-email", "books@harbour.example")
+        .log_in(
+            &app.url("/settings"),
+            "harbour-law",
+            "books@harbour.example",
+        )
         .await;
-    browser.type_into("#login-password", PASSWORD).await;
-    browser.keys("\u{E007}").await;
     browser.wait_text("#who-firm", "Firm harbour-law").await;
     assert_eq!(browser.find_all_visible("[data-tab=security]").await, 0);
     browser.quit().await;

@@ -171,11 +171,9 @@ fn newer_contract(dir: &std::path::Path) {
 }
 
 async fn log_in(browser: &Browser, base: &str, email: &str) {
-    browser.goto(&format!("{base}/settings")).await;
-    browser.type_into("#login-firm", "harbour-law").await;
-    browser.type_into("#login-email", email).await;
-    browser.type_into("#login-password", PASSWORD).await;
-    browser.click("#login-submit").await;
+    browser
+        .log_in(&format!("{base}/settings"), "harbour-law", email)
+        .await;
     browser.wait_text("#connectors", "Accounting system").await;
 }
 

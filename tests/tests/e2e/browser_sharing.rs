@@ -8,7 +8,7 @@
 use scopegate::accounts::Role;
 use scopegate::outbound_log::{Direction, NewSend};
 use scopegate_e2e::google::enable_google;
-use scopegate_e2e::settings::{add_login, PASSWORD};
+use scopegate_e2e::settings::add_login;
 use scopegate_e2e::webdriver::Browser;
 use scopegate_e2e::{enable_with_credential, small_seed, Backend, TestEnv};
 
@@ -55,14 +55,13 @@ async fn admin_sees_the_sharing_chart_changes_a_choice_and_reads_calls() {
 
     let browser = Browser::start().await;
     browser.resize(1280, 2200).await;
-    browser.goto(&app.url("/settings")).await;
-    browser.find("#login-firm").await;
-    browser.type_into("#login-firm", "harbour-law").await;
     browser
-        .type_into("#login-email", "admin@harbour.example")
+        .log_in(
+            &app.url("/settings"),
+            "harbour-law",
+            "admin@harbour.example",
+        )
         .await;
-    browser.type_into("#login-password", PASSWORD).await;
-    browser.click("#login-submit").await;
     browser.wait_text("#connectors", "Accounting system").await;
 
     // The chart, with its text alternative (total and peak day).

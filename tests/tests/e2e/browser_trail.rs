@@ -6,7 +6,7 @@
 //! `tests/artifacts/`.
 
 use scopegate::accounts::Role;
-use scopegate_e2e::settings::{add_login, login_response, AdminClient, PASSWORD};
+use scopegate_e2e::settings::{add_login, login_response, AdminClient};
 use scopegate_e2e::webdriver::Browser;
 use scopegate_e2e::{small_seed, Backend, TestEnv};
 
@@ -59,13 +59,13 @@ async fn an_owner_reads_and_filters_the_audit_trail() {
     AdminClient::login(&app.base, "other-firm", "owner@other.example").await;
 
     let browser = Browser::start().await;
-    browser.goto(&app.url("/settings")).await;
-    browser.type_into("#login-firm", "harbour-law").await;
     browser
-        .type_into("#login-email", "owner@harbour.example")
+        .log_in(
+            &app.url("/settings"),
+            "harbour-law",
+            "owner@harbour.example",
+        )
         .await;
-    browser.type_into("#login-password", PASSWORD).await;
-    browser.click("#login-submit").await;
     browser.wait_text("#connectors", "Accounting system").await;
     browser.click("[data-tab=trail]").await;
     let rows = browser.wait_text("#trail-rows", "credential issued").await;

@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod credentials;
 pub mod ledger;
 pub mod outbound;
+pub mod page_limit;
 pub mod privacy;
 pub mod security;
 pub mod session;

@@ -81,15 +81,7 @@ pub fn parse_filter(query: Option<&str>) -> Result<(PageFilter, i64), Problem> {
                     )
                 })?)
             }
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        Problem::unprocessable("limit", format!("limit must be 1-{MAX_LIMIT}"))
-                    })?
-            }
+            "limit" => limit = super::page_limit::page_limit(&value, MAX_LIMIT)?,
             other => {
                 return Err(Problem::bad_request(format!(
                     "unknown parameter {other:?}; use connector, from, to, status, before, limit"

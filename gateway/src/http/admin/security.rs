@@ -44,11 +44,7 @@ pub async fn security_events(
         .transpose()?;
     let limit = match param(&params, "limit") {
         None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| Problem::unprocessable("limit", "limit must be 1-200"))?,
+        Some(text) => super::page_limit::page_limit(text, MAX_LIMIT)?,
     };
     let page = state
         .registry
