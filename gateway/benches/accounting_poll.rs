@@ -361,17 +361,18 @@ async fn bench_backend(backend: &str, requests: usize, clients: usize, rounds: u
             100.0 * rates[1] / rates[0]
         );
     }
+    // A graceful stop commits the results still queued (they are written after the response).
+    let _ = stop.send(());
+    let _ = server.await;
     let logged: i64 = sqlx::query("SELECT count(*) AS n FROM outbound_log")
         .fetch_one(registry.pool())
         .await
         .expect("count")
         .get("n");
     println!(
-        "{backend:<9} outbound log: {logged} records written by the gateway (expected 2 per request: {})",
+        "{backend:<9} outbound log: {logged} records written by the gateway, counted after its graceful stop (expected 2 per request: {})",
         2 * (200 + rounds * requests)
     );
-    let _ = stop.send(());
-    let _ = server.await;
     registry.close().await;
     if let Some(db) = pg {
         db.drop_now().await;

@@ -37,7 +37,8 @@ fn rows_per_statement(backend: Backend) -> usize {
 }
 const ROWS_PER_TRANSACTION: usize = 50_000;
 
-/// The `n`th record of a firm's chain: sends and results alternate, like the accounting API logs them.
+/// The `n`th record of a firm's chain: sends and results alternate, like the
+/// accounting API logs them (a result names its send by seq, not its record ids).
 fn record(
     key: &LogKey,
     firm_id: &str,
@@ -69,7 +70,7 @@ fn record(
         ]
         .map(String::from)
         .to_vec(),
-        record_ids: ids.to_vec(),
+        record_ids: if is_send { ids.to_vec() } else { Vec::new() },
         payload_sha256: format!("{:064x}", seq),
         bytes: 20_480,
         send_seq: (!is_send).then_some(seq - 1),

@@ -19,7 +19,7 @@
 mod common;
 
 use common::{backends, env_usize, machine_line, per_sec, BenchRegistry};
-use scopegate::outbound_log::{verify_all, Direction, NewSend, OutboundLog};
+use scopegate::outbound_log::{record_indexer, verify_all, Direction, NewSend, OutboundLog};
 use scopegate::registry::Registry;
 use std::time::{Duration, Instant};
 
@@ -121,6 +121,21 @@ async fn run_case(
     }
 }
 
+/// The sends of `firm` not yet in the record-id index, and their record ids.
+async fn backlog_of(registry: &Registry, firm: &str) -> (u64, u64) {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS sends FROM outbound_log l \
+         WHERE l.firm_id = $1 AND l.kind = 'send' \
+         AND l.seq > COALESCE((SELECT indexed_seq FROM outbound_index_marks WHERE firm_id = $1), 0)",
+    )
+    .bind(firm)
+    .fetch_one(registry.pool())
+    .await
+    .expect("backlog");
+    let sends: i64 = sqlx::Row::get(&row, "sends");
+    (sends as u64, sends as u64 * record_ids() as u64)
+}
+
 async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], firm_count: usize) {
     let Some(bench) = BenchRegistry::create(backend, "outbound_log", firm_count).await else {
         return;
@@ -157,6 +172,25 @@ async fn bench_backend(backend: &str, seconds: u64, writer_counts: &[usize], fir
             group.rate() / baseline.rate()
         );
     }
+    // The record-id index is written after the sends (by the writer when its
+    // queue is idle, and by any report first): how fast the backlog the
+    // many-writer cases left behind is indexed.
+    let started = Instant::now();
+    let (mut sends, mut rows) = (0u64, 0u64);
+    for firm in firms {
+        let (s, r) = backlog_of(registry, firm).await;
+        sends += s;
+        rows += r;
+        record_indexer::catch_up(registry, firm)
+            .await
+            .expect("index catch-up");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{backend:<9} record-id index catch-up: {sends} sends, {rows} index rows in {secs:.2}s = {:.0} sends/s, {:.0} rows/s",
+        sends as f64 / secs.max(1e-9),
+        rows as f64 / secs.max(1e-9)
+    );
     let started = Instant::now();
     let report = verify_all(registry, &bench_keys(), None, None)
         .await

@@ -86,7 +86,7 @@ impl InboundWriter for ForConnector {
                 Ok(FeeOutcome::UnknownMatter | FeeOutcome::KeyReused) => 422,
                 Err(e) => e.status().as_u16(),
             };
-            self.core.log.record_result(&receipt, status).await?;
+            self.core.log.record_result_later(&receipt, status).await?;
             if matches!(outcome, Ok(FeeOutcome::UnknownMatter)) {
                 self.core.alerts.raise(NewSecurityEvent {
                     firm_id: grant.firm_id().to_string(),

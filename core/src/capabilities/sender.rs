@@ -36,7 +36,7 @@ impl ForConnector {
             .await?;
         self.core
             .log
-            .record_result(&receipt, reply.status.as_u16())
+            .record_result_later(&receipt, reply.status.as_u16())
             .await?;
         Ok(mint::logged_body(
             reply.status,
@@ -149,7 +149,7 @@ impl AuditedSender for ForConnector {
                     0
                 }
             };
-            self.core.log.record_result(&receipt, status).await?;
+            self.core.log.record_result_later(&receipt, status).await?;
             Ok(status)
         })
     }
@@ -231,7 +231,10 @@ impl AuditedSender for ForConnector {
                     Answer::default()
                 }
             };
-            self.core.log.record_result(&receipt, answer.status).await?;
+            self.core
+                .log
+                .record_result_later(&receipt, answer.status)
+                .await?;
             metrics::counter!(
                 "scopegate_connector_calls_total",
                 "connector" => self.connector.id().to_string(),

@@ -1,6 +1,6 @@
 //! The group-commit writer's statements, one per step of a batch whatever its
-//! size: the batch's chain heads created and locked, its records inserted,
-//! their record-id index rows inserted and the heads moved on. Each takes its
+//! size: the batch's chain heads created and locked, its records inserted and
+//! the heads moved on; and the record-id index rows the indexer adds later. Each takes its
 //! rows as one JSON array parameter that the database unpacks (`json_each` on
 //! SQLite, `jsonb_array_elements` on PostgreSQL), so a batch of hundreds of
 //! records and tens of thousands of index rows is a handful of statements,
@@ -31,7 +31,7 @@ fn lock_heads(backend: Backend) -> &'static str {
 }
 
 /// Inserts the records of `$1`, a JSON array of [`RecordRow`]s.
-fn insert_records(backend: Backend) -> &'static str {
+fn insert_records_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]'), json_extract(value, '$[15]'), json_extract(value, '$[16]'), json_extract(value, '$[17]'), json_extract(value, '$[18]') FROM json_each($1)",
         Backend::Postgres => "INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) SELECT r->>0, (r->>1)::bigint, r->>2, (r->>3)::bigint, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, r->>11, (r->>12)::bigint, (r->>13)::bigint, (r->>14)::bigint, (r->>15)::bigint, r->>16, r->>17, r->>18 FROM jsonb_array_elements($1::jsonb) AS r",
@@ -39,7 +39,7 @@ fn insert_records(backend: Backend) -> &'static str {
 }
 
 /// Inserts the record-id rows of `$1`, a JSON array of `[firm_id, seq, [record ids]]`.
-fn insert_index_rows(backend: Backend) -> &'static str {
+fn insert_index_rows_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "INSERT INTO outbound_record_ids (firm_id, seq, record_id) SELECT json_extract(s.value, '$[0]'), json_extract(s.value, '$[1]'), i.value FROM json_each($1) AS s, json_each(s.value, '$[2]') AS i WHERE true ON CONFLICT DO NOTHING",
         Backend::Postgres => "INSERT INTO outbound_record_ids (firm_id, seq, record_id) SELECT s->>0, (s->>1)::bigint, i FROM jsonb_array_elements($1::jsonb) AS s, jsonb_array_elements_text(s->2) AS i ON CONFLICT DO NOTHING",
@@ -81,9 +81,8 @@ pub(super) async fn lock_chain_heads(
         .collect())
 }
 
-/// Inserts sealed records and, for each send, its record-id index rows
-/// (duplicate and empty ids skipped).
-pub(super) async fn insert_records_and_index(
+/// Inserts sealed records (their record-id rows come later: `record_indexer`).
+pub(super) async fn insert_records(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     records: &[LogRecord],
@@ -92,30 +91,34 @@ pub(super) async fn insert_records_and_index(
         return Ok(());
     }
     let rows: Vec<RecordRow<'_>> = records.iter().map(RecordRow).collect();
-    sqlx::query(insert_records(backend))
+    sqlx::query(insert_records_sql(backend))
         .bind(json(&rows))
         .execute(&mut **tx)
         .await?;
-    let sends: Vec<(&str, i64, Vec<&str>)> = records
+    Ok(())
+}
+
+/// Inserts the record-id index rows of sends given as (firm id, seq, record
+/// ids); duplicate and empty ids are skipped.
+pub(super) async fn insert_index_rows(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    sends: &[(&str, i64, Vec<String>)],
+) -> Result<(), sqlx::Error> {
+    let sends: Vec<(&str, i64, Vec<&str>)> = sends
         .iter()
-        .filter(|r| r.kind == "send")
-        .map(|r| {
-            let ids: BTreeSet<&str> = r
-                .record_ids
+        .map(|(firm_id, seq, ids)| {
+            let ids: BTreeSet<&str> = ids
                 .iter()
                 .map(String::as_str)
                 .filter(|id| !id.is_empty())
                 .collect();
-            (
-                r.firm_id.as_str(),
-                r.seq,
-                ids.into_iter().collect::<Vec<_>>(),
-            )
+            (*firm_id, *seq, ids.into_iter().collect::<Vec<_>>())
         })
         .filter(|(_, _, ids)| !ids.is_empty())
         .collect();
     if !sends.is_empty() {
-        sqlx::query(insert_index_rows(backend))
+        sqlx::query(insert_index_rows_sql(backend))
             .bind(json(&sends))
             .execute(&mut **tx)
             .await?;

@@ -11,6 +11,7 @@ mod batch_sql;
 pub mod checkpoint;
 mod record;
 pub mod record_index;
+pub mod record_indexer;
 mod rekey;
 mod sqlite_read;
 mod stored;

@@ -1,7 +1,8 @@
 //! The record-id index of the outbound log: for each send, one row per firm
-//! record it carried (`outbound_record_ids`), written in the send's own
-//! transaction (by the writer's batch statements, `batch_sql`). It answers "which sends carried these records" by index, so
-//! the privacy office's reports stay fast over millions of records.
+//! record it carried (`outbound_record_ids`), added after the send's commit by
+//! `record_indexer`. It answers "which sends carried these records" by index,
+//! so the privacy office's reports stay fast over millions of records; every
+//! lookup first indexes the firm's sends not yet indexed, so none is missed.
 
 use crate::registry::{Registry, StoreResult};
 use sqlx::Row;
@@ -15,6 +16,7 @@ pub async fn sends_carrying(
     firm_id: &str,
     record_ids: &[String],
 ) -> StoreResult<Vec<(String, i64)>> {
+    super::record_indexer::catch_up(registry, firm_id).await?;
     let mut found = Vec::new();
     for chunk in record_ids.chunks(IDS_PER_LOOKUP) {
         let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();

@@ -2,7 +2,8 @@
 //! when a grant last moved data (for flagging unused grants) and how many
 //! distinct records a connector received per day (the sharing chart). Every
 //! query names one firm and runs on the log's `(firm_id, grant_id, at)` and
-//! `(firm_id, connector, at)` indexes.
+//! `(firm_id, connector, at)` indexes (the chart first brings the record-id
+//! index up to the log's head).
 
 use crate::registry::{Registry, StoreResult};
 use sqlx::Row;
@@ -36,6 +37,7 @@ pub async fn records_per_day(
     days: i64,
     now: i64,
 ) -> StoreResult<Vec<(i64, i64)>> {
+    super::record_indexer::catch_up(registry, firm_id).await?;
     let first_day = now.div_euclid(DAY_MS) - (days - 1);
     let rows = sqlx::query(
         "SELECT l.at / 86400000 AS day, COUNT(DISTINCT r.record_id) AS records \

@@ -11,6 +11,7 @@
 
 use super::batch_sql;
 use super::record::{LogRecord, NewSend, GENESIS_HASH};
+use super::record_indexer::IndexBacklog;
 use crate::clock::now_ms;
 use crate::keys::LogKeys;
 use crate::registry::{Backend, Registry};
@@ -63,10 +64,17 @@ struct PendingRecord {
 
 type Reply = oneshot::Sender<Result<i64, LogError>>;
 
+/// What the writer's queue carries: a record to commit, or a flush that is
+/// answered once everything queued before it is committed.
+enum Queued {
+    Record(Box<PendingRecord>, Reply),
+    Flush(oneshot::Sender<()>),
+}
+
 /// Handle for appending to the outbound log; cheap to clone.
 #[derive(Clone)]
 pub struct OutboundLog {
-    queue: mpsc::Sender<(PendingRecord, Reply)>,
+    queue: mpsc::Sender<Queued>,
     stats: Arc<CommitStats>,
 }
 
@@ -139,21 +147,58 @@ impl OutboundLog {
         })
     }
 
-    /// Completes a send with the status the receiver answered and the latency seen.
+    /// Completes a send with the status the receiver answered and the latency
+    /// seen, and waits until the result record is committed.
     pub async fn record_result(&self, receipt: &SendReceipt, status: u16) -> Result<i64, LogError> {
+        self.append(Self::result_of(receipt, status)).await
+    }
+
+    /// Queues the result of a send without waiting for its commit: the data has
+    /// left already, so nothing waits on it. It is committed with the next batch
+    /// (a graceful shutdown commits every queued record); a crash before that
+    /// leaves the send without a result, shown as "outcome unknown". A failed
+    /// commit is logged by the writer.
+    pub async fn record_result_later(
+        &self,
+        receipt: &SendReceipt,
+        status: u16,
+    ) -> Result<(), LogError> {
+        let (reply, _unwatched) = oneshot::channel();
+        self.queue
+            .send(Queued::Record(
+                Box::new(Self::result_of(receipt, status)),
+                reply,
+            ))
+            .await
+            .map_err(|_| LogError::Stopped)
+    }
+
+    /// Waits until every record queued before this call is committed (or its
+    /// batch has failed): what a reader of this process's own log runs first.
+    pub async fn flush(&self) -> Result<(), LogError> {
+        let (done, wait) = oneshot::channel();
+        self.queue
+            .send(Queued::Flush(done))
+            .await
+            .map_err(|_| LogError::Stopped)?;
+        wait.await.map_err(|_| LogError::Stopped)
+    }
+
+    fn result_of(receipt: &SendReceipt, status: u16) -> PendingRecord {
         let latency_us = receipt.started.elapsed().as_micros() as i64;
         let mut result = receipt.send.clone();
         result.kind = "result";
+        result.record_ids = Vec::new();
         result.send_seq = Some(receipt.seq);
         result.status = Some(i64::from(status));
         result.latency_us = Some(latency_us);
-        self.append(result).await
+        result
     }
 
     async fn append(&self, record: PendingRecord) -> Result<i64, LogError> {
         let (reply, wait) = oneshot::channel();
         self.queue
-            .send((record, reply))
+            .send(Queued::Record(Box::new(record), reply))
             .await
             .map_err(|_| LogError::Stopped)?;
         wait.await.map_err(|_| LogError::Stopped)?
@@ -163,32 +208,137 @@ impl OutboundLog {
 async fn run_writer(
     registry: Registry,
     keys: Arc<LogKeys>,
-    mut rx: mpsc::Receiver<(PendingRecord, Reply)>,
+    mut rx: mpsc::Receiver<Queued>,
     max_batch: usize,
     stats: Arc<CommitStats>,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let records: Vec<&PendingRecord> = batch.iter().map(|(r, _)| r).collect();
-        let started = Instant::now();
-        match commit_batch(&registry, &keys, &records).await {
-            Ok(seqs) => {
-                count_committed(&records, started);
-                stats.transactions.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .records
-                    .fetch_add(seqs.len() as u64, Ordering::Relaxed);
-                for ((_, reply), seq) in batch.drain(..).zip(seqs) {
+    let mut queued = Vec::with_capacity(max_batch);
+    let mut behind = IndexBacklog::load(&registry).await;
+    // Results whose batch failed: nobody waits for them, so they are retried.
+    let mut unanswered: Vec<PendingRecord> = Vec::new();
+    loop {
+        // The queue first; index only while nothing waits to be committed.
+        let got = tokio::select! {
+            biased;
+            got = rx.recv_many(&mut queued, max_batch) => got,
+            () = tokio::time::sleep(RETRY_PAUSE), if !unanswered.is_empty() => usize::MAX,
+            () = std::future::ready(()), if !behind.is_empty() && unanswered.is_empty() => {
+                behind.step(&registry).await;
+                continue;
+            }
+        };
+        if got == 0 {
+            commit_last_results(&registry, &keys, unanswered, &stats).await;
+            break;
+        }
+        let mut records: Vec<PendingRecord> = std::mem::take(&mut unanswered);
+        let mut replies: Vec<Option<Reply>> = records.iter().map(|_| None).collect();
+        let mut flushes = Vec::new();
+        for item in queued.drain(..) {
+            match item {
+                Queued::Record(record, reply) => {
+                    records.push(*record);
+                    replies.push(Some(reply));
+                }
+                Queued::Flush(done) => flushes.push(done),
+            }
+        }
+        if !records.is_empty() {
+            let committed = commit_and_answer(&registry, &keys, &records, replies, &stats).await;
+            if committed {
+                records
+                    .iter()
+                    .filter(|r| r.kind == "send" && !r.record_ids.is_empty())
+                    .for_each(|r| behind.note(&r.firm_id));
+            } else {
+                unanswered = unwaited_results(records);
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// How long the writer waits before retrying results whose batch failed.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+/// Results kept for retry at most; beyond, the oldest are given up (and logged).
+const MAX_UNANSWERED: usize = 50_000;
+/// Attempts at the unanswered results when the writer is stopping.
+const LAST_ATTEMPTS: usize = 8;
+
+/// The results of a failed batch, kept for the next one: their data has left,
+/// so the record of how it went is retried rather than dropped. Sends are not:
+/// a send whose commit failed was refused to its caller, and nothing was sent.
+fn unwaited_results(records: Vec<PendingRecord>) -> Vec<PendingRecord> {
+    let mut results: Vec<PendingRecord> =
+        records.into_iter().filter(|r| r.kind == "result").collect();
+    if results.len() > MAX_UNANSWERED {
+        let dropped = results.len() - MAX_UNANSWERED;
+        tracing::error!(
+            dropped,
+            "outbound log: results given up after failed commits; their sends show outcome unknown"
+        );
+        results.drain(..dropped);
+    }
+    results
+}
+
+/// On shutdown, a few more tries at the results still unanswered.
+async fn commit_last_results(
+    registry: &Registry,
+    keys: &LogKeys,
+    unanswered: Vec<PendingRecord>,
+    stats: &CommitStats,
+) {
+    for _ in 0..LAST_ATTEMPTS {
+        if unanswered.is_empty() {
+            return;
+        }
+        let replies = unanswered.iter().map(|_| None).collect();
+        if commit_and_answer(registry, keys, &unanswered, replies, stats).await {
+            return;
+        }
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+    tracing::error!(
+        results = unanswered.len(),
+        "outbound log stopped with results it could not commit; their sends show outcome unknown"
+    );
+}
+
+/// Commits one batch and answers each record's waiter with its seq (or the
+/// error); true when the batch was committed.
+async fn commit_and_answer(
+    registry: &Registry,
+    keys: &LogKeys,
+    records: &[PendingRecord],
+    replies: Vec<Option<Reply>>,
+    stats: &CommitStats,
+) -> bool {
+    let started = Instant::now();
+    let refs: Vec<&PendingRecord> = records.iter().collect();
+    match commit_batch(registry, keys, &refs).await {
+        Ok(seqs) => {
+            count_committed(&refs, started);
+            stats.transactions.fetch_add(1, Ordering::Relaxed);
+            stats
+                .records
+                .fetch_add(seqs.len() as u64, Ordering::Relaxed);
+            for (reply, seq) in replies.into_iter().zip(seqs) {
+                if let Some(reply) = reply {
                     let _ = reply.send(Ok(seq));
                 }
             }
-            Err(e) => {
-                metrics::counter!("scopegate_outbound_commit_failures_total").increment(1);
-                tracing::error!(error = %e, records = batch.len(), "outbound log batch failed; nothing in it will be sent");
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(LogError::Commit(e.to_string())));
-                }
+            true
+        }
+        Err(e) => {
+            metrics::counter!("scopegate_outbound_commit_failures_total").increment(1);
+            tracing::error!(error = %e, records = records.len(), "outbound log batch failed; no send in it will be sent, its results are retried");
+            for reply in replies.into_iter().flatten() {
+                let _ = reply.send(Err(LogError::Commit(e.to_string())));
             }
+            false
         }
     }
 }
@@ -247,7 +397,7 @@ async fn commit_batch(
         }
         new_heads.push((firm_id, seq, prev_hash));
     }
-    batch_sql::insert_records_and_index(&mut tx, backend, &sealed).await?;
+    batch_sql::insert_records(&mut tx, backend, &sealed).await?;
     batch_sql::move_chain_heads(&mut tx, backend, &new_heads).await?;
     tx.commit().await?;
     Ok(seqs)

@@ -37,8 +37,9 @@ const FIRM_DATA: [&str; 13] = [
 ];
 
 /// The outbound log and the firm itself, deleted once the audit period is over.
-const FIRM_LOG: [&str; 4] = [
+const FIRM_LOG: [&str; 5] = [
     "DELETE FROM outbound_record_ids WHERE firm_id = $1",
+    "DELETE FROM outbound_index_marks WHERE firm_id = $1",
     "DELETE FROM outbound_log WHERE firm_id = $1",
     "DELETE FROM outbound_chain_heads WHERE firm_id = $1",
     "DELETE FROM firms WHERE id = $1",

@@ -169,6 +169,8 @@ pub async fn list(
 ) -> Result<Json<serde_json::Value>, Problem> {
     session.require_auditor()?;
     let (filter, limit) = parse_filter(query.as_deref())?;
+    // Results are committed after their sends: this process's queued ones first.
+    state.log.flush().await?;
     let calls = outbound_log::calls_page(&state.registry, session.firm(), &filter, limit).await?;
     let next_before = (calls.len() as i64 == limit)
         .then(|| calls.last().map(|r| r.seq))
@@ -186,6 +188,7 @@ pub async fn list(
 pub async fn export(State(state): State<AppState>, session: Session) -> Result<Response, Problem> {
     session.require_auditor()?;
     let firm = session.firm().to_string();
+    state.log.flush().await?;
     let upto = outbound_log::head_seq(&state.registry, &firm).await?;
     let registry = state.registry.clone();
     let pages = futures::stream::try_unfold(0_i64, move |after| {
