@@ -4,6 +4,10 @@
 //! SIGKILL: each send record is in the registry without its result, and the
 //! settings viewer (`result: null`), `scopegate audit export`
 //! (`"outcome":"unknown"`) and `audit verify` all hold after a restart.
+//!
+//! SIGTERM: the gateway stops within its shutdown grace although the calls
+//! never end on their own (their timeout is 5 minutes), slow calls still in
+//! flight finish, and every send has its result once the process has exited.
 
 use crate::google_gateway::*;
 use scopegate::registry::Registry;
@@ -11,10 +15,11 @@ use scopegate::tenancy::{default_firm_url, seed, FirmDb};
 use scopegate_google_emulator::{AccountFault, Emulator, EmulatorConfig, RunningEmulator};
 use sqlx::Row;
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const FIRM: &str = "harbour";
 const HUNG: &str = "hung@gmail.example";
+const SLOW: &str = "slow@gmail.example";
 /// Far longer than any test: a hung call never times out by itself.
 const NEVER: [(&str, &str); 2] = [
     ("SCOPEGATE_GOOGLE_REQUEST_TIMEOUT_SECS", "300"),
@@ -243,4 +248,75 @@ async fn sigkill_leaves_sends_in_flight_as_outcome_unknown() {
         "a graceful stop left no new send without its result"
     );
     verify(&deployment, &running);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_calls_in_flight_records_every_result() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every call takes 1.5 s; the hung account's never end.
+    let (deployment, running, registry, db) = deployment(dir.path(), 2, 1500).await;
+    let serving = deployment
+        .serve(crate::common::free_port(), &running, &NEVER)
+        .await;
+    connect(&deployment, &running, &db, &serving.base(), &[HUNG, SLOW]).await;
+    until_hung(&running, 4).await;
+    // The slow account's sync is under way: its calls keep 4 in flight.
+    for _ in 0..600 {
+        if running.emulator.live_events().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        running.emulator.live_events().len() >= 4,
+        "the slow sync got going"
+    );
+    let in_flight = sends_without_result(&registry).await;
+    assert!(in_flight.len() >= 5, "calls in flight: {in_flight:?}");
+
+    let asked = Instant::now();
+    let asked_ms = chrono::Utc::now().timestamp_millis();
+    serving.terminate();
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "stopping took {took:?} with calls that never end"
+    );
+
+    assert_eq!(
+        sends_without_result(&registry).await,
+        BTreeSet::new(),
+        "every send has its result after a graceful stop"
+    );
+    let results: Vec<(i64, i64)> = sqlx::query(
+        "SELECT status, at FROM outbound_log WHERE firm_id = $1 AND kind = 'result' AND send_seq IN \
+         (SELECT seq FROM outbound_log WHERE firm_id = $1 AND kind = 'send' AND connector = 'google-calendar')",
+    )
+    .bind(FIRM)
+    .fetch_all(registry.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get("status"), r.get("at")))
+    .collect();
+    let after_stop = |ok: bool| {
+        results
+            .iter()
+            .filter(|(status, at)| *at >= asked_ms && (*status == 200) == ok)
+            .count()
+    };
+    assert!(
+        after_stop(false) >= hung_calls(&running),
+        "the hung calls were cut short and recorded without an answer: {results:?}"
+    );
+    assert!(
+        after_stop(true) >= 1,
+        "slow calls in flight at the stop finished and were recorded: {results:?}"
+    );
+    verify(&deployment, &running);
+    eprintln!(
+        "stopped in {took:?}: {} calls answered and {} cut short after SIGTERM",
+        after_stop(true),
+        after_stop(false)
+    );
 }
