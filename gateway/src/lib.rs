@@ -41,6 +41,7 @@ pub mod connector_host;
 pub mod connectors;
 pub mod http;
 pub mod metrics;
+pub mod outbound_export;
 pub mod recipient_accounts;
 pub mod service_logs;
 pub mod telemetry;

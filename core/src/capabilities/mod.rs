@@ -101,6 +101,7 @@ impl CoreServices {
             core,
             schemas: connector.schemas(),
             connector,
+            stopping: stopping.clone(),
         });
         Capabilities::new(CapabilityParts {
             reader: scoped.clone(),
@@ -137,6 +138,9 @@ struct ForConnector {
     core: CoreServices,
     connector: Arc<Connector>,
     schemas: BTreeMap<String, scopegate_contract::Schema>,
+    /// True once the gateway stops: calls still in flight a grace after it
+    /// are cut short, so that a stop never waits on a third party.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ForConnector {

@@ -1,5 +1,6 @@
 //! [`AuditedSender`]: every byte that leaves first has a committed send record
-//! (the SHA-256 of exactly those bytes), then its result.
+//! (the SHA-256 of exactly those bytes), then its result, also when the
+//! gateway stops while the third party has not answered yet.
 
 use super::ForConnector;
 use crate::outbound_log::Direction;
@@ -9,7 +10,7 @@ use scopegate_contract::{
     AuditedSender, BoxFuture, CheckedPayload, ConnectorError, FirmGrant, LoggedBody, Reply,
 };
 use scopegate_mint::mint;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl ForConnector {
     /// Logs a response body (send, then result) and wraps it.
@@ -133,21 +134,21 @@ impl AuditedSender for ForConnector {
                 ))
                 .await?;
             let started = Instant::now();
-            let status = match self
+            let request = self
                 .core
                 .http
                 .post(url)
                 .timeout(std::time::Duration::from_secs(15))
                 .header("content-type", "application/json")
                 .body(payload.bytes().to_vec())
-                .send()
-                .await
-            {
-                Ok(response) => response.status().as_u16(),
-                Err(e) => {
+                .send();
+            let status = match self.unless_stopped(request).await {
+                Some(Ok(response)) => response.status().as_u16(),
+                Some(Err(e)) => {
                     tracing::warn!(connector = %self.connector.id(), kind = if e.is_timeout() { "timeout" } else { "transport" }, elapsed_ms = started.elapsed().as_millis() as u64, "delivery got no answer");
                     0
                 }
+                None => 0,
             };
             self.core.log.record_result_later(&receipt, status).await?;
             Ok(status)
@@ -224,13 +225,16 @@ impl AuditedSender for ForConnector {
                 request = request.header("content-type", content_type).body(sent);
             }
             let started = Instant::now();
-            let answer = match request.send().await {
-                Ok(response) => read_answer(response).await,
-                Err(e) => {
-                    tracing::warn!(connector = %self.connector.id(), kind = if e.is_timeout() { "timeout" } else { "transport" }, elapsed_ms = started.elapsed().as_millis() as u64, "call got no answer");
-                    Answer::default()
+            let exchange = async {
+                match request.send().await {
+                    Ok(response) => read_answer(response).await,
+                    Err(e) => {
+                        tracing::warn!(connector = %self.connector.id(), kind = if e.is_timeout() { "timeout" } else { "transport" }, elapsed_ms = started.elapsed().as_millis() as u64, "call got no answer");
+                        Answer::default()
+                    }
                 }
             };
+            let answer = self.unless_stopped(exchange).await.unwrap_or_default();
             self.core
                 .log
                 .record_result_later(&receipt, answer.status)
@@ -247,7 +251,33 @@ impl AuditedSender for ForConnector {
     }
 }
 
+/// How long a call in flight when the gateway begins to stop may still take.
+/// After it the call is cut short and its result recorded as unanswered
+/// (status 0), so a stop neither waits on a third party nor leaves a send
+/// without its result.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 impl ForConnector {
+    /// `exchange`'s outcome, or `None` if the gateway began to stop more than
+    /// [`SHUTDOWN_GRACE`] before it came.
+    async fn unless_stopped<T>(&self, exchange: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut stopping = self.stopping.clone();
+        let grace_over = async move {
+            if stopping.wait_for(|stopping| *stopping).await.is_err() {
+                // No one can stop this gateway any more: never cut short.
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            outcome = exchange => Some(outcome),
+            () = grace_over => {
+                tracing::warn!(connector = %self.connector.id(), grace_secs = SHUTDOWN_GRACE.as_secs(), "call cut short: the gateway is stopping and it had no answer yet");
+                None
+            }
+        }
+    }
+
     /// The grant is on now, at the contract its handle names.
     pub(super) async fn is_active_now(&self, grant: &FirmGrant) -> Result<bool, ConnectorError> {
         Ok(grant.schema_hash() == self.connector.schema_hash

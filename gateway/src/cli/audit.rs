@@ -5,6 +5,7 @@ use super::{CliError, CliResult};
 use crate::access_trail;
 use crate::config::Config;
 use crate::keys::LogKeys;
+use crate::outbound_export::Export;
 use crate::outbound_log::{self, checkpoint, Checkpoints};
 use crate::registry::Registry;
 use clap::Subcommand;
@@ -24,7 +25,8 @@ pub enum AuditCommand {
         checkpoints: Option<PathBuf>,
     },
     /// Stream a firm's outbound records (or with --trail its access trail,
-    /// or without --firm the operator's) as JSON lines.
+    /// or without --firm the operator's) as JSON lines; a send without a
+    /// result carries "outcome": "unknown".
     Export {
         #[arg(long)]
         firm: Option<String>,
@@ -141,11 +143,10 @@ pub async fn run(config: &Config, registry: &Registry, command: AuditCommand) ->
                 let firm = firm.ok_or_else(|| {
                     CliError("--firm is required (or --trail for the access trail)".into())
                 })?;
-                outbound_log::export(registry, &firm, since, |record| {
-                    serde_json::to_writer(&mut sink, record)?;
-                    sink.write_all(b"\n")
-                })
-                .await?;
+                let mut export = Export::begin(registry, &firm, since).await?;
+                while let Some(lines) = export.next_page().await? {
+                    sink.write_all(&lines)?;
+                }
             }
             sink.flush()?;
             Ok(())

@@ -10,6 +10,7 @@ mod common;
 
 mod audit_checkpoint_cli;
 mod backup_restore;
+mod calls_in_flight;
 mod cli_bad_input;
 mod cli_user;
 mod demo;

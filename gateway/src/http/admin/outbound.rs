@@ -9,6 +9,7 @@ use super::Session;
 use crate::clock::parse_time;
 use crate::http::problem::Problem;
 use crate::http::AppState;
+use crate::outbound_export::Export;
 use crate::outbound_log::{self, PageFilter};
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -28,7 +29,7 @@ const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
 /// Records per page of the export: at most this many are held at a time.
-pub const EXPORT_PAGE: i64 = 500;
+pub use crate::outbound_export::PAGE as EXPORT_PAGE;
 
 /// The `status` filter's values, exactly as [`parse_filter`] takes them.
 const STATUS_PATTERN: &str = "^(?:ok|error|[1-5][0-9]{2})$";
@@ -179,39 +180,23 @@ pub async fn list(
 }
 
 /// All the firm's records as JSON lines, as `scopegate audit export` writes
-/// them: the log up to its newest record when the request arrived, read and
-/// sent [`EXPORT_PAGE`] records at a time (keyset pages by seq), each page
-/// read only when the client has taken the one before.
+/// them (see [`crate::outbound_export`]): the log up to its newest record when
+/// the request arrived, read and sent [`EXPORT_PAGE`] records at a time, each
+/// page read only when the client has taken the one before.
 #[utoipa::path(get, path = "/admin/v1/outbound/export", tag = "admin",
-    responses((status = 200, description = "application/x-ndjson, one record per line, oldest first", content_type = "application/x-ndjson"),
+    responses((status = 200, description = "application/x-ndjson, one record per line, oldest first; a send without a result in the export has \"outcome\": \"unknown\"", content_type = "application/x-ndjson"),
               (status = 403, description = "Not an owner, admin or bookkeeper")))]
 pub async fn export(State(state): State<AppState>, session: Session) -> Result<Response, Problem> {
     session.require_auditor()?;
-    let firm = session.firm().to_string();
     state.log.flush().await?;
-    let upto = outbound_log::head_seq(&state.registry, &firm).await?;
-    let registry = state.registry.clone();
-    let pages = futures::stream::try_unfold(0_i64, move |after| {
-        let registry = registry.clone();
-        let firm = firm.clone();
-        async move {
-            if after >= upto {
-                return Ok(None);
-            }
-            let records =
-                outbound_log::export_page(&registry, &firm, after, upto, EXPORT_PAGE).await?;
-            let Some(last) = records.last().map(|r| r.seq) else {
-                return Ok(None);
-            };
-            let mut lines = Vec::new();
-            for record in &records {
-                serde_json::to_writer(&mut lines, record).map_err(|e| {
-                    crate::registry::StoreError::Invalid(format!("cannot write the export: {e}"))
-                })?;
-                lines.push(b'\n');
-            }
-            Ok::<_, crate::registry::StoreError>(Some((Bytes::from(lines), last)))
-        }
+    let export = Export::begin(&state.registry, session.firm(), None).await?;
+    let pages = futures::stream::try_unfold(export, |mut export| async move {
+        Ok::<_, crate::registry::StoreError>(
+            export
+                .next_page()
+                .await?
+                .map(|lines| (Bytes::from(lines), export)),
+        )
     });
     let body = Body::from_stream(futures::TryStreamExt::inspect_err(pages, |e| {
         tracing::error!(error = %e, "the outbound export stopped part-way");
