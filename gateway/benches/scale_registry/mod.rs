@@ -86,6 +86,12 @@ pub async fn create(
         tokens.push(insert_live_grant(&mut tx, id, &contract, now).await);
     }
     tx.commit().await.expect("commit grants");
+    // A registry that has been running has its log checkpointed; one
+    // transaction of 100,000 firms would otherwise leave them all in the WAL.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(registry.pool())
+        .await
+        .expect("checkpoint");
 
     let active = firm_ids
         .iter()
