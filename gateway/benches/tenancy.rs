@@ -206,6 +206,10 @@ async fn run_size(firm_count: usize) {
     let started = Instant::now();
     let (mut cold, mut warm, connections) = touch_all(&tenancy, &scale.active, parallel).await;
     let touch_time = started.elapsed();
+    println!(
+        "touch phase done in {:.1}s; resolving tokens",
+        touch_time.as_secs_f64()
+    );
     let mut tokens = time_token_resolutions(&registry, &scale.active, token_passes).await;
     // Let the closes of evicted pools finish before the final reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
