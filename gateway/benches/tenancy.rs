@@ -318,6 +318,15 @@ fn compare_sizes(results: &[Figures]) {
         );
     }
     let last = results.last().expect("one size at least");
+    if let [.., before, last] = results {
+        println!(
+            "token resolution from {} to {} firms: p50 {:.2}x, p99 {:.2}x",
+            figure(before, "firms"),
+            figure(last, "firms"),
+            figure(last, "token_p50_ms") / figure(before, "token_p50_ms"),
+            figure(last, "token_p99_ms") / figure(before, "token_p99_ms"),
+        );
+    }
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     let token_ratio = figure(last, "token_p50_ms") / figure(base, "token_p50_ms");
     println!(
