@@ -267,7 +267,7 @@ async fn bench_backend(backend: &str, settings: &Settings) {
     );
     let floor = fsync_floor(servers.data_dir(), 200);
     println!(
-        "{backend:<9} disk floor: fdatasync of a 4 kB append (200 samples, after the runs) p50 {} p99 {} max {} ms",
+        "{backend:<9} disk floor: fdatasync of a 4 kB append in the bench's data directory (200 samples, after the runs) p50 {} p99 {} max {} ms",
         ms(floor.p50),
         ms(floor.p99),
         ms(floor.max)
