@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-  benches=(outbound_log audit_verify tenancy accounting_poll calendar_sync)
+  benches=(outbound_log audit_verify tenancy accounting_poll poll_tails calendar_sync)
 fi
 out=target/bench-results.txt
 mkdir -p target
