@@ -1,6 +1,8 @@
 //! One Calendar API call, done properly: the connection may still sync
-//! (connection active; the core refuses anything but a clean-up once the
-//! grant is off) is re-checked first, the per-user rate cap is respected, the
+//! (connection active, re-read at most every [`CONNECTION_RECHECK`]; the
+//! core refuses anything but a clean-up once the grant is off, checked before
+//! every call) is re-checked first, the per-user and per-project rate caps
+//! are respected (see `pacing`), the
 //! core commits an outbound record before the request leaves and completes it
 //! with the status after, and rate limits, server errors and calls without
 //! an answer (the request timeout counts as none: status 0) are retried with
@@ -17,7 +19,13 @@ use scopegate_contract::axum::http::Method;
 use scopegate_contract::calls::{Call, CallBody};
 use scopegate_contract::{CheckedPayload, ConnectorError, FirmGrant};
 use serde_json::Value;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a pass trusts its last reading of the connection: a disconnect
+/// (here or on another instance) stops its calls within this, without a
+/// registry read before every call.
+pub const CONNECTION_RECHECK: Duration = Duration::from_millis(500);
 
 /// What to do at Google. An event to write is a checked payload: the bytes
 /// the outbound log records are the ones its schema passed and the ones sent,
@@ -74,6 +82,8 @@ pub struct Caller<'a> {
     pub connection: &'a Connection,
     pub tokens: &'a TokenSource,
     pub purpose: Purpose,
+    /// When the connection was last read and found still active.
+    confirmed_at: Mutex<Option<Instant>>,
 }
 
 fn reason_of(body: &[u8]) -> Option<String> {
@@ -91,18 +101,45 @@ fn segment(text: &str) -> String {
         .replace('+', "%20")
 }
 
-impl Caller<'_> {
+impl<'a> Caller<'a> {
+    pub fn new(
+        ctx: &'a Ctx,
+        grant: &'a FirmGrant,
+        connection: &'a Connection,
+        tokens: &'a TokenSource,
+        purpose: Purpose,
+    ) -> Self {
+        Self {
+            ctx,
+            grant,
+            connection,
+            tokens,
+            purpose,
+            confirmed_at: Mutex::new(None),
+        }
+    }
+
     /// True while the connection may sync (a clean-up goes on regardless).
     async fn may_go_on(&self) -> Result<bool, CallError> {
         if self.purpose == Purpose::Cleanup {
             return Ok(true);
         }
+        let fresh = |at: &Option<Instant>| at.is_some_and(|at| at.elapsed() < CONNECTION_RECHECK);
+        if fresh(&self.confirmed_at.lock().expect("confirmed")) {
+            return Ok(true);
+        }
         let current =
             store::connection_for_user(&self.ctx.caps, self.grant, &self.connection.firm_user_id)
                 .await?;
-        Ok(current.is_some_and(|c| c.status == "active" && c.id == self.connection.id))
+        let active = current.is_some_and(|c| c.status == "active" && c.id == self.connection.id);
+        if active {
+            *self.confirmed_at.lock().expect("confirmed") = Some(Instant::now());
+        }
+        Ok(active)
     }
+}
 
+impl Caller<'_> {
     /// Performs `op` for diary entry `diary_id` (named in the log, never sent).
     pub async fn call(&self, op: &Op, diary_id: &str) -> Result<Answer, CallError> {
         let ctx = self.ctx;
@@ -129,7 +166,11 @@ impl Caller<'_> {
             }
             ctx.runtime
                 .limiter(&self.connection.id, settings.user_rate_per_second)
-                .until_ready()
+                .wait_turn()
+                .await;
+            ctx.runtime
+                .project_limiter(settings.project_rate_per_minute)
+                .wait_turn()
                 .await;
             let token = match self
                 .tokens

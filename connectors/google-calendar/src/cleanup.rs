@@ -29,13 +29,7 @@ pub async fn delete_created_events(
     connection: &Connection,
 ) -> Result<u64, CallError> {
     let tokens = crate::sync::token_source(ctx, grant, connection)?;
-    let caller = Caller {
-        ctx,
-        grant,
-        connection,
-        tokens: &tokens,
-        purpose: Purpose::Cleanup,
-    };
+    let caller = Caller::new(ctx, grant, connection, &tokens, Purpose::Cleanup);
     let user = connection.firm_user_id.as_str();
     let mappings = store::mappings(&ctx.caps, grant, user).await?;
     let results: Vec<Result<bool, CallError>> = futures::stream::iter(mappings)

@@ -14,7 +14,8 @@
 //! (in-memory state), `store` (its records), `lease` (one instance at a time
 //! per connection), `tokens` (sealed refresh tokens, single-flight refresh),
 //! `consent` (start, callback, disconnect, statuses), `event_id` (ids Google
-//! sees), `reader` (diary entries), `backoff` (retry policy), `calls` (one
+//! sees), `reader` (diary entries), `backoff` (retry policy), `pacing` (the
+//! calls' pace under Google's quotas), `calls` (one
 //! logged Calendar API call), `sync` (one pass over a connection), `worker`
 //! (the durable job loop), `switch_off` (deleting the events the gateway
 //! created), `routes` (settings and callback), `cli` (operator commands).
@@ -29,6 +30,7 @@ pub mod context;
 pub mod event_id;
 pub mod lease;
 pub mod openapi;
+pub mod pacing;
 pub mod reader;
 pub mod routes;
 pub mod runtime;

@@ -1,22 +1,24 @@
 //! What the connector keeps in memory while the gateway runs: each
-//! connection's token source and rate limiter, the set of connections being
+//! connection's token source and rate limiter, the project's rate limiter
+//! (shared by every connection of this process), the set of connections being
 //! synced here (one pass per connection at a time), the worker's wake-up
 //! signal, this instance's identity as a lease holder, and when each
 //! connection's last pass here started (for the sync-lag metric). It holds no
 //! HTTP client: every call goes through the contract's audited sender.
 
+use crate::pacing;
+use crate::pacing::Pacer;
 use crate::tokens::TokenSource;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// Shared connector state; one per gateway process.
 pub struct GoogleRuntime {
     tokens: Mutex<HashMap<String, Arc<TokenSource>>>,
-    limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
+    limiters: Mutex<HashMap<String, Arc<Pacer>>>,
+    project_limiter: OnceLock<Pacer>,
     running: Mutex<HashSet<String>>,
     pass_started: Mutex<HashMap<String, Instant>>,
     pub wake: Notify,
@@ -29,6 +31,7 @@ impl Default for GoogleRuntime {
         Self {
             tokens: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
+            project_limiter: OnceLock::new(),
             running: Mutex::new(HashSet::new()),
             pass_started: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -77,15 +80,21 @@ impl GoogleRuntime {
             .map(|before| now - before)
     }
 
-    /// The per-user call rate cap.
-    pub fn limiter(&self, connection_id: &str, per_second: u32) -> Arc<DefaultDirectRateLimiter> {
-        let per_second = NonZeroU32::new(per_second.max(1)).expect("positive");
+    /// The per-user call rate cap (see [`crate::pacing`]).
+    pub fn limiter(&self, connection_id: &str, per_second: u32) -> Arc<Pacer> {
         self.limiters
             .lock()
             .expect("limiters")
             .entry(connection_id.to_string())
-            .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_second(per_second))))
+            .or_insert_with(|| Arc::new(Pacer::new(pacing::per_user(per_second))))
             .clone()
+    }
+
+    /// The cap on every connection's calls together (see [`crate::pacing`]);
+    /// made on first use, with the process's one setting.
+    pub fn project_limiter(&self, per_minute: u32) -> &Pacer {
+        self.project_limiter
+            .get_or_init(|| Pacer::new(pacing::per_project(per_minute)))
     }
 
     /// Claims a connection for one pass; `None` when a pass is already running.

@@ -38,9 +38,10 @@ pub const SPECS: &[SettingSpec] = &[
         secret: true,
     },
     spec("redirect_url", "google-redirect-url", "SCOPEGATE_GOOGLE_REDIRECT_URL", "Redirect URL registered with Google (default <public_url>/oauth/google/callback)"),
-    spec("sync_interval_ms", "google-sync-interval-ms", "SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS", "Milliseconds between sync passes (default 2000)"),
+    spec("sync_interval_ms", "google-sync-interval-ms", "SCOPEGATE_GOOGLE_SYNC_INTERVAL_MS", "Milliseconds between looks for diary changes (default 1000); an idle look costs one read per firm"),
     spec("user_concurrency", "google-user-concurrency", "SCOPEGATE_GOOGLE_USER_CONCURRENCY", "Calendar API calls in flight per fee earner (default 4)"),
-    spec("user_rate_per_second", "google-user-rate-per-second", "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", "Calendar API calls per second per fee earner (default 10: Google's 600/min)"),
+    spec("user_rate_per_second", "google-user-rate-per-second", "SCOPEGATE_GOOGLE_USER_RATE_PER_SECOND", "Google's Calendar API quota per fee earner, calls per second (default 10: Google's 600/min); the sync paces itself at 98% of it"),
+    spec("project_rate_per_minute", "google-project-rate-per-minute", "SCOPEGATE_GOOGLE_PROJECT_RATE_PER_MINUTE", "Google's Calendar API quota of the whole OAuth client, calls per minute (default 10000: Google's); each gateway instance paces every fee earner's calls together at 98% of it"),
     spec("connect_timeout_secs", "google-connect-timeout-secs", "SCOPEGATE_GOOGLE_CONNECT_TIMEOUT_SECS", "Seconds to connect to Google (default 5; the gateway's outbound client honours it)"),
     spec("request_timeout_secs", "google-request-timeout-secs", "SCOPEGATE_GOOGLE_REQUEST_TIMEOUT_SECS", "Seconds one Google call may take before it counts as unanswered (default 20)"),
     spec("max_retry_after_secs", "google-max-retry-after-secs", "SCOPEGATE_GOOGLE_MAX_RETRY_AFTER_SECS", "Longest Retry-After slept within a pass (default 60); longer ones reschedule the connection"),
@@ -60,6 +61,7 @@ pub struct GoogleSettings {
     pub sync_interval: Duration,
     pub user_concurrency: usize,
     pub user_rate_per_second: u32,
+    pub project_rate_per_minute: u32,
     pub request_timeout: Duration,
     pub max_retry_after: Duration,
 }
@@ -106,10 +108,11 @@ impl GoogleSettings {
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{}/oauth/google/callback", caps.public_url())),
             sync_interval: Duration::from_millis(
-                number(caps, "sync_interval_ms", 2000u64)?.max(10),
+                number(caps, "sync_interval_ms", 1000u64)?.max(10),
             ),
             user_concurrency: number(caps, "user_concurrency", 4usize)?.clamp(1, 64),
             user_rate_per_second: number(caps, "user_rate_per_second", 10u32)?.max(1),
+            project_rate_per_minute: number(caps, "project_rate_per_minute", 10_000u32)?.max(1),
             request_timeout: Duration::from_secs(
                 number(caps, "request_timeout_secs", 20u64)?.max(1),
             ),

@@ -26,7 +26,10 @@ use google_calendar3::api::{Event, EventDateTime};
 use scopegate_contract::{CheckedPayload, FirmGrant, Schema};
 use std::sync::Arc;
 
-const BATCH: i64 = 100;
+/// The user's own entries a batch holds at most (each may cost a call).
+const BATCH: usize = 100;
+/// Rows a batch reads at most to find them (see `reader`).
+const READ_MAX: usize = 2000;
 
 /// What a pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -87,13 +90,7 @@ pub async fn run_pass(ctx: &Ctx, grant: &FirmGrant, user: &str) -> Result<PassRe
     }
     let tokens = token_source(ctx, grant, &connection)?;
     let secret = store::grant_secret(&ctx.caps, grant).await?;
-    let caller = Caller {
-        ctx,
-        grant,
-        connection: &connection,
-        tokens: &tokens,
-        purpose: Purpose::Sync,
-    };
+    let caller = Caller::new(ctx, grant, &connection, &tokens, Purpose::Sync);
     let event_schema = ctx.caps.schema("event")?;
     let mut cursor = connection.cursor;
     let mut variant = connection.variant.clone();
@@ -101,7 +98,7 @@ pub async fn run_pass(ctx: &Ctx, grant: &FirmGrant, user: &str) -> Result<PassRe
     let mut refusals = Vec::new();
     loop {
         let (rows, read_as) =
-            reader::changed_entries(&ctx.caps, grant, user, cursor, BATCH).await?;
+            reader::changed_batch(&ctx.caps, grant, user, cursor, BATCH, READ_MAX).await?;
         if read_as != variant {
             store::restart_for_variant(&ctx.caps, grant, user, read_as.clone()).await?;
             variant = read_as;

@@ -1,14 +1,16 @@
 //! Calendar API v3 `events` as Google answers it: bearer-token checks (401
 //! `authError`), client-chosen ids (base32hex, 5-1024 characters; a reused id
 //! answers 409 `duplicate`), deleted events kept as `cancelled` (a second
-//! delete answers 410 `deleted`), and injected latency, 429/503 faults, slow
+//! delete answers 410 `deleted`), usage quotas when configured (403
+//! `userRateLimitExceeded` / `rateLimitExceeded`), and injected latency, 429/503 faults, slow
 //! answers and per-account faults (never answering; 429 with a long
 //! `Retry-After`; any 5xx; a trickled body; an oversized body; a redirect).
 
 // Checks return the finished error response Google would send; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-use crate::{now_ms, AccountFault, Emulator, StoredEvent};
+use crate::quota::Exceeded;
+use crate::{now_ms, AccountFault, Emulator, EmulatorConfig, StoredEvent};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -45,7 +47,11 @@ fn google_error(status: StatusCode, reason: &str, message: &str) -> Response {
         429 => "RESOURCE_EXHAUSTED",
         _ => "UNAVAILABLE",
     };
-    let mut error = json!({ "domain": "global", "reason": reason, "message": message });
+    let domain = match reason {
+        "rateLimitExceeded" | "userRateLimitExceeded" => "usageLimits",
+        _ => "global",
+    };
+    let mut error = json!({ "domain": domain, "reason": reason, "message": message });
     if status == StatusCode::UNAUTHORIZED {
         error["location"] = json!("Authorization");
         error["locationType"] = json!("header");
@@ -72,7 +78,9 @@ async fn api(
     if config.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(config.latency_ms)).await;
     }
-    let response = match authenticate(emulator, headers) {
+    let admitted = authenticate(emulator, headers)
+        .and_then(|account| within_quota(emulator, &config, account));
+    let response = match admitted {
         Err(r) => r,
         Ok(account) => {
             let roll: f64 = rand::thread_rng().gen();
@@ -233,6 +241,34 @@ fn authenticate(emulator: &Emulator, headers: &HeaderMap) -> Result<String, Resp
             StatusCode::UNAUTHORIZED,
             "authError",
             "Invalid Credentials",
+        )),
+    }
+}
+
+/// The account again when its call is within the quotas (counting it), else Google's 403.
+fn within_quota(
+    emulator: &Emulator,
+    config: &EmulatorConfig,
+    account: String,
+) -> Result<String, Response> {
+    let Some(quotas) = &config.quotas else {
+        return Ok(account);
+    };
+    let mut world = emulator.0.world.lock().expect("world");
+    match world
+        .quota_windows
+        .admit(quotas, &account, std::time::Instant::now())
+    {
+        Ok(()) => Ok(account),
+        Err(Exceeded::User) => Err(google_error(
+            StatusCode::FORBIDDEN,
+            "userRateLimitExceeded",
+            "User Rate Limit Exceeded",
+        )),
+        Err(Exceeded::Project) => Err(google_error(
+            StatusCode::FORBIDDEN,
+            "rateLimitExceeded",
+            "Rate Limit Exceeded",
         )),
     }
 }

@@ -12,13 +12,19 @@
 //! 5xx, a body trickled byte by byte, an oversized body (counting how much of
 //! it the client took) and redirects.
 //!
+//! With `quotas` set it enforces Google's Calendar API usage quotas (requests
+//! per minute per user and per project, see [`quota`]) and answers a request
+//! over them as Google does: 403 `userRateLimitExceeded` or `rateLimitExceeded`.
+//!
 //! Admin endpoints (not part of Google) live under `/_emulator/`.
 
 mod calendar;
 mod oauth;
+pub mod quota;
 
 use axum::routing::{delete, get, post};
 use axum::Router;
+pub use quota::Quotas;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +55,11 @@ pub struct EmulatorConfig {
     /// Calendar API call that account's token makes.
     #[serde(default)]
     pub account_faults: BTreeMap<String, AccountFault>,
+    /// Google's usage quotas, enforced on Calendar API calls when set
+    /// ([`Quotas::GOOGLE`] for Google's defaults); `None` (the default) lets
+    /// every call through, as tests that sync at 1,000 calls/s need.
+    #[serde(default)]
+    pub quotas: Option<Quotas>,
 }
 
 /// How one account's Calendar API calls misbehave.
@@ -93,6 +104,7 @@ impl Default for EmulatorConfig {
             slow_rate: 0.0,
             slow_ms: 0,
             account_faults: BTreeMap::new(),
+            quotas: None,
         }
     }
 }
@@ -107,6 +119,9 @@ pub struct Received {
     pub status: u16,
     /// The body as sent (form or JSON text); empty when there was none.
     pub body: String,
+    /// When it was answered, milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub at_ms: i64,
 }
 
 /// A stored event, as Google would return it.
@@ -153,6 +168,8 @@ pub(crate) struct World {
     pub accounts: u64,
     /// Oversized bodies: account, total length, bytes handed over so far.
     pub streamed: Vec<(String, u64, Arc<std::sync::atomic::AtomicU64>)>,
+    /// Calendar API requests admitted in the last minute (when quotas are on).
+    pub quota_windows: quota::QuotaWindows,
 }
 
 /// The emulator's shared state.
@@ -287,6 +304,29 @@ impl Emulator {
             .collect()
     }
 
+    /// How many live (not cancelled) events there are, without copying them.
+    pub fn live_event_count(&self) -> usize {
+        self.0
+            .world
+            .lock()
+            .expect("world")
+            .events
+            .values()
+            .filter(|e| !e.cancelled)
+            .count()
+    }
+
+    /// Whether some live event satisfies `test` (looked at in place, not copied).
+    pub fn any_live_event(&self, test: impl Fn(&StoredEvent) -> bool) -> bool {
+        self.0
+            .world
+            .lock()
+            .expect("world")
+            .events
+            .values()
+            .any(|e| !e.cancelled && test(e))
+    }
+
     /// Every oversized body streamed so far and how much of it was handed over.
     pub fn oversized_bodies(&self) -> Vec<StreamedBody> {
         self.0
@@ -342,6 +382,7 @@ impl Emulator {
             path: path.into(),
             status,
             body: body.into(),
+            at_ms: now_ms(),
         });
     }
 }
