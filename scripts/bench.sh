@@ -3,14 +3,15 @@
 # Usage: scripts/bench.sh [bench ...]   (default: all of them)
 # Sizes come from SCOPEGATE_BENCH_* variables (see each gateway/benches/*.rs header);
 # PostgreSQL from SCOPEGATE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres).
-# audit_verify runs twice, once per registry backend, to keep each run under ~2 minutes.
+# audit_verify runs twice, once per registry backend, to keep each run under ~2 minutes;
+# accounting_poll and poll_tails run on both registries (SQLite and PostgreSQL).
 # calendar_sync lives in the e2e package (tests/benches). The run ends with the
 # summary table of issue 11 (scripts/bench_summary.py): figure, baseline, ratio, goal, met?
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-  benches=(outbound_log audit_verify tenancy accounting_poll poll_tails calendar_sync)
+  benches=(outbound_log audit_verify tenancy accounting_poll poll_tails two_instances calendar_sync)
 fi
 out=target/bench-results.txt
 mkdir -p target
@@ -40,6 +41,8 @@ for bench in "${benches[@]}"; do
   if [ "$bench" = audit_verify ] && [ -z "${SCOPEGATE_BENCH_BACKENDS:-}" ]; then
     run audit_verify SCOPEGATE_BENCH_BACKENDS=sqlite
     run audit_verify SCOPEGATE_BENCH_BACKENDS=postgres
+  elif [[ $bench =~ ^(accounting_poll|poll_tails)$ ]] && [ -z "${SCOPEGATE_BENCH_BACKENDS:-}" ]; then
+    run "$bench" SCOPEGATE_BENCH_BACKENDS=sqlite,postgres
   else
     run "$bench"
   fi

@@ -1,10 +1,10 @@
 //! The group-commit writer's statements, one per step of a batch whatever its
 //! size: the batch's chain heads created and locked, its records inserted and
-//! the heads moved on; and the record-id index rows the indexer adds later. Each takes its
-//! rows as one JSON array parameter that the database unpacks (`json_each` on
-//! SQLite, `jsonb_array_elements` on PostgreSQL), so a batch of hundreds of
-//! records and tens of thousands of index rows is a handful of statements,
-//! each prepared once per connection.
+//! the heads moved on. Each takes its rows as one JSON array parameter that the
+//! database unpacks (`json_each` on SQLite, `jsonb_array_elements` on
+//! PostgreSQL), so a batch of hundreds of records is a handful of statements,
+//! each prepared once per connection. And the record-id index rows the indexer
+//! adds later, as fixed-size multi-row inserts of bound values.
 
 use super::record::{LogRecord, GENESIS_HASH};
 use crate::registry::Backend;
@@ -12,6 +12,7 @@ use serde::ser::{SerializeTuple, Serializer};
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 /// Creates the chain heads of firms that have none yet (`$1`: JSON array of firm ids).
 fn create_heads(backend: Backend) -> &'static str {
@@ -35,14 +36,6 @@ fn insert_records_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => "INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]'), json_extract(value, '$[15]'), json_extract(value, '$[16]'), json_extract(value, '$[17]'), json_extract(value, '$[18]') FROM json_each($1)",
         Backend::Postgres => "INSERT INTO outbound_log (firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key) SELECT r->>0, (r->>1)::bigint, r->>2, (r->>3)::bigint, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, r->>11, (r->>12)::bigint, (r->>13)::bigint, (r->>14)::bigint, (r->>15)::bigint, r->>16, r->>17, r->>18 FROM jsonb_array_elements($1::jsonb) AS r",
-    }
-}
-
-/// Inserts the record-id rows of `$1`, a JSON array of `[firm_id, seq, [record ids]]`.
-fn insert_index_rows_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "INSERT INTO outbound_record_ids (firm_id, seq, record_id) SELECT json_extract(s.value, '$[0]'), json_extract(s.value, '$[1]'), i.value FROM json_each($1) AS s, json_each(s.value, '$[2]') AS i WHERE true ON CONFLICT DO NOTHING",
-        Backend::Postgres => "INSERT INTO outbound_record_ids (firm_id, seq, record_id) SELECT s->>0, (s->>1)::bigint, i FROM jsonb_array_elements($1::jsonb) AS s, jsonb_array_elements_text(s->2) AS i ON CONFLICT DO NOTHING",
     }
 }
 
@@ -98,30 +91,68 @@ pub(super) async fn insert_records(
     Ok(())
 }
 
+/// Record-id rows per index insert: every statement has exactly this many
+/// (the last one padded with repeats of its final row, which the conflict
+/// clause skips), so each connection prepares one statement for all of them.
+const INDEX_ROWS_PER_STATEMENT: usize = 128;
+
+/// `INSERT ... VALUES (...), ... ON CONFLICT DO NOTHING` with
+/// [`INDEX_ROWS_PER_STATEMENT`] rows of (firm_id, seq, record_id). Plain bound
+/// values, not a JSON array: SQLite would parse a send's id list again for
+/// every id it unpacks, which was the index's largest cost. SQLite gets
+/// anonymous `?` placeholders: numbered ones make its driver look up every
+/// parameter's name, a cost that grows with the square of their number.
+fn insert_index_rows_sql(backend: Backend) -> &'static str {
+    static SQLITE: LazyLock<String> = LazyLock::new(|| insert_index_rows_with(|_| "?".into()));
+    static POSTGRES: LazyLock<String> =
+        LazyLock::new(|| insert_index_rows_with(|n| format!("${n}")));
+    match backend {
+        Backend::Sqlite => SQLITE.as_str(),
+        Backend::Postgres => POSTGRES.as_str(),
+    }
+}
+
+fn insert_index_rows_with(placeholder: impl Fn(usize) -> String) -> String {
+    let rows: Vec<String> = (0..INDEX_ROWS_PER_STATEMENT)
+        .map(|i| {
+            let [a, b, c] = [1, 2, 3].map(|k| placeholder(3 * i + k));
+            format!("({a}, {b}, {c})")
+        })
+        .collect();
+    format!(
+        "INSERT INTO outbound_record_ids (firm_id, seq, record_id) VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    )
+}
+
 /// Inserts the record-id index rows of sends given as (firm id, seq, record
-/// ids); duplicate and empty ids are skipped.
+/// ids), in key order; duplicate and empty ids are skipped.
 pub(super) async fn insert_index_rows(
-    tx: &mut Transaction<'_, Any>,
+    conn: &mut sqlx::AnyConnection,
     backend: Backend,
     sends: &[(&str, i64, Vec<String>)],
 ) -> Result<(), sqlx::Error> {
-    let sends: Vec<(&str, i64, Vec<&str>)> = sends
+    let rows: BTreeSet<(&str, &str, i64)> = sends
         .iter()
-        .map(|(firm_id, seq, ids)| {
-            let ids: BTreeSet<&str> = ids
-                .iter()
-                .map(String::as_str)
+        .flat_map(|(firm_id, seq, ids)| {
+            ids.iter()
                 .filter(|id| !id.is_empty())
-                .collect();
-            (*firm_id, *seq, ids.into_iter().collect::<Vec<_>>())
+                .map(move |id| (*firm_id, id.as_str(), *seq))
         })
-        .filter(|(_, _, ids)| !ids.is_empty())
         .collect();
-    if !sends.is_empty() {
-        sqlx::query(insert_index_rows_sql(backend))
-            .bind(json(&sends))
-            .execute(&mut **tx)
-            .await?;
+    let rows: Vec<(&str, &str, i64)> = rows.into_iter().collect();
+    let sql = insert_index_rows_sql(backend);
+    for chunk in rows.chunks(INDEX_ROWS_PER_STATEMENT) {
+        let last = chunk[chunk.len() - 1];
+        let padded = chunk.iter().chain(std::iter::repeat_n(
+            &last,
+            INDEX_ROWS_PER_STATEMENT - chunk.len(),
+        ));
+        let mut query = sqlx::query(sql);
+        for (firm_id, record_id, seq) in padded {
+            query = query.bind(*firm_id).bind(*seq).bind(*record_id);
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

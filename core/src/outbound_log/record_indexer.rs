@@ -9,11 +9,14 @@
 //! send's ids are in the index. The mark moves in the same transaction as the
 //! rows it covers, so an interrupted step leaves nothing half-indexed, and on
 //! PostgreSQL the mark row is locked for the step, so instances sharing the
-//! registry never index a send twice.
+//! registry never index a send twice. The writer's steps run on a connection
+//! of their own whose commits are not flushed on their own
+//! (`Registry::open_unsynced_connection`): what they write can be rebuilt from
+//! the log, and the next durable commit flushes it anyway.
 
 use super::batch_sql;
 use crate::registry::{Backend, Registry, StoreResult};
-use sqlx::Row;
+use sqlx::{AnyConnection, Connection, Row};
 use std::collections::{HashSet, VecDeque};
 
 /// Send records indexed per transaction by the writer's idle-time step: a
@@ -39,11 +42,24 @@ pub async fn firms_behind(registry: &Registry, limit: i64) -> StoreResult<Vec<St
 /// Indexes up to `max_sends` of `firm_id`'s unindexed sends in one
 /// transaction; returns true when the firm's index has reached its chain head.
 pub async fn index_step(registry: &Registry, firm_id: &str, max_sends: i64) -> StoreResult<bool> {
-    if !is_behind(registry, firm_id).await? {
+    let mut conn = registry.pool().acquire().await?;
+    index_step_on(&mut conn, registry.backend(), firm_id, max_sends).await
+}
+
+/// [`index_step`] on a given connection (the writer's own unsynced one, or one of the pool's).
+async fn index_step_on(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    firm_id: &str,
+    max_sends: i64,
+) -> StoreResult<bool> {
+    if !is_behind(&mut *conn, firm_id).await? {
         return Ok(true);
     }
-    let backend = registry.backend();
-    let mut tx = registry.begin_write().await?;
+    let mut tx = match backend {
+        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => conn.begin().await?,
+    };
     // The mark row exists only for a firm that has a chain (a purged firm has neither).
     sqlx::query(
         "INSERT INTO outbound_index_marks (firm_id, indexed_seq) \
@@ -105,18 +121,19 @@ pub async fn index_step(registry: &Registry, firm_id: &str, max_sends: i64) -> S
 /// Indexes every send of `firm_id` committed so far: what a report runs before
 /// it reads the index.
 pub async fn catch_up(registry: &Registry, firm_id: &str) -> StoreResult<()> {
-    while !index_step(registry, firm_id, CATCH_UP_STEP_SENDS).await? {}
+    let mut conn = registry.pool().acquire().await?;
+    while !index_step_on(&mut conn, registry.backend(), firm_id, CATCH_UP_STEP_SENDS).await? {}
     Ok(())
 }
 
 /// True when `firm_id` has sends the index does not cover yet (a read; no lock).
-async fn is_behind(registry: &Registry, firm_id: &str) -> StoreResult<bool> {
+async fn is_behind(conn: &mut AnyConnection, firm_id: &str) -> StoreResult<bool> {
     let row = sqlx::query(
         "SELECT h.seq AS head, COALESCE(m.indexed_seq, 0) AS mark FROM outbound_chain_heads h \
          LEFT JOIN outbound_index_marks m ON m.firm_id = h.firm_id WHERE h.firm_id = $1",
     )
     .bind(firm_id)
-    .fetch_optional(registry.pool())
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(row.is_some_and(|r| r.get::<i64, _>("head") > r.get::<i64, _>("mark")))
 }
@@ -126,6 +143,9 @@ async fn is_behind(registry: &Registry, firm_id: &str) -> StoreResult<bool> {
 pub(super) struct IndexBacklog {
     firms: VecDeque<String>,
     queued: HashSet<String>,
+    /// The writer's own unsynced connection (`Registry::open_unsynced_connection`),
+    /// opened on first use and again after an error.
+    conn: Option<AnyConnection>,
 }
 
 impl IndexBacklog {
@@ -134,6 +154,7 @@ impl IndexBacklog {
         let mut backlog = Self {
             firms: VecDeque::new(),
             queued: HashSet::new(),
+            conn: None,
         };
         match firms_behind(registry, 100_000).await {
             Ok(firms) => firms.into_iter().for_each(|f| backlog.push(f)),
@@ -166,15 +187,28 @@ impl IndexBacklog {
         let Some(firm_id) = self.firms.pop_front() else {
             return;
         };
-        match index_step(registry, &firm_id, IDLE_STEP_SENDS).await {
+        let outcome = match self.conn.as_mut() {
+            Some(conn) => Ok(conn),
+            None => registry
+                .open_unsynced_connection()
+                .await
+                .map(|conn| self.conn.insert(conn)),
+        };
+        let outcome = match outcome {
+            Ok(conn) => index_step_on(conn, registry.backend(), &firm_id, IDLE_STEP_SENDS).await,
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
             Ok(false) => self.firms.push_back(firm_id),
             Ok(true) => {
                 self.queued.remove(&firm_id);
             }
             Err(e) => {
-                // Left to the next report's catch-up, so a broken firm cannot spin the writer.
+                // Left to the next report's catch-up, so a broken firm cannot spin the writer;
+                // the connection is opened afresh for the next step.
                 tracing::warn!(firm = %firm_id, error = %e, "record-id index step failed");
                 self.queued.remove(&firm_id);
+                self.conn = None;
             }
         }
     }

@@ -223,8 +223,15 @@ async fn run_writer(
             got = rx.recv_many(&mut queued, max_batch) => got,
             () = tokio::time::sleep(RETRY_PAUSE), if !unanswered.is_empty() => usize::MAX,
             () = std::future::ready(()), if !behind.is_empty() && unanswered.is_empty() => {
-                behind.step(&registry).await;
-                continue;
+                // Senders answered by the last commit queue their next record
+                // within microseconds; index only after a real pause.
+                match tokio::time::timeout(IDLE_GRACE, rx.recv_many(&mut queued, max_batch)).await {
+                    Ok(got) => got,
+                    Err(_) => {
+                        behind.step(&registry).await;
+                        continue;
+                    }
+                }
             }
         };
         if got == 0 {
@@ -260,6 +267,8 @@ async fn run_writer(
     }
 }
 
+/// How long the queue must stay empty before the writer runs an index step.
+const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1);
 /// How long the writer waits before retrying results whose batch failed.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Results kept for retry at most; beyond, the oldest are given up (and logged).

@@ -310,6 +310,24 @@ impl Registry {
         }
     }
 
+    /// A connection outside the pool whose commits are not flushed to disk on
+    /// their own: for rows derived from rows already committed durably, written
+    /// in the same transaction as the mark that says what they cover (the
+    /// record-id index). On SQLite it runs with `synchronous = NORMAL`: the next
+    /// durable commit's fsync of the WAL carries its frames too, and a power
+    /// cut before that loses the whole transaction, mark and rows together. On
+    /// PostgreSQL, `synchronous_commit = off` gives the same.
+    pub async fn open_unsynced_connection(&self) -> Result<sqlx::AnyConnection, sqlx::Error> {
+        let options = self.pool.connect_options();
+        let mut conn = sqlx::ConnectOptions::connect(&*options).await?;
+        let settings = match self.backend {
+            Backend::Sqlite => "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+            Backend::Postgres => "SET synchronous_commit = off",
+        };
+        conn.execute(settings).await?;
+        Ok(conn)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
