@@ -33,7 +33,6 @@
 //! credentials and read their outbound log; [`cli`] is the operator's side.
 
 pub mod alert_webhook;
-mod allocator;
 pub mod app;
 pub mod cli;
 pub mod config;
