@@ -1,7 +1,7 @@
 //! Keeps the record-id index (`outbound_record_ids`) up with the log. The
 //! writer commits send records without their index rows, so a send waits for
 //! one small transaction, not for a hundred random B-tree inserts; the rows
-//! are added afterwards, in steps, by [`index_step`] (the writer runs one
+//! are added afterwards, in steps, by `index_step` (the writer runs one
 //! whenever its queue is empty) and by [`catch_up`] (a report runs it first,
 //! so it always reads an index that is complete up to the log's head).
 //!
@@ -40,14 +40,9 @@ pub async fn firms_behind(registry: &Registry, limit: i64) -> StoreResult<Vec<St
 }
 
 /// Indexes up to `max_sends` of `firm_id`'s unindexed sends in one
-/// transaction; returns true when the firm's index has reached its chain head.
-pub async fn index_step(registry: &Registry, firm_id: &str, max_sends: i64) -> StoreResult<bool> {
-    let mut conn = registry.pool().acquire().await?;
-    index_step_on(&mut conn, registry.backend(), firm_id, max_sends).await
-}
-
-/// [`index_step`] on a given connection (the writer's own unsynced one, or one of the pool's).
-async fn index_step_on(
+/// transaction on `conn` (the writer's own unsynced connection, or one of the
+/// pool's); returns true when the firm's index has reached its chain head.
+async fn index_step(
     conn: &mut AnyConnection,
     backend: Backend,
     firm_id: &str,
@@ -122,7 +117,7 @@ async fn index_step_on(
 /// it reads the index.
 pub async fn catch_up(registry: &Registry, firm_id: &str) -> StoreResult<()> {
     let mut conn = registry.pool().acquire().await?;
-    while !index_step_on(&mut conn, registry.backend(), firm_id, CATCH_UP_STEP_SENDS).await? {}
+    while !index_step(&mut conn, registry.backend(), firm_id, CATCH_UP_STEP_SENDS).await? {}
     Ok(())
 }
 
@@ -195,7 +190,7 @@ impl IndexBacklog {
                 .map(|conn| self.conn.insert(conn)),
         };
         let outcome = match outcome {
-            Ok(conn) => index_step_on(conn, registry.backend(), &firm_id, IDLE_STEP_SENDS).await,
+            Ok(conn) => index_step(conn, registry.backend(), &firm_id, IDLE_STEP_SENDS).await,
             Err(e) => Err(e.into()),
         };
         match outcome {
