@@ -2,7 +2,7 @@
 //! writer commits send records without their index rows, so a send waits for
 //! one small transaction, not for a hundred random B-tree inserts; the rows
 //! are added afterwards, in steps, by `index_step` (the writer runs one
-//! whenever its queue is empty) and by [`catch_up`] (a report runs it first,
+//! once its queue has been empty for 1 ms) and by [`catch_up`] (a report runs it first,
 //! so it always reads an index that is complete up to the log's head).
 //!
 //! Per firm, `outbound_index_marks.indexed_seq` is the seq up to which every
