@@ -2,7 +2,8 @@
 //! writer commits send records without their index rows, so a send waits for
 //! one small transaction, not for a hundred random B-tree inserts; the rows
 //! are added afterwards, in steps, by `index_step` (the writer runs one
-//! once its queue has been empty for 1 ms) and by [`catch_up`] (a report runs it first,
+//! once its queue has been empty for 1 ms, when four sends wait or the
+//! oldest has waited 100 ms) and by [`catch_up`] (a report runs it first,
 //! so it always reads an index that is complete up to the log's head).
 //!
 //! Per firm, `outbound_index_marks.indexed_seq` is the seq up to which every
@@ -18,10 +19,15 @@ use super::batch_sql;
 use crate::registry::{Backend, Registry, StoreResult};
 use sqlx::{AnyConnection, Connection, Row};
 use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 /// Send records indexed per transaction by the writer's idle-time step: a
 /// record arriving meanwhile waits for at most this much index work.
 pub const IDLE_STEP_SENDS: i64 = 4;
+
+/// How long a send that is not yet a full step's worth waits to be indexed
+/// (reports catch up first, so this delays nothing anyone reads).
+const INDEX_DELAY: Duration = Duration::from_millis(100);
 
 /// Send records indexed per transaction when a report catches up.
 const CATCH_UP_STEP_SENDS: i64 = 500;
@@ -138,6 +144,10 @@ async fn is_behind(conn: &mut AnyConnection, firm_id: &str) -> StoreResult<bool>
 pub(super) struct IndexBacklog {
     firms: VecDeque<String>,
     queued: HashSet<String>,
+    /// Sends noted since the last step (an estimate of the work waiting).
+    noted: i64,
+    /// When the oldest of that work was noted.
+    since: Instant,
     /// The writer's own unsynced connection (`Registry::open_unsynced_connection`),
     /// opened on first use and again after an error.
     conn: Option<AnyConnection>,
@@ -149,10 +159,16 @@ impl IndexBacklog {
         let mut backlog = Self {
             firms: VecDeque::new(),
             queued: HashSet::new(),
+            noted: 0,
+            since: Instant::now(),
             conn: None,
         };
         match firms_behind(registry, 100_000).await {
-            Ok(firms) => firms.into_iter().for_each(|f| backlog.push(f)),
+            Ok(firms) => {
+                // Work left by an earlier process: due at once.
+                backlog.noted = IDLE_STEP_SENDS * firms.len() as i64;
+                firms.into_iter().for_each(|f| backlog.push(f));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the record-id index's backlog; reports will index it")
             }
@@ -172,8 +188,23 @@ impl IndexBacklog {
 
     /// Notes a firm whose committed sends carried record ids.
     pub(super) fn note(&mut self, firm_id: &str) {
+        if self.firms.is_empty() {
+            self.since = Instant::now();
+        }
+        self.noted += 1;
         if !self.queued.contains(firm_id) {
             self.push(firm_id.to_string());
+        }
+    }
+
+    /// When the next step is due: at once when a full step's worth of sends
+    /// waits, else [`INDEX_DELAY`] after the oldest, so that sends trickling
+    /// in are indexed several to a transaction rather than one each.
+    pub(super) fn due_at(&self) -> Instant {
+        if self.noted >= IDLE_STEP_SENDS {
+            Instant::now()
+        } else {
+            self.since + INDEX_DELAY
         }
     }
 
@@ -182,6 +213,8 @@ impl IndexBacklog {
         let Some(firm_id) = self.firms.pop_front() else {
             return;
         };
+        self.noted = (self.noted - IDLE_STEP_SENDS).max(0);
+        self.since = Instant::now();
         let outcome = match self.conn.as_mut() {
             Some(conn) => Ok(conn),
             None => registry
@@ -194,7 +227,11 @@ impl IndexBacklog {
             Err(e) => Err(e.into()),
         };
         match outcome {
-            Ok(false) => self.firms.push_back(firm_id),
+            Ok(false) => {
+                // More than a step's worth was waiting: the next is due at once.
+                self.noted = self.noted.max(IDLE_STEP_SENDS);
+                self.firms.push_back(firm_id);
+            }
             Ok(true) => {
                 self.queued.remove(&firm_id);
             }

@@ -43,15 +43,15 @@ pub(super) fn read_chain(
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare(
-            "SELECT firm_id, seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key FROM outbound_log WHERE firm_id = ?1 ORDER BY seq",
+            "SELECT seq, kind, at, grant_id, connector, direction, method, target, fields, record_ids, payload_sha256, bytes, send_seq, status, latency_us, prev_hash, hash, mac_key FROM outbound_log WHERE firm_id = ?1 ORDER BY seq",
         )?;
         let mut rows = stmt.query([firm_id])?;
         while let Some(row) = rows.next()? {
-            let seq = match row.get_ref(1)? {
-                ValueRef::Integer(seq) => seq,
-                _ => i64::MIN,
+            let (seq, record) = match row.get_ref(0)? {
+                ValueRef::Integer(seq) => (seq, stored(firm_id, seq, row)),
+                _ => (i64::MIN, Err(Unreadable)),
             };
-            if !each(seq, stored(row)) {
+            if !each(seq, record) {
                 break;
             }
         }
@@ -71,7 +71,15 @@ pub(super) fn read_chain(
     Ok(head)
 }
 
-fn stored<'r>(row: &'r rusqlite::Row<'_>) -> Result<StoredRecord<'r>, Unreadable> {
+/// A row's columns after `seq`. The firm id is not read back: `WHERE firm_id
+/// = ?1` matched it, and the record is hashed as `firm_id`'s, so a row passes
+/// only if its keyed hash was made for this firm (a row moved in from another
+/// firm, or a firm id edited under a looser collation, fails its hash).
+fn stored<'r>(
+    firm_id: &'r str,
+    seq: i64,
+    row: &'r rusqlite::Row<'_>,
+) -> Result<StoredRecord<'r>, Unreadable> {
     let text = |i: usize| -> Result<&'r str, Unreadable> {
         match row.get_ref(i).map_err(|_| Unreadable)? {
             ValueRef::Text(t) => std::str::from_utf8(t).map_err(|_| Unreadable),
@@ -92,24 +100,24 @@ fn stored<'r>(row: &'r rusqlite::Row<'_>) -> Result<StoredRecord<'r>, Unreadable
         }
     };
     Ok(StoredRecord {
-        firm_id: text(0)?,
-        seq: int(1)?,
-        kind: text(2)?,
-        at: int(3)?,
-        grant_id: text(4)?,
-        connector: text(5)?,
-        direction: text(6)?,
-        method: text(7)?,
-        target: text(8)?,
-        fields: text(9)?,
-        record_ids: text(10)?,
-        payload_sha256: text(11)?,
-        bytes: int(12)?,
-        send_seq: opt_int(13)?,
-        status: opt_int(14)?,
-        latency_us: opt_int(15)?,
-        prev_hash: text(16)?,
-        hash: text(17)?,
-        mac_key: text(18)?,
+        firm_id,
+        seq,
+        kind: text(1)?,
+        at: int(2)?,
+        grant_id: text(3)?,
+        connector: text(4)?,
+        direction: text(5)?,
+        method: text(6)?,
+        target: text(7)?,
+        fields: text(8)?,
+        record_ids: text(9)?,
+        payload_sha256: text(10)?,
+        bytes: int(11)?,
+        send_seq: opt_int(12)?,
+        status: opt_int(13)?,
+        latency_us: opt_int(14)?,
+        prev_hash: text(15)?,
+        hash: text(16)?,
+        mac_key: text(17)?,
     })
 }

@@ -68,6 +68,9 @@ type Reply = oneshot::Sender<Result<i64, LogError>>;
 /// answered once everything queued before it is committed.
 enum Queued {
     Record(Box<PendingRecord>, Reply),
+    /// A result nobody waits for (`record_result_later`): it may wait up to
+    /// [`RESULT_HOLD`] to share the next send's transaction.
+    Unwaited(Box<PendingRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -154,8 +157,9 @@ impl OutboundLog {
     }
 
     /// Queues the result of a send without waiting for its commit: the data has
-    /// left already, so nothing waits on it. It is committed with the next batch
-    /// (a graceful shutdown commits every queued record); a crash before that
+    /// left already, so nothing waits on it. It is committed with the next
+    /// send's batch, or on its own after at most [`RESULT_HOLD`] (a flush or a
+    /// graceful shutdown commits every queued record); a crash before that
     /// leaves the send without a result, shown as "outcome unknown". A failed
     /// commit is logged by the writer.
     pub async fn record_result_later(
@@ -163,12 +167,8 @@ impl OutboundLog {
         receipt: &SendReceipt,
         status: u16,
     ) -> Result<(), LogError> {
-        let (reply, _unwatched) = oneshot::channel();
         self.queue
-            .send(Queued::Record(
-                Box::new(Self::result_of(receipt, status)),
-                reply,
-            ))
+            .send(Queued::Unwaited(Box::new(Self::result_of(receipt, status))))
             .await
             .map_err(|_| LogError::Stopped)
     }
@@ -216,13 +216,17 @@ async fn run_writer(
     let mut behind = IndexBacklog::load(&registry).await;
     // Results whose batch failed: nobody waits for them, so they are retried.
     let mut unanswered: Vec<PendingRecord> = Vec::new();
+    // Results waiting (at most RESULT_HOLD) to share the next send's transaction.
+    let mut held: Vec<PendingRecord> = Vec::new();
+    let mut held_until = tokio::time::Instant::now();
     loop {
         // The queue first; index only while nothing waits to be committed.
         let got = tokio::select! {
             biased;
             got = rx.recv_many(&mut queued, max_batch) => got,
-            () = tokio::time::sleep(RETRY_PAUSE), if !unanswered.is_empty() => usize::MAX,
-            () = std::future::ready(()), if !behind.is_empty() && unanswered.is_empty() => {
+            () = tokio::time::sleep(RETRY_PAUSE), if !unanswered.is_empty() => TIMER,
+            () = tokio::time::sleep_until(held_until), if !held.is_empty() => TIMER,
+            () = tokio::time::sleep_until(behind.due_at().into()), if !behind.is_empty() && unanswered.is_empty() && held.is_empty() => {
                 // Senders answered by the last commit queue their next record
                 // within microseconds; index only after a real pause.
                 match tokio::time::timeout(IDLE_GRACE, rx.recv_many(&mut queued, max_batch)).await {
@@ -235,21 +239,38 @@ async fn run_writer(
             }
         };
         if got == 0 {
+            unanswered.append(&mut held);
             commit_last_results(&registry, &keys, unanswered, &stats).await;
             break;
         }
-        let mut records: Vec<PendingRecord> = std::mem::take(&mut unanswered);
-        let mut replies: Vec<Option<Reply>> = records.iter().map(|_| None).collect();
+        let mut waited: Vec<PendingRecord> = Vec::new();
+        let mut waited_replies: Vec<Option<Reply>> = Vec::new();
         let mut flushes = Vec::new();
         for item in queued.drain(..) {
             match item {
                 Queued::Record(record, reply) => {
-                    records.push(*record);
-                    replies.push(Some(reply));
+                    waited.push(*record);
+                    waited_replies.push(Some(reply));
+                }
+                Queued::Unwaited(result) => {
+                    if held.is_empty() {
+                        held_until = tokio::time::Instant::now() + RESULT_HOLD;
+                    }
+                    held.push(*result);
                 }
                 Queued::Flush(done) => flushes.push(done),
             }
         }
+        let commit_now =
+            got == TIMER || !waited.is_empty() || !flushes.is_empty() || held.len() >= max_batch;
+        if !commit_now {
+            continue;
+        }
+        let mut records: Vec<PendingRecord> = std::mem::take(&mut unanswered);
+        records.append(&mut held);
+        let replies: Vec<Option<Reply>> =
+            records.iter().map(|_| None).chain(waited_replies).collect();
+        records.append(&mut waited);
         if !records.is_empty() {
             let committed = commit_and_answer(&registry, &keys, &records, replies, &stats).await;
             if committed {
@@ -267,6 +288,12 @@ async fn run_writer(
     }
 }
 
+/// What the writer's wait yields when one of its timers (a retry, the end of
+/// a result's hold) rather than the queue woke it.
+const TIMER: usize = usize::MAX;
+/// How long a result nobody waits for may wait for a send to share its
+/// transaction (and fsync) with, before it is committed on its own.
+const RESULT_HOLD: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long the queue must stay empty before the writer runs an index step.
 const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1);
 /// How long the writer waits before retrying results whose batch failed.

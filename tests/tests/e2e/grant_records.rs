@@ -45,6 +45,47 @@ async fn records_are_per_grant_and_sealed_values_open_only_where_sealed(env: Tes
     let mine = records.get(&a, "note/1").await.unwrap().unwrap();
     assert_eq!(mine.value, json!("of firm A"));
 
+    // Several puts in one write (one statement for a run of distinct keys):
+    // values kept exactly, an existing key updated (its version moves on), a
+    // key put twice ends with its last value; a prefix lists its range only.
+    let odd = json!({ "text": "quote \" backslash \\ tab \t ünï \u{1F600}", "n": 1.5 });
+    assert!(records
+        .write(
+            &a,
+            vec![
+                put("note/1", json!("of firm A, again")),
+                put("note/3", odd.clone()),
+                put("note/4", json!(["x"])),
+                put("note/4", json!(["y"])),
+                put("note0", json!("after the note/ range")),
+                put("notea", json!("after it too")),
+            ],
+        )
+        .await
+        .unwrap());
+    let listed = records.list(&a, "note/", None, 10).await.unwrap();
+    let keys: Vec<&str> = listed.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, ["note/1", "note/3", "note/4"]);
+    assert_eq!(listed[0].value, json!("of firm A, again"));
+    assert_eq!(listed[0].version, mine.version + 1);
+    assert_eq!(listed[1].value, odd);
+    assert_eq!(listed[2].value, json!(["y"]));
+    assert_eq!(
+        records
+            .list(&a, "note", Some("note/4"), 10)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "note0 and notea follow note/4 under the prefix note"
+    );
+    assert!(records.get(&b, "note/3").await.unwrap().is_none());
+    let mine = records.get(&a, "note/1").await.unwrap().unwrap();
+    assert!(records
+        .write(&a, vec![put("note/1", json!("of firm A"))])
+        .await
+        .unwrap());
+
     // A swap against a stale version writes nothing, not even the other writes with it.
     let stale = RecordWrite::Swap {
         key: "note/1".into(),

@@ -28,6 +28,7 @@ on_both_backends!(
     reordered_records_are_named,
     records_cut_from_the_end_are_detected,
     concurrent_writers_keep_one_chain_per_firm,
+    unwaited_results_ride_with_the_next_send_and_are_never_lost,
 );
 
 fn send(firm: &str, n: usize) -> NewSend {
@@ -193,4 +194,49 @@ async fn concurrent_writers_keep_one_chain_per_firm(env: TestEnv) {
         .unwrap();
     assert_eq!(report.records, 640);
     assert!(report.faults.is_empty(), "{:?}", report.faults);
+}
+
+async fn records_of(env: &TestEnv) -> u64 {
+    let report = scopegate::outbound_log::verify_all(&env.registry, &keys(), None, None)
+        .await
+        .unwrap();
+    assert!(report.faults.is_empty(), "{:?}", report.faults);
+    report.records
+}
+
+async fn unwaited_results_ride_with_the_next_send_and_are_never_lost(env: TestEnv) {
+    env.add_seeded_firm("alpha-law", small_seed()).await;
+    let (log, writer) = OutboundLog::start(env.registry.clone(), keys());
+
+    // A result nobody waits for, with no send after it, is committed on its own shortly.
+    let receipt = log.record_send(send("alpha-law", 0)).await.unwrap();
+    log.record_result_later(&receipt, 200).await.unwrap();
+    let mut waited = 0;
+    while records_of(&env).await < 2 {
+        assert!(waited < 200, "the held result was never committed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+
+    // Sends that follow their predecessor's result share its transaction.
+    let (transactions_before, records_before) = log.committed();
+    for n in 1..=50 {
+        let receipt = log.record_send(send("alpha-law", n)).await.unwrap();
+        log.record_result_later(&receipt, 200).await.unwrap();
+    }
+    log.flush().await.unwrap();
+    let (transactions, records) = log.committed();
+    assert_eq!(records - records_before, 100);
+    assert!(
+        transactions - transactions_before < 100,
+        "{} transactions for 100 records",
+        transactions - transactions_before
+    );
+
+    // A graceful stop commits the result still held.
+    let receipt = log.record_send(send("alpha-law", 51)).await.unwrap();
+    log.record_result_later(&receipt, 503).await.unwrap();
+    drop(log);
+    writer.await.unwrap();
+    assert_eq!(records_of(&env).await, 104);
 }
