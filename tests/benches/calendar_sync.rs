@@ -5,7 +5,8 @@
 //! production defaults (4 calls in flight per user, paced under both quotas,
 //! a look for changes every second).
 //!
-//! 1. The initial sync of 20 fee earners with 1,000 diary entries each:
+//! 1. The initial sync of 20 fee earners with 1,000 diary entries each (dealt
+//!    in turn along the diary, so each has exactly that many):
 //!    Calendar API calls a minute against the binding quota (with 20 users,
 //!    the project's 10,000: they would ask for 12,000), the 403/429 answers,
 //!    and the gateway's CPU time per event (the emulator's threads and the
@@ -217,6 +218,23 @@ fn main() {
             .map(|r| r.get("id"))
             .collect();
         assert_eq!(user_ids.len(), users);
+        // The seed picks each entry's owner at random (1,000 each on average,
+        // about 940 to 1,060 in practice); the run is of exactly `per_user`
+        // each, dealt in turn along the diary's change order.
+        sqlx::query(
+            "WITH u AS (SELECT id, ROW_NUMBER() OVER (ORDER BY id) - 1 AS k FROM users WHERE role = 'fee_earner') \
+             UPDATE diary_entries SET owner_user_id = (SELECT id FROM u WHERE u.k = diary_entries.change_seq % $1)",
+        )
+        .bind(users as i64)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let most: i64 = sqlx::query("SELECT COUNT(*) AS n FROM diary_entries GROUP BY owner_user_id ORDER BY n DESC LIMIT 1")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .get("n");
+        assert_eq!(most as usize, per_user, "entries dealt evenly");
 
         let app = Application::build(config, Arc::new(Keyring::ephemeral()), scopegate::connectors::registered()).await.unwrap();
         let base = format!("http://{}", app.local_addr());

@@ -164,13 +164,14 @@ impl Caller<'_> {
             if ctx.caps.is_stopping() || !self.may_go_on().await? {
                 return Err(CallError::Stopped);
             }
-            ctx.runtime
-                .limiter(&self.connection.id, settings.user_rate_per_second)
-                .wait_turn()
-                .await;
+            let user = ctx
+                .runtime
+                .limiter(&self.connection.id, settings.user_rate_per_second);
+            user.wait_turn().await;
+            // The fee earner with the fewest calls so far goes first (see `pacing`).
             ctx.runtime
                 .project_limiter(settings.project_rate_per_minute)
-                .wait_turn()
+                .wait_turn_ranked(user.admitted())
                 .await;
             let token = match self
                 .tokens

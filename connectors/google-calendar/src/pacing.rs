@@ -12,11 +12,20 @@
 //! of them sleeps on it (governor's own `until_ready` wakes every waiter at
 //! the same instant, and all but one go back to sleep: with 20 fee earners'
 //! calls waiting on the project's limiter, that was 80 wake-ups a call).
+//! The queue is ranked: on the project's limiter, the call of the fee
+//! earner who has made the fewest calls goes first (ties first come, first
+//! served), so one who paused (between batches, or connecting later) catches
+//! up under their own cap instead of finishing last, alone, with the
+//! project's quota mostly unused.
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// The share of each quota the sync uses.
 pub const PACE: f64 = 0.98;
@@ -44,11 +53,21 @@ pub fn per_project(per_minute: u32) -> Quota {
         .allow_burst(NonZeroU32::new(PROJECT_BURST).expect("positive"))
 }
 
-/// A rate limiter whose waiters take turns.
+/// A rate limiter whose waiters take turns, lowest rank first.
 pub struct Pacer {
     limiter: DefaultDirectRateLimiter,
     clock: DefaultClock,
-    queue: tokio::sync::Mutex<()>,
+    turns: Mutex<Turns>,
+    /// Calls this limiter has let through.
+    admitted: AtomicU64,
+}
+
+/// Who holds the turn, and who waits for it, by (rank, arrival).
+#[derive(Default)]
+struct Turns {
+    taken: bool,
+    waiting: BTreeMap<(u64, u64), oneshot::Sender<()>>,
+    arrivals: u64,
 }
 
 impl Pacer {
@@ -56,15 +75,97 @@ impl Pacer {
         Self {
             limiter: RateLimiter::direct(quota),
             clock: DefaultClock::default(),
-            queue: tokio::sync::Mutex::new(()),
+            turns: Mutex::new(Turns::default()),
+            admitted: AtomicU64::new(0),
         }
+    }
+
+    /// Calls let through so far.
+    pub fn admitted(&self) -> u64 {
+        self.admitted.load(Ordering::Relaxed)
     }
 
     /// Waits until the limiter lets one more call through (first come, first served).
     pub async fn wait_turn(&self) {
-        let _turn = self.queue.lock().await;
+        self.wait_turn_ranked(0).await
+    }
+
+    /// Waits until the limiter lets one more call through; among the calls
+    /// waiting, the lowest `rank` goes first (equal ranks in arrival order).
+    pub async fn wait_turn_ranked(&self, rank: u64) {
+        let queued = {
+            let mut turns = self.turns.lock().expect("turns");
+            if turns.taken {
+                let (tx, rx) = oneshot::channel();
+                let key = (rank, turns.arrivals);
+                turns.arrivals += 1;
+                turns.waiting.insert(key, tx);
+                Some(Waiting {
+                    pacer: self,
+                    key,
+                    rx,
+                    granted: false,
+                })
+            } else {
+                turns.taken = true;
+                None
+            }
+        };
+        if let Some(mut waiting) = queued {
+            // The sender is only dropped after sending (see `pass_turn`).
+            let _ = (&mut waiting.rx).await;
+            waiting.granted = true;
+        }
+        let _turn = Turn(self);
         while let Err(not_until) = self.limiter.check() {
             tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+        }
+        self.admitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hands the turn to the first waiter, or frees it.
+    fn pass_turn(&self) {
+        let mut turns = self.turns.lock().expect("turns");
+        while let Some((_, next)) = turns.waiting.pop_first() {
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+        turns.taken = false;
+    }
+}
+
+/// The turn, held while its call waits for the limiter; passed on when dropped.
+struct Turn<'a>(&'a Pacer);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.pass_turn();
+    }
+}
+
+/// A place in the queue. Dropped unanswered (its call cancelled), it leaves
+/// the queue; dropped after the turn was passed to it but before its call
+/// saw it, it passes the turn on.
+struct Waiting<'a> {
+    pacer: &'a Pacer,
+    key: (u64, u64),
+    rx: oneshot::Receiver<()>,
+    granted: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.granted {
+            return;
+        }
+        let still_queued = {
+            let mut turns = self.pacer.turns.lock().expect("turns");
+            turns.waiting.remove(&self.key).is_some()
+        };
+        if !still_queued {
+            // `pass_turn` removed it and sent it the turn, under the same lock.
+            self.pacer.pass_turn();
         }
     }
 }
@@ -116,6 +217,40 @@ mod tests {
         // 1,000 a second at 98% with a burst of 10: the other 30 take about 31 ms.
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(29), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn the_lowest_rank_waiting_goes_first_and_a_cancelled_waiter_blocks_no_one() {
+        // 10 calls a second, no burst beyond the first: each turn waits ~100 ms.
+        let quota = Quota::with_period(Duration::from_millis(100)).unwrap();
+        let pacer = std::sync::Arc::new(Pacer::new(quota));
+        pacer.wait_turn_ranked(0).await;
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for rank in [5u64, 1, 3, 1] {
+            let (pacer, order) = (pacer.clone(), order.clone());
+            waiters.push(tokio::spawn(async move {
+                pacer.wait_turn_ranked(rank).await;
+                order.lock().unwrap().push(rank);
+            }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // One more waiter, cancelled while queued (or holding the turn).
+        let cancelled = {
+            let pacer = pacer.clone();
+            tokio::spawn(async move { pacer.wait_turn_ranked(0).await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        cancelled.abort();
+        for waiter in waiters {
+            tokio::time::timeout(Duration::from_secs(5), waiter)
+                .await
+                .expect("no waiter is left behind")
+                .unwrap();
+        }
+        // Rank 5 found the turn free; the others queued behind it by rank, then arrival.
+        assert_eq!(*order.lock().unwrap(), [5, 1, 1, 3]);
+        assert_eq!(pacer.admitted(), 5);
     }
 
     #[test]

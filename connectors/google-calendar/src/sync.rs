@@ -7,7 +7,8 @@
 //! leaves mappings to retry, and a retried insert answering 409 `duplicate`
 //! becomes an update; a later deletion still finds the event), and each
 //! entry's last-sent content hash means an unchanged entry costs no call.
-//! A batch's results and the cursor past it are committed together.
+//! A batch's results and the cursor past it are committed together, and the
+//! next batch is read while the current one's calls are in flight.
 //!
 //! When the firm changes a minimisation choice (e.g. the matter number as the
 //! event title), the next pass notices the new variant on its first read and
@@ -96,9 +97,13 @@ pub async fn run_pass(ctx: &Ctx, grant: &FirmGrant, user: &str) -> Result<PassRe
     let mut variant = connection.variant.clone();
     let mut report = PassReport::default();
     let mut refusals = Vec::new();
+    // The next batch, read while this one's calls are in flight.
+    let mut next: Option<(Vec<DiaryRow>, Option<String>)> = None;
     loop {
-        let (rows, read_as) =
-            reader::changed_batch(&ctx.caps, grant, user, cursor, BATCH, READ_MAX).await?;
+        let (rows, read_as) = match next.take() {
+            Some(batch) => batch,
+            None => reader::changed_batch(&ctx.caps, grant, user, cursor, BATCH, READ_MAX).await?,
+        };
         if read_as != variant {
             store::restart_for_variant(&ctx.caps, grant, user, read_as.clone()).await?;
             variant = read_as;
@@ -130,7 +135,7 @@ pub async fn run_pass(ctx: &Ctx, grant: &FirmGrant, user: &str) -> Result<PassRe
             })
             .collect();
         let (caller_ref, secret_ref) = (&caller, secret.as_slice());
-        let outcomes: Vec<Result<(Outcome, Effect), CallError>> = futures::stream::iter(work)
+        let calls = futures::stream::iter(work)
             .map(
                 |(row, mapping)| -> futures::future::BoxFuture<'_, Result<(Outcome, Effect), CallError>> {
                     Box::pin(async move {
@@ -139,8 +144,14 @@ pub async fn run_pass(ctx: &Ctx, grant: &FirmGrant, user: &str) -> Result<PassRe
                 },
             )
             .buffer_unordered(ctx.settings.user_concurrency)
-            .collect()
-            .await;
+            .collect::<Vec<Result<(Outcome, Effect), CallError>>>();
+        // Reading the next batch (many rows for a few of this user's) while
+        // these calls wait on Google keeps the user's calls flowing between
+        // batches. A change meanwhile moves its entry past the cursor, so it
+        // is read again later; a failed read is simply made again.
+        let prefetch = reader::changed_batch(&ctx.caps, grant, user, last, BATCH, READ_MAX);
+        let (outcomes, prefetched) = futures::join!(calls, prefetch);
+        next = prefetched.ok();
         let mut first_error = None;
         let mut writes = store::BatchWrites::default();
         for outcome in outcomes {
