@@ -220,13 +220,15 @@ async fn run_writer(
     let mut held: Vec<PendingRecord> = Vec::new();
     let mut held_until = tokio::time::Instant::now();
     loop {
-        // The queue first; index only while nothing waits to be committed.
+        // The queue first; index only while no caller waits for a commit.
+        // Held results may wait for a step: under steady traffic there is
+        // nearly always one held, and the index must not fall behind for it.
         let got = tokio::select! {
             biased;
             got = rx.recv_many(&mut queued, max_batch) => got,
             () = tokio::time::sleep(RETRY_PAUSE), if !unanswered.is_empty() => TIMER,
             () = tokio::time::sleep_until(held_until), if !held.is_empty() => TIMER,
-            () = tokio::time::sleep_until(behind.due_at().into()), if !behind.is_empty() && unanswered.is_empty() && held.is_empty() => {
+            () = tokio::time::sleep_until(behind.due_at().into()), if !behind.is_empty() && unanswered.is_empty() => {
                 // Senders answered by the last commit queue their next record
                 // within microseconds; index only after a real pause.
                 match tokio::time::timeout(IDLE_GRACE, rx.recv_many(&mut queued, max_batch)).await {
