@@ -6,7 +6,9 @@
 //! each prepared once per connection. And the record-id index rows the indexer
 //! adds later, as fixed-size multi-row inserts of bound values.
 
-use super::record::{LogRecord, GENESIS_HASH};
+use super::pending::{ChainedBatch, PendingRecord};
+use super::record::GENESIS_HASH;
+use super::stored::StoredRecord;
 use crate::registry::Backend;
 use serde::ser::{SerializeTuple, Serializer};
 use serde::Serialize;
@@ -74,16 +76,21 @@ pub(super) async fn lock_chain_heads(
         .collect())
 }
 
-/// Inserts sealed records (their record-id rows come later: `record_indexer`).
+/// Inserts a chained batch's records (their record-id rows come later: `record_indexer`).
 pub(super) async fn insert_records(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
-    records: &[LogRecord],
+    records: &[PendingRecord],
+    chained: &ChainedBatch,
 ) -> Result<(), sqlx::Error> {
     if records.is_empty() {
         return Ok(());
     }
-    let rows: Vec<RecordRow<'_>> = records.iter().map(RecordRow).collect();
+    let rows: Vec<RecordRow<'_>> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RecordRow(chained.row(r, i)))
+        .collect();
     sqlx::query(insert_records_sql(backend))
         .bind(json(&rows))
         .execute(&mut **tx)
@@ -161,7 +168,7 @@ pub(super) async fn insert_index_rows(
 pub(super) async fn move_chain_heads(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
-    heads: &[(&str, i64, String)],
+    heads: &[(String, i64, String)],
 ) -> Result<(), sqlx::Error> {
     sqlx::query(update_heads(backend))
         .bind(json(&heads))
@@ -172,31 +179,31 @@ pub(super) async fn move_chain_heads(
 
 /// A record as the JSON array the insert unpacks: its columns in table order,
 /// the two lists as their stored JSON text.
-struct RecordRow<'a>(&'a LogRecord);
+struct RecordRow<'a>(StoredRecord<'a>);
 
 impl Serialize for RecordRow<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
+        let r = &self.0;
         let mut t = serializer.serialize_tuple(19)?;
-        t.serialize_element(&r.firm_id)?;
+        t.serialize_element(r.firm_id)?;
         t.serialize_element(&r.seq)?;
-        t.serialize_element(&r.kind)?;
+        t.serialize_element(r.kind)?;
         t.serialize_element(&r.at)?;
-        t.serialize_element(&r.grant_id)?;
-        t.serialize_element(&r.connector)?;
-        t.serialize_element(&r.direction)?;
-        t.serialize_element(&r.method)?;
-        t.serialize_element(&r.target)?;
-        t.serialize_element(&json(&r.fields))?;
-        t.serialize_element(&json(&r.record_ids))?;
-        t.serialize_element(&r.payload_sha256)?;
+        t.serialize_element(r.grant_id)?;
+        t.serialize_element(r.connector)?;
+        t.serialize_element(r.direction)?;
+        t.serialize_element(r.method)?;
+        t.serialize_element(r.target)?;
+        t.serialize_element(r.fields)?;
+        t.serialize_element(r.record_ids)?;
+        t.serialize_element(r.payload_sha256)?;
         t.serialize_element(&r.bytes)?;
         t.serialize_element(&r.send_seq)?;
         t.serialize_element(&r.status)?;
         t.serialize_element(&r.latency_us)?;
-        t.serialize_element(&r.prev_hash)?;
-        t.serialize_element(&r.hash)?;
-        t.serialize_element(&r.mac_key)?;
+        t.serialize_element(r.prev_hash)?;
+        t.serialize_element(r.hash)?;
+        t.serialize_element(r.mac_key)?;
         t.end()
     }
 }

@@ -9,10 +9,13 @@
 
 mod batch_sql;
 pub mod checkpoint;
+mod pending;
+mod pg_commit;
 mod record;
 pub mod record_index;
 pub mod record_indexer;
 mod rekey;
+mod sqlite_commit;
 mod sqlite_read;
 mod stored;
 pub mod tombstone;

@@ -1,17 +1,24 @@
 //! The group-committing writer. Callers hand records to one task per gateway
 //! process; it takes whatever has queued up (up to `MAX_BATCH`), chains the
 //! records per firm and commits them in one transaction, so many concurrent
-//! senders share one fsync; the transaction is a fixed handful of statements
-//! whatever the batch's size (`batch_sql`). Across processes sharing PostgreSQL, the chain head
-//! row of each firm is locked (`FOR UPDATE`, in firm order) for the batch.
+//! senders share one fsync. The commit runs on the writer's own connection:
+//! through SQLite's C API on a registry file (`sqlite_commit`), through sqlx's
+//! PostgreSQL driver with typed arrays on PostgreSQL (`pg_commit`), in either
+//! case one transaction whatever the batch's size. Across processes sharing
+//! PostgreSQL, the chain head row of each firm is locked (`FOR UPDATE`, in
+//! firm order) for the batch. A record's lists are serialized when it is
+//! queued, on the caller's task (`pending`).
 //! Metrics: `scopegate_outbound_records_total{kind, direction, connector}`
 //! (committed), `scopegate_outbound_commit_batch_size` and
 //! `scopegate_outbound_commit_seconds` (per transaction),
 //! `scopegate_outbound_commit_failures_total`.
 
 use super::batch_sql;
-use super::record::{LogRecord, NewSend, GENESIS_HASH};
+use super::pending::{self, PendingRecord};
+use super::pg_commit::PgCommitter;
+use super::record::{NewSend, GENESIS_HASH};
 use super::record_indexer::IndexBacklog;
+use super::sqlite_commit::{Committed, SqliteCommitter};
 use crate::clock::now_ms;
 use crate::keys::LogKeys;
 use crate::registry::{Backend, Registry};
@@ -42,24 +49,6 @@ pub enum LogError {
     Commit(String),
     #[error("the outbound log writer has stopped")]
     Stopped,
-}
-
-#[derive(Debug, Clone)]
-struct PendingRecord {
-    firm_id: String,
-    kind: &'static str,
-    grant_id: String,
-    connector: String,
-    direction: &'static str,
-    method: String,
-    target: String,
-    fields: Vec<String>,
-    record_ids: Vec<String>,
-    payload_sha256: String,
-    bytes: i64,
-    send_seq: Option<i64>,
-    status: Option<i64>,
-    latency_us: Option<i64>,
 }
 
 type Reply = oneshot::Sender<Result<i64, LogError>>;
@@ -133,20 +122,25 @@ impl OutboundLog {
             direction: send.direction.as_str(),
             method: send.method,
             target: send.target,
-            fields: send.fields,
-            record_ids: send.record_ids,
+            fields: pending::list_text(&send.fields),
+            record_ids: pending::list_text(&send.record_ids),
             payload_sha256: crate::secrets::sha256_hex(&send.payload),
             bytes: send.payload.len() as i64,
             send_seq: None,
             status: None,
             latency_us: None,
         };
-        let seq = self.append(pending.clone()).await?;
+        // The receipt keeps what the result record repeats; a result has no record ids.
+        let send = PendingRecord {
+            record_ids: pending::NO_IDS.to_string(),
+            ..pending.clone()
+        };
+        let seq = self.append(pending).await?;
         Ok(SendReceipt {
-            firm_id: pending.firm_id.clone(),
+            firm_id: send.firm_id.clone(),
             seq,
             started: Instant::now(),
-            send: pending,
+            send,
         })
     }
 
@@ -188,7 +182,7 @@ impl OutboundLog {
         let latency_us = receipt.started.elapsed().as_micros() as i64;
         let mut result = receipt.send.clone();
         result.kind = "result";
-        result.record_ids = Vec::new();
+        result.record_ids = pending::NO_IDS.to_string();
         result.send_seq = Some(receipt.seq);
         result.status = Some(i64::from(status));
         result.latency_us = Some(latency_us);
@@ -214,6 +208,7 @@ async fn run_writer(
 ) {
     let mut queued = Vec::with_capacity(max_batch);
     let mut behind = IndexBacklog::load(&registry).await;
+    let mut committer = Committer::new(registry.clone(), keys);
     // Results whose batch failed: nobody waits for them, so they are retried.
     let mut unanswered: Vec<PendingRecord> = Vec::new();
     // Results waiting (at most RESULT_HOLD) to share the next send's transaction.
@@ -242,7 +237,7 @@ async fn run_writer(
         };
         if got == 0 {
             unanswered.append(&mut held);
-            commit_last_results(&registry, &keys, unanswered, &stats).await;
+            commit_last_results(&mut committer, unanswered, &stats).await;
             break;
         }
         let mut waited: Vec<PendingRecord> = Vec::new();
@@ -274,11 +269,12 @@ async fn run_writer(
             records.iter().map(|_| None).chain(waited_replies).collect();
         records.append(&mut waited);
         if !records.is_empty() {
-            let committed = commit_and_answer(&registry, &keys, &records, replies, &stats).await;
+            let (records, committed) =
+                commit_and_answer(&mut committer, records, replies, &stats).await;
             if committed {
                 records
                     .iter()
-                    .filter(|r| r.kind == "send" && !r.record_ids.is_empty())
+                    .filter(|r| r.has_record_ids())
                     .for_each(|r| behind.note(&r.firm_id));
             } else {
                 unanswered = unwaited_results(records);
@@ -324,9 +320,8 @@ fn unwaited_results(records: Vec<PendingRecord>) -> Vec<PendingRecord> {
 
 /// On shutdown, a few more tries at the results still unanswered.
 async fn commit_last_results(
-    registry: &Registry,
-    keys: &LogKeys,
-    unanswered: Vec<PendingRecord>,
+    committer: &mut Committer,
+    mut unanswered: Vec<PendingRecord>,
     stats: &CommitStats,
 ) {
     for _ in 0..LAST_ATTEMPTS {
@@ -334,9 +329,11 @@ async fn commit_last_results(
             return;
         }
         let replies = unanswered.iter().map(|_| None).collect();
-        if commit_and_answer(registry, keys, &unanswered, replies, stats).await {
+        let (records, committed) = commit_and_answer(committer, unanswered, replies, stats).await;
+        if committed {
             return;
         }
+        unanswered = records;
         tokio::time::sleep(RETRY_PAUSE).await;
     }
     tracing::error!(
@@ -346,19 +343,18 @@ async fn commit_last_results(
 }
 
 /// Commits one batch and answers each record's waiter with its seq (or the
-/// error); true when the batch was committed.
+/// error); gives the records back, and true when the batch was committed.
 async fn commit_and_answer(
-    registry: &Registry,
-    keys: &LogKeys,
-    records: &[PendingRecord],
+    committer: &mut Committer,
+    records: Vec<PendingRecord>,
     replies: Vec<Option<Reply>>,
     stats: &CommitStats,
-) -> bool {
+) -> (Vec<PendingRecord>, bool) {
     let started = Instant::now();
-    let refs: Vec<&PendingRecord> = records.iter().collect();
-    match commit_batch(registry, keys, &refs).await {
+    let (records, outcome) = committer.commit(records).await;
+    let committed = match outcome {
         Ok(seqs) => {
-            count_committed(&refs, started);
+            count_committed(&records, started);
             stats.transactions.fetch_add(1, Ordering::Relaxed);
             stats
                 .records
@@ -374,16 +370,17 @@ async fn commit_and_answer(
             metrics::counter!("scopegate_outbound_commit_failures_total").increment(1);
             tracing::error!(error = %e, records = records.len(), "outbound log batch failed; no send in it will be sent, its results are retried");
             for reply in replies.into_iter().flatten() {
-                let _ = reply.send(Err(LogError::Commit(e.to_string())));
+                let _ = reply.send(Err(LogError::Commit(e.clone())));
             }
             false
         }
-    }
+    };
+    (records, committed)
 }
 
 /// Records a committed batch in the metrics: its size, how long the commit
 /// took and its records by kind, direction and connector (never by firm).
-fn count_committed(records: &[&PendingRecord], started: Instant) {
+fn count_committed(records: &[PendingRecord], started: Instant) {
     metrics::histogram!("scopegate_outbound_commit_seconds").record(started.elapsed());
     metrics::histogram!("scopegate_outbound_commit_batch_size").record(records.len() as f64);
     let mut by_label: BTreeMap<(&'static str, &'static str, &str), u64> = BTreeMap::new();
@@ -403,42 +400,64 @@ fn count_committed(records: &[&PendingRecord], started: Instant) {
     }
 }
 
-/// Commits one batch; returns the seq given to each record, in input order.
-/// Whatever the batch's size, the transaction runs a fixed handful of
-/// statements: the records, their record-id rows and the new chain heads each
-/// go in as one JSON array that the database unpacks.
-async fn commit_batch(
+/// Commits the writer's batches: on a SQLite registry file through SQLite's
+/// C API (`sqlite_commit`), on PostgreSQL through a connection of the writer's
+/// own (`pg_commit`), else (an in-memory SQLite registry) in a transaction of
+/// the pool's.
+enum Committer {
+    Sqlite(SqliteCommitter, Arc<LogKeys>),
+    Postgres(Box<PgCommitter>, Arc<LogKeys>),
+    Pool(Registry, Arc<LogKeys>),
+}
+
+impl Committer {
+    fn new(registry: Registry, keys: Arc<LogKeys>) -> Self {
+        if let Some(path) = registry.sqlite_file() {
+            return Self::Sqlite(SqliteCommitter::new(path.to_path_buf()), keys);
+        }
+        match PgCommitter::for_registry(&registry) {
+            Some(pg) => Self::Postgres(Box::new(pg), keys),
+            None => Self::Pool(registry, keys),
+        }
+    }
+
+    /// Chains and commits one batch; gives the records back with the seq
+    /// given to each, in input order, or why none was committed.
+    async fn commit(&mut self, records: Vec<PendingRecord>) -> Committed {
+        match self {
+            Self::Sqlite(sqlite, keys) => sqlite.commit(records, keys.clone()).await,
+            Self::Postgres(pg, keys) => {
+                let outcome = pg.commit(&records, keys).await;
+                (records, outcome)
+            }
+            Self::Pool(registry, keys) => {
+                let outcome = commit_in_transaction(registry, keys, &records)
+                    .await
+                    .map_err(|e| e.to_string());
+                (records, outcome)
+            }
+        }
+    }
+}
+
+/// Commits one batch in a sqlx transaction: a fixed handful of statements
+/// whatever its size (the records and the new chain heads each go in as one
+/// JSON array that the database unpacks).
+async fn commit_in_transaction(
     registry: &Registry,
     keys: &LogKeys,
-    records: &[&PendingRecord],
+    records: &[PendingRecord],
 ) -> Result<Vec<i64>, sqlx::Error> {
-    let mut by_firm: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        by_firm.entry(r.firm_id.as_str()).or_default().push(i);
-    }
-    let mut seqs = vec![0; records.len()];
     let at = now_ms();
     let backend = registry.backend();
     let mut tx = registry.begin_write().await?;
-    let firms: Vec<&str> = by_firm.keys().copied().collect();
-    let mut heads = batch_sql::lock_chain_heads(&mut tx, backend, &firms).await?;
-    let mut sealed = Vec::with_capacity(records.len());
-    let mut new_heads = Vec::with_capacity(firms.len());
-    for (firm_id, indexes) in by_firm {
-        let (mut seq, mut prev_hash) = heads.remove(firm_id).ok_or(sqlx::Error::RowNotFound)?;
-        for i in indexes {
-            seq += 1;
-            let record = to_record(records[i], seq, at, prev_hash, keys);
-            seqs[i] = seq;
-            prev_hash = record.hash.clone();
-            sealed.push(record);
-        }
-        new_heads.push((firm_id, seq, prev_hash));
-    }
-    batch_sql::insert_records(&mut tx, backend, &sealed).await?;
-    batch_sql::move_chain_heads(&mut tx, backend, &new_heads).await?;
+    let firms = pending::firms_of(records);
+    let heads = batch_sql::lock_chain_heads(&mut tx, backend, &firms).await?;
+    let chained = pending::chain(records, heads, at, keys).ok_or(sqlx::Error::RowNotFound)?;
+    batch_sql::insert_records(&mut tx, backend, records, &chained).await?;
+    batch_sql::move_chain_heads(&mut tx, backend, &chained.heads).await?;
     tx.commit().await?;
-    Ok(seqs)
+    Ok(chained.links.iter().map(|l| l.seq).collect())
 }
 
 pub(super) async fn lock_chain_head(
@@ -457,30 +476,4 @@ pub(super) async fn lock_chain_head(
     };
     let row = sqlx::query(sql).bind(firm_id).fetch_one(&mut **tx).await?;
     Ok((row.get("seq"), row.get("hash")))
-}
-
-fn to_record(p: &PendingRecord, seq: i64, at: i64, prev_hash: String, keys: &LogKeys) -> LogRecord {
-    let mut record = LogRecord {
-        firm_id: p.firm_id.clone(),
-        seq,
-        kind: p.kind.to_string(),
-        at,
-        grant_id: p.grant_id.clone(),
-        connector: p.connector.clone(),
-        direction: p.direction.to_string(),
-        method: p.method.clone(),
-        target: p.target.clone(),
-        fields: p.fields.clone(),
-        record_ids: p.record_ids.clone(),
-        payload_sha256: p.payload_sha256.clone(),
-        bytes: p.bytes,
-        send_seq: p.send_seq,
-        status: p.status,
-        latency_us: p.latency_us,
-        prev_hash,
-        hash: String::new(),
-        mac_key: String::new(),
-    };
-    record.seal(keys.current());
-    record
 }
