@@ -6,7 +6,7 @@
 //! commit (BENCHMARKS.md §12). Here every column of the batch is one typed
 //! array, unpacked by `UNNEST`, and the records and the new chain heads go in
 //! as one statement. The transaction is the same: the batch's chain heads
-//! created, then locked in byte order of firm id (`FOR UPDATE`, so instances
+//! created (skipped when the committer has seen every firm's head), then locked in byte order of firm id (`FOR UPDATE`, so instances
 //! sharing the registry chain one after the other), the records inserted, the
 //! heads moved, committed before any sender is answered.
 
@@ -18,7 +18,7 @@ use crate::keys::LogKeys;
 use crate::registry::Registry;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 /// How long one batch may take (connecting included) before the writer gives
@@ -31,6 +31,10 @@ pub(super) struct PgCommitter {
     options: PgConnectOptions,
     /// Opened on first use, and afresh after any failed batch.
     conn: Option<PgConnection>,
+    /// Firms whose chain head this committer has seen: a batch of only these
+    /// skips the statement that creates missing heads. Emptied with the
+    /// connection after any failed batch.
+    known: HashSet<String>,
 }
 
 const CREATE_HEADS: &str = "INSERT INTO outbound_chain_heads (firm_id, seq, hash) SELECT f, 0, $2 FROM UNNEST($1::text[]) AS f ON CONFLICT (firm_id) DO NOTHING";
@@ -50,6 +54,7 @@ impl PgCommitter {
             Ok(options) => Some(Self {
                 options,
                 conn: None,
+                known: HashSet::new(),
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "outbound log: the registry's URL does not give PostgreSQL options; committing through the pool");
@@ -65,13 +70,15 @@ impl PgCommitter {
         records: &[PendingRecord],
         keys: &LogKeys,
     ) -> Result<Vec<i64>, String> {
+        let known = std::mem::take(&mut self.known);
         let attempt = async {
             let mut conn = match self.conn.take() {
                 Some(conn) => conn,
                 None => PgConnection::connect_with(&self.options).await?,
             };
-            let seqs = commit_on(&mut conn, records, keys).await?;
+            let (seqs, known) = commit_on(&mut conn, records, keys, known).await?;
             self.conn = Some(conn);
+            self.known = known;
             Ok::<_, sqlx::Error>(seqs)
         };
         match tokio::time::timeout(COMMIT_TIMEOUT, attempt).await {
@@ -85,19 +92,23 @@ impl PgCommitter {
     }
 }
 
+/// Commits one batch; gives back the seqs and the firms known to have heads.
 async fn commit_on(
     conn: &mut PgConnection,
     records: &[PendingRecord],
     keys: &LogKeys,
-) -> Result<Vec<i64>, sqlx::Error> {
+    mut known: HashSet<String>,
+) -> Result<(Vec<i64>, HashSet<String>), sqlx::Error> {
     let at = now_ms();
     let firms: Vec<&str> = pending::firms_of(records);
     let mut tx = conn.begin().await?;
-    sqlx::query(CREATE_HEADS)
-        .bind(&firms)
-        .bind(GENESIS_HASH)
-        .execute(&mut *tx)
-        .await?;
+    if firms.iter().any(|f| !known.contains(*f)) {
+        sqlx::query(CREATE_HEADS)
+            .bind(&firms)
+            .bind(GENESIS_HASH)
+            .execute(&mut *tx)
+            .await?;
+    }
     let heads: BTreeMap<String, (i64, String)> = sqlx::query(LOCK_HEADS)
         .bind(&firms)
         .fetch_all(&mut *tx)
@@ -105,10 +116,13 @@ async fn commit_on(
         .iter()
         .map(|row| (row.get("firm_id"), (row.get("seq"), row.get("hash"))))
         .collect();
+    // A head missing (deleted since it was seen) fails the batch, which
+    // empties `known`: the next batch creates it.
     let chained = pending::chain(records, heads, at, keys).ok_or(sqlx::Error::RowNotFound)?;
     insert_and_move(&mut tx, records, &chained).await?;
     tx.commit().await?;
-    Ok(chained.links.iter().map(|l| l.seq).collect())
+    known.extend(firms.iter().map(|f| f.to_string()));
+    Ok((chained.links.iter().map(|l| l.seq).collect(), known))
 }
 
 /// One column of the batch's rows, as the array bound for it.
