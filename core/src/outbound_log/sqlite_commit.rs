@@ -76,11 +76,29 @@ fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.busy_handler(Some(wait_for_lock))?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
     )?;
     Ok(conn)
+}
+
+/// How often the writer looks again for the write lock while another
+/// connection holds it, and for how long in all (as the pool's 5 s timeout).
+const LOCK_RETRY: Duration = Duration::from_millis(1);
+const LOCK_RETRIES: i32 = 5_000;
+
+/// SQLite's busy handler for the writer: the lock is tried again every
+/// millisecond. SQLite's own (`busy_timeout`) sleeps longer and longer, up to
+/// 100 ms between tries, so a writer kept out by a run of short transactions
+/// (`keys rotate` re-sealing in batches, a report's index catch-up) missed
+/// the gaps between them and every send waited for the whole run.
+fn wait_for_lock(retries: i32) -> bool {
+    if retries >= LOCK_RETRIES {
+        return false;
+    }
+    std::thread::sleep(LOCK_RETRY);
+    true
 }
 
 const CREATE_HEAD: &str = "INSERT INTO outbound_chain_heads (firm_id, seq, hash) VALUES (?1, 0, ?2) ON CONFLICT (firm_id) DO NOTHING";

@@ -293,7 +293,12 @@ const TIMER: usize = usize::MAX;
 /// transaction (and fsync) with, before it is committed on its own.
 const RESULT_HOLD: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long the queue must stay empty before the writer runs an index step.
-const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1);
+/// A step of a few sends writes about a page per index row (the ids are
+/// random keys) and took 20-50 ms on a large index. With 1 ms, under steady
+/// traffic a step ran in nearly every gap between sends, and each send
+/// arriving during one waited for it (BENCHMARKS.md §12). Reports index any
+/// backlog first, so a later step delays nothing anyone reads.
+const IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
 /// How long the writer waits before retrying results whose batch failed.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Results kept for retry at most; beyond, the oldest are given up (and logged).
