@@ -2,7 +2,7 @@
 //! writer commits send records without their index rows, so a send waits for
 //! one small transaction, not for a hundred random B-tree inserts; the rows
 //! are added afterwards, in steps, by `index_step` (the writer runs one
-//! once its queue has been empty for 1 ms, when four sends wait or the
+//! once its queue has been empty for 20 ms, when four sends wait or the
 //! oldest has waited 100 ms) and by [`catch_up`] (a report runs it first,
 //! so it always reads an index that is complete up to the log's head).
 //!
