@@ -373,15 +373,6 @@ async fn main() {
     };
     let (one_rate, one_p) = summary(&mut all[0]);
     let (two_rate, two_p) = summary(&mut all[1]);
-    let logged: i64 = sqlx::query("SELECT count(*) AS n FROM outbound_log")
-        .fetch_one(registry.pool())
-        .await
-        .expect("count")
-        .get("n");
-    println!(
-        "outbound log: {logged} records in the shared registry (expected 2 per request: {})",
-        2 * served
-    );
     println!(
         "two_instances: one instance {one_rate:.0} req/s, two instances {two_rate:.0} req/s ({:.2}), p50 {} / {} ms, p99 {} / {} ms",
         two_rate / one_rate,
@@ -390,8 +381,18 @@ async fn main() {
         ms(one_p.p99),
         ms(two_p.p99)
     );
+    // Counted after both graceful stops: a result may wait up to 10 ms to share a commit.
     a.stop();
     b.stop();
+    let logged: i64 = sqlx::query("SELECT count(*) AS n FROM outbound_log")
+        .fetch_one(registry.pool())
+        .await
+        .expect("count")
+        .get("n");
+    println!(
+        "outbound log: {logged} records in the shared registry after both instances stopped (expected 2 per request: {})",
+        2 * served
+    );
     registry.close().await;
     pg.drop_now().await;
 }

@@ -15,6 +15,7 @@ mod record;
 pub mod record_index;
 pub mod record_indexer;
 mod rekey;
+mod sqlite_checkpoints;
 mod sqlite_commit;
 mod sqlite_read;
 mod stored;

@@ -11,6 +11,7 @@
 
 use super::pending::{self, PendingRecord};
 use super::record::GENESIS_HASH;
+use super::sqlite_checkpoints::{Checkpointer, SAFETY_NET_PAGES};
 use crate::clock::now_ms;
 use crate::keys::LogKeys;
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
@@ -25,6 +26,8 @@ pub(super) struct SqliteCommitter {
     /// Opened on first use, and afresh after any failed batch: SQLite rolls a
     /// transaction back by itself after some errors (a full disk, an I/O error).
     conn: Option<Connection>,
+    /// Copies the log back into the file off the commit path (`sqlite_checkpoints`).
+    checkpoints: Option<Checkpointer>,
 }
 
 /// What a batch's commit gives back: the records (the writer still needs
@@ -33,7 +36,11 @@ pub(super) type Committed = (Vec<PendingRecord>, Result<Vec<i64>, String>);
 
 impl SqliteCommitter {
     pub(super) fn new(path: PathBuf) -> Self {
-        Self { path, conn: None }
+        Self {
+            checkpoints: Checkpointer::start(path.clone()),
+            path,
+            conn: None,
+        }
     }
 
     /// Chains and commits `records` in one durable transaction.
@@ -62,6 +69,9 @@ impl SqliteCommitter {
         match joined {
             Ok((conn, committed)) => {
                 self.conn = conn;
+                if let (Some(checkpoints), Ok(_)) = (&self.checkpoints, &committed.1) {
+                    checkpoints.committed();
+                }
                 committed
             }
             Err(e) => (Vec::new(), Err(format!("the commit thread failed: {e}"))),
@@ -70,16 +80,17 @@ impl SqliteCommitter {
 }
 
 /// Opens the registry file for the writer: WAL, a full fsync on commit, as
-/// the pool's connections are.
+/// the pool's connections are; the log is checkpointed by the checkpoint
+/// thread, by this connection only past [`SAFETY_NET_PAGES`].
 fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_handler(Some(wait_for_lock))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-    )?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES};",
+    ))?;
     Ok(conn)
 }
 

@@ -11,7 +11,7 @@ use super::stored::StoredRecord;
 use super::tombstone::{tombstones, Tombstone};
 use crate::keyed_chain::check_hash_bytes;
 use crate::keys::LogKeys;
-use crate::registry::{Registry, StoreError, StoreResult};
+use crate::registry::{Backend, Registry, StoreError, StoreResult};
 use futures::{StreamExt, TryStreamExt};
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -100,17 +100,27 @@ fn walk_sqlite_file(
     Ok(walk.finish(head))
 }
 
-/// Any other registry's chains, streamed through the pool.
+/// Any other registry's chains, streamed through the pool. The records and
+/// the head are read in one snapshot (on PostgreSQL a repeatable-read
+/// transaction): read apart, a batch committed between the two reads put the
+/// head past the last record read, and `audit verify` on a live gateway
+/// reported records deleted from the end.
 async fn walk_streamed(
     registry: &Registry,
     keys: &LogKeys,
     firm_id: &str,
     marks: Option<&BTreeMap<i64, Mark>>,
 ) -> StoreResult<(u64, Option<ChainFault>)> {
+    let mut snapshot = registry.pool().begin().await?;
+    if registry.backend() == Backend::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *snapshot)
+            .await?;
+    }
     let sql = format!("SELECT {COLUMNS} FROM outbound_log WHERE firm_id = $1 ORDER BY seq");
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(firm_id)
-        .fetch(registry.pool());
+        .fetch(&mut *snapshot);
     let mut walk = ChainWalk::new(firm_id, keys, marks);
     while let Some(row) = rows.try_next().await? {
         let (record, lists) = stored_columns(&row);
@@ -124,9 +134,10 @@ async fn walk_streamed(
     }
     let head = sqlx::query("SELECT seq, hash FROM outbound_chain_heads WHERE firm_id = $1")
         .bind(firm_id)
-        .fetch_optional(registry.pool())
+        .fetch_optional(&mut *snapshot)
         .await?
         .map(|head| (head.get("seq"), head.get("hash")));
+    snapshot.rollback().await?;
     Ok(walk.finish(head))
 }
 

@@ -29,6 +29,7 @@ on_both_backends!(
     records_cut_from_the_end_are_detected,
     concurrent_writers_keep_one_chain_per_firm,
     unwaited_results_ride_with_the_next_send_and_are_never_lost,
+    verify_while_sends_commit_finds_no_fault,
 );
 
 fn send(firm: &str, n: usize) -> NewSend {
@@ -194,6 +195,44 @@ async fn concurrent_writers_keep_one_chain_per_firm(env: TestEnv) {
         .unwrap();
     assert_eq!(report.records, 640);
     assert!(report.faults.is_empty(), "{:?}", report.faults);
+}
+
+/// `audit verify` on a live gateway: sends keep committing while the chain
+/// is read, and a whole chain is still what it finds (its records and head
+/// from one snapshot, not a head that has moved on past the records read).
+async fn verify_while_sends_commit_finds_no_fault(env: TestEnv) {
+    env.add_seeded_firm("alpha-law", small_seed()).await;
+    let (log, writer) = OutboundLog::start(env.registry.clone(), keys());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (log, stop) = (log.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
+                log.record_send(send("alpha-law", w * 10_000 + n))
+                    .await
+                    .unwrap();
+                n += 1;
+            }
+        }));
+    }
+    let mut checked = Vec::new();
+    for _ in 0..40 {
+        let (records, fault) = verify_firm(&env.registry, "alpha-law").await.unwrap();
+        assert_eq!(fault, None, "after {records} records");
+        checked.push(records);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop(log);
+    writer.await.unwrap();
+    assert!(
+        checked.first() < checked.last(),
+        "the chain grew while it was verified: {checked:?}"
+    );
 }
 
 async fn records_of(env: &TestEnv) -> u64 {
