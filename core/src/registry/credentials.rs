@@ -178,15 +178,29 @@ impl Registry {
     }
 
     /// Resolves a bearer token: `None` unless well-formed, known, unexpired,
-    /// unrevoked, its credential live and its grant switched on.
+    /// unrevoked, its credential live and its grant switched on. A token
+    /// resolved under the registry's current generation is taken from memory
+    /// (`token_cache`); any change to a token, credential or grant since
+    /// moves the generation, and the token is looked up again.
     pub async fn resolve_token(&self, token: &str) -> StoreResult<Option<TokenGrant>> {
         if secrets::check_format(SecretKind::AccessToken, token).is_err() {
             return Ok(None);
         }
+        let token_sha256 = secrets::sha256_hex(token);
+        let now = now_ms();
+        // Read before the lookup: a change committed after it moves the
+        // generation past the one the result is kept under.
+        let generation: i64 = sqlx::query("SELECT n FROM registry_generation WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?
+            .get("n");
+        if let Some(cached) = self.tokens.get(&token_sha256, generation, now) {
+            return Ok(Some(cached));
+        }
         let row = sqlx::query("SELECT t.grant_id, t.firm_id, t.credential_id, t.scopes, t.expires_at, g.connector, g.schema_hash FROM access_tokens t JOIN grants g ON g.id = t.grant_id JOIN credentials c ON c.id = t.credential_id WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND c.revoked_at IS NULL AND g.enabled = 1")
-            .bind(secrets::sha256_hex(token)).bind(now_ms())
+            .bind(&token_sha256).bind(now)
             .fetch_optional(self.pool()).await?;
-        Ok(row.map(|r| TokenGrant {
+        let resolved = row.map(|r| TokenGrant {
             grant_id: r.get("grant_id"),
             firm_id: r.get("firm_id"),
             connector: r.get("connector"),
@@ -198,7 +212,11 @@ impl Registry {
                 .map(str::to_string)
                 .collect(),
             expires_at: r.get("expires_at"),
-        }))
+        });
+        if let Some(grant) = &resolved {
+            self.tokens.put(token_sha256, generation, grant.clone());
+        }
+        Ok(resolved)
     }
 
     /// RFC 7009 revocation by the client that owns the token; unknown tokens are not an error.

@@ -10,6 +10,7 @@ pub mod connector_records;
 pub mod credentials;
 pub mod firms;
 pub mod grants;
+mod token_cache;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -30,6 +31,8 @@ pub struct Registry {
     backend: Backend,
     /// The SQLite registry's file (None on PostgreSQL and for an in-memory database).
     sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
+    /// Tokens resolved under the current generation (`token_cache`).
+    tokens: std::sync::Arc<token_cache::TokenCache>,
 }
 
 /// Everything that can go wrong in the registry, phrased for the person who caused it.
@@ -263,6 +266,7 @@ impl Registry {
             pool,
             backend,
             sqlite_file,
+            tokens: Default::default(),
         })
     }
 

@@ -158,19 +158,18 @@ async fn vendor_flow_polls_posts_and_sees_only_new_changes(env: TestEnv) {
     }
     // Every response was logged: one send and one result per request; a fee
     // post also records the inbound fee it wrote (a send and a result).
-    let report = scopegate::outbound_log::verify_all(
-        &env.registry,
-        &app.state.log_keys,
-        Some("alpha-law"),
-        None,
-    )
-    .await
-    .unwrap();
+    // Counted after the graceful stop: a result may wait up to 10 ms to share
+    // the next send's commit, and the stop commits it.
+    let log_keys = app.state.log_keys.clone();
+    app.stop().await;
+    let report =
+        scopegate::outbound_log::verify_all(&env.registry, &log_keys, Some("alpha-law"), None)
+            .await
+            .unwrap();
     assert!(report.faults.is_empty());
     let requests = 9 + 3 + 1 + 3 + 2; // transaction pages, matter pages, empty poll, fees, new pages
     let fees = 3;
     assert_eq!(report.records, 2 * (requests + fees) as u64);
-    app.stop().await;
 }
 
 async fn oauth_error(

@@ -13,6 +13,7 @@ on_both_backends!(
     credential_and_token_checks,
     a_changed_schema_does_not_widen_a_grant,
     rotation_replaces_a_credential_all_or_nothing,
+    a_resolved_token_is_dropped_by_any_change_on_any_instance,
 );
 
 async fn firms_register_once_and_are_found(env: TestEnv) {
@@ -350,4 +351,74 @@ async fn rotation_replaces_a_credential_all_or_nothing(env: TestEnv) {
         env.registry.credentials("alpha-law").await.unwrap().len(),
         before
     );
+}
+
+/// Resolved tokens are kept in memory only while nothing has changed: a
+/// token, credential or grant changed by any statement (here raw SQL, as no
+/// code path of the gateway) through either of two instances is refused by
+/// both on their very next lookup.
+async fn a_resolved_token_is_dropped_by_any_change_on_any_instance(env: TestEnv) {
+    env.add_seeded_firm("alpha-law", small_seed()).await;
+    let other = scopegate::registry::Registry::connect(&env.database_url)
+        .await
+        .unwrap();
+    let (client_id, secret) =
+        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
+    let client = env
+        .registry
+        .authenticate_client(&client_id, &secret)
+        .await
+        .unwrap()
+        .expect("authenticates");
+    let issue = || async {
+        env.registry
+            .issue_token(&client, &["transactions:read".into()], 900)
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret()
+            .to_string()
+    };
+    let both_resolve = |token: String| {
+        let (a, b) = (env.registry.clone(), other.clone());
+        async move {
+            let mut answers = Vec::new();
+            for registry in [&a, &b, &a, &b] {
+                answers.push(registry.resolve_token(&token).await.unwrap().is_some());
+            }
+            answers
+        }
+    };
+    let changes: [(&str, &scopegate::registry::Registry); 3] = [
+        (
+            "UPDATE access_tokens SET revoked_at = 1 WHERE revoked_at IS NULL",
+            &other,
+        ),
+        (
+            "UPDATE credentials SET revoked_at = 1 WHERE revoked_at IS NULL",
+            &env.registry,
+        ),
+        ("UPDATE grants SET enabled = 0", &other),
+    ];
+    for (change, through) in changes {
+        let token = issue().await;
+        assert_eq!(
+            both_resolve(token.clone()).await,
+            [true; 4],
+            "before: {change}"
+        );
+        sqlx::query(change).execute(through.pool()).await.unwrap();
+        assert_eq!(both_resolve(token).await, [false; 4], "after: {change}");
+        // Back on for the next change (a fresh credential is not needed: tokens
+        // are issued to the client checked above, and its row is only revoked).
+        sqlx::query("UPDATE credentials SET revoked_at = NULL")
+            .execute(env.registry.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE grants SET enabled = 1")
+            .execute(env.registry.pool())
+            .await
+            .unwrap();
+    }
+    other.close().await;
 }
