@@ -33,6 +33,7 @@
 //! credentials and read their outbound log; [`cli`] is the operator's side.
 
 pub mod alert_webhook;
+mod allocator;
 pub mod app;
 pub mod cli;
 pub mod config;
