@@ -112,10 +112,10 @@ mod tests {
         rows
     }
 
-    #[test]
-    fn commits_reach_the_database_file_without_a_commit_checkpointing() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("registry.db");
+    /// A registry-like file in WAL mode whose own commits checkpoint only past
+    /// the safety net, with its table already in the file; and its writer.
+    fn wal_file(dir: &Path) -> (PathBuf, Connection) {
+        let db = dir.join("registry.db");
         let writer = Connection::open(&db).unwrap();
         writer
             .execute_batch(&format!(
@@ -123,17 +123,27 @@ mod tests {
                  CREATE TABLE t (x TEXT);"
             ))
             .unwrap();
-        // The table itself reaches the file first (a checkpoint of its own).
         writer
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
-        let checkpoints = Checkpointer::start(db.clone()).unwrap();
+        (db, writer)
+    }
+
+    fn insert_rows(writer: &Connection, each: impl Fn()) {
         for i in 0..200 {
             writer
                 .execute("INSERT INTO t VALUES (?1)", [format!("{i:0>2000}")])
                 .unwrap();
-            checkpoints.committed();
+            each();
         }
+    }
+
+    #[test]
+    fn commits_reach_the_database_file_without_a_commit_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, writer) = wal_file(dir.path());
+        let checkpoints = Checkpointer::start(db.clone()).unwrap();
+        insert_rows(&writer, || checkpoints.committed());
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut seen = rows_in_file_alone(dir.path(), &db);
         while seen < 200 && Instant::now() < deadline {
@@ -150,23 +160,9 @@ mod tests {
     fn without_a_wake_nothing_is_checkpointed() {
         // The control for the test above: the same commits, no wake.
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("registry.db");
-        let writer = Connection::open(&db).unwrap();
-        writer
-            .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = {SAFETY_NET_PAGES};
-                 CREATE TABLE t (x TEXT);"
-            ))
-            .unwrap();
-        writer
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-            .unwrap();
+        let (db, writer) = wal_file(dir.path());
         let _checkpoints = Checkpointer::start(db.clone()).unwrap();
-        for i in 0..200 {
-            writer
-                .execute("INSERT INTO t VALUES (?1)", [format!("{i:0>2000}")])
-                .unwrap();
-        }
+        insert_rows(&writer, || {});
         std::thread::sleep(CHECKPOINT_DELAY * 4);
         assert_eq!(rows_in_file_alone(dir.path(), &db), 0);
     }
