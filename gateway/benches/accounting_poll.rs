@@ -364,11 +364,7 @@ async fn bench_backend(backend: &str, requests: usize, clients: usize, rounds: u
     // A graceful stop commits the results still queued (they are written after the response).
     let _ = stop.send(());
     let _ = server.await;
-    let logged: i64 = sqlx::query("SELECT count(*) AS n FROM outbound_log")
-        .fetch_one(registry.pool())
-        .await
-        .expect("count")
-        .get("n");
+    let logged = common::outbound_records(&registry).await;
     println!(
         "{backend:<9} outbound log: {logged} records written by the gateway, counted after its graceful stop (expected 2 per request: {})",
         2 * (200 + rounds * requests)

@@ -23,7 +23,6 @@ use common::{env_usize, machine_line, ms, per_sec, Percentiles, PgDatabase};
 use scopegate::registry::Registry;
 use scopegate::tenancy::{default_firm_url, provision_firm_database, seed};
 use secrecy::ExposeSecret;
-use sqlx::Row;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -384,11 +383,7 @@ async fn main() {
     // Counted after both graceful stops: a result may wait up to 10 ms to share a commit.
     a.stop();
     b.stop();
-    let logged: i64 = sqlx::query("SELECT count(*) AS n FROM outbound_log")
-        .fetch_one(registry.pool())
-        .await
-        .expect("count")
-        .get("n");
+    let logged = common::outbound_records(&registry).await;
     println!(
         "outbound log: {logged} records in the shared registry after both instances stopped (expected 2 per request: {})",
         2 * served

@@ -5,6 +5,18 @@
 use sqlx::Connection;
 use std::time::Duration;
 
+/// Records in the registry's outbound log (every firm): what a bench checks
+/// against the 2 per request its gateway should have written, after the
+/// gateway's graceful stop has committed the results still held.
+pub async fn outbound_records(registry: &scopegate::registry::Registry) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT count(*) AS n FROM outbound_log")
+        .fetch_one(registry.pool())
+        .await
+        .expect("count the outbound log")
+        .get("n")
+}
+
 /// A size or count from the environment variable `name`, else `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
