@@ -30,7 +30,17 @@ pub struct ChangePage {
     pub variant: Option<String>,
 }
 
+/// A row's `id` and `change_seq`, for rows a connector only needs to notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedId {
+    pub id: String,
+    pub change_seq: i64,
+}
+
 /// Reads a firm's database through the connector's table-bound schemas only.
+///
+/// The filtered reads name a `field` of the schema that is bound to a column
+/// of its source table (not of a join) and compare it, as text, with `value`.
 pub trait ProjectedReader: Send + Sync {
     /// Rows of `schema` whose `change_seq` is above `after`, at most `limit`.
     fn changes<'a>(
@@ -40,6 +50,36 @@ pub trait ProjectedReader: Send + Sync {
         after: i64,
         limit: i64,
     ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>>;
+
+    /// As [`ProjectedReader::changes`], only the rows whose `field` is `value`
+    /// (e.g. one fee earner's diary entries, without reading the others').
+    #[allow(clippy::too_many_arguments)]
+    fn changes_where<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        schema: &'a str,
+        field: &'a str,
+        value: &'a str,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>>;
+
+    /// The `id` and `change_seq` (fields the schema must have) of rows whose
+    /// `change_seq` is above `after` and at most `through`, and whose `field`
+    /// is not `value`, oldest first, at most `limit`: rows a connector must
+    /// notice leaving its view (an entry handed to another fee earner)
+    /// without reading what they hold.
+    #[allow(clippy::too_many_arguments)]
+    fn changed_ids_where_not<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        schema: &'a str,
+        field: &'a str,
+        value: &'a str,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<ChangedId>, ConnectorError>>;
 }
 
 /// A response to the grant's principal, as the outbound log names it.

@@ -3,13 +3,21 @@
 //! with its declared join to the matter's name, or to its number when the
 //! firm chose that as the event title, and nothing else).
 //!
-//! The firm's diary is every fee earner's, so most rows a pass reads are not
-//! its user's: a batch reads on ([`changed_batch`]) until it holds
-//! `owned_max` of the user's own entries, so each batch's registry reads and
-//! writes serve that many possible calls, not a handful.
+//! The firm's diary is every fee earner's, and most of its rows are not the
+//! connection's user's. A batch ([`changed_batch`]) reads the user's own
+//! entries in full (through the firm's owner index) and, of the others'
+//! changed in the same range, only the id and change number: one of them may
+//! have been handed from this user to someone else, and its event must go.
+//! Reading every fee earner's entries in full cost each of 20 connections
+//! about 500 us of CPU per event (BENCHMARKS.md §14), and grew with the
+//! firm's fee earners.
 
-use scopegate_contract::{Capabilities, ConnectorError, FirmGrant};
+use scopegate_contract::{Capabilities, ChangedId, ConnectorError, FirmGrant};
 use serde_json::Value;
+
+/// The schema the sync reads the diary through, and its owner field.
+const SCHEMA: &str = "diary_entry";
+const OWNER: &str = "owner_user_id";
 
 /// One diary entry as the sync sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,32 +55,29 @@ impl DiaryRow {
     }
 }
 
-/// Entries changed after `after`, oldest change first, at most `limit`,
-/// with the firm's minimisation variant they were read under.
-pub async fn changed_entries(
-    caps: &Capabilities,
-    grant: &FirmGrant,
-    owner: &str,
-    after: i64,
-    limit: i64,
-) -> Result<(Vec<DiaryRow>, Option<String>), ConnectorError> {
-    let page = caps
-        .reader()
-        .changes(grant, "diary_entry", after, limit)
-        .await?;
-    let rows = page
-        .items
-        .iter()
-        .map(|item| DiaryRow::from_item(item, owner))
-        .collect();
-    Ok((rows, page.variant))
+impl DiaryRow {
+    /// Another fee earner's entry, known only by its id and change number:
+    /// it counts as deleted here (an unmapped one costs no call).
+    fn not_owned(changed: ChangedId) -> Self {
+        DiaryRow {
+            id: changed.id,
+            summary: String::new(),
+            description: String::new(),
+            starts_at: 0,
+            ends_at: 0,
+            all_day: false,
+            deleted: true,
+            owned: false,
+            change_seq: changed.change_seq,
+        }
+    }
 }
 
-/// The next batch after `after`: pages of `owned_max` rows read one after
-/// another until they hold `owned_max` of `owner`'s own entries, `read_max`
-/// rows or the last change, cut after the `owned_max`-th owned entry. A page
-/// read under another minimisation variant than the first is left for the
-/// next batch (which starts over under it).
+/// The next batch after `after`, oldest change first, with the firm's
+/// minimisation variant it was read under: up to `owned_max` of `owner`'s own
+/// entries and, changed in the range they span (to the last change when they
+/// are the last), up to `read_max` of other fee earners' entries by id. When
+/// those fill `read_max`, the batch ends at the last of them.
 pub async fn changed_batch(
     caps: &Capabilities,
     grant: &FirmGrant,
@@ -81,32 +86,31 @@ pub async fn changed_batch(
     owned_max: usize,
     read_max: usize,
 ) -> Result<(Vec<DiaryRow>, Option<String>), ConnectorError> {
-    let page_size = owned_max.max(1);
-    let (mut rows, variant) = changed_entries(caps, grant, owner, after, page_size as i64).await?;
-    let mut last_page = rows.len();
-    while last_page == page_size
-        && rows.len() < read_max
-        && rows.iter().filter(|r| r.owned).count() < owned_max
-    {
-        let from = rows.last().map_or(after, |r| r.change_seq);
-        let (page, read_as) = changed_entries(caps, grant, owner, from, page_size as i64).await?;
-        if read_as != variant {
-            break;
+    let reader = caps.reader();
+    let page = reader
+        .changes_where(grant, SCHEMA, OWNER, owner, after, owned_max.max(1) as i64)
+        .await?;
+    let mut rows: Vec<DiaryRow> = page
+        .items
+        .iter()
+        .map(|item| DiaryRow::from_item(item, owner))
+        .collect();
+    let mut through = match rows.last() {
+        Some(last) if page.has_more => last.change_seq,
+        _ => i64::MAX,
+    };
+    let others = reader
+        .changed_ids_where_not(grant, SCHEMA, OWNER, owner, after, through, read_max as i64)
+        .await?;
+    if others.len() >= read_max {
+        if let Some(last) = others.last() {
+            through = through.min(last.change_seq);
         }
-        last_page = page.len();
-        rows.extend(page);
     }
-    rows.truncate(batch_end(&rows, owned_max));
-    Ok((rows, variant))
-}
-
-/// How many rows the batch keeps: through the `owned_max`-th owned one, or all.
-fn batch_end(rows: &[DiaryRow], owned_max: usize) -> usize {
-    rows.iter()
-        .enumerate()
-        .filter(|(_, r)| r.owned)
-        .nth(owned_max.max(1) - 1)
-        .map_or(rows.len(), |(at, _)| at + 1)
+    rows.retain(|r| r.change_seq <= through);
+    rows.extend(others.into_iter().map(DiaryRow::not_owned));
+    rows.sort_by_key(|r| r.change_seq);
+    Ok((rows, page.variant))
 }
 
 #[cfg(test)]
@@ -128,17 +132,12 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_ends_at_its_last_owned_entry_or_runs_to_the_end() {
-        let rows: Vec<DiaryRow> = ["you", "me", "you", "me", "me", "you"]
-            .iter()
-            .enumerate()
-            .map(|(n, owner)| row(n as i64, owner))
-            .collect();
-        assert_eq!(batch_end(&rows, 1), 2);
-        assert_eq!(batch_end(&rows, 2), 4);
-        assert_eq!(batch_end(&rows, 3), 5);
-        assert_eq!(batch_end(&rows, 4), 6, "fewer owned than asked: every row");
-        assert_eq!(batch_end(&rows[..1], 1), 1);
-        assert_eq!(batch_end(&[], 1), 0);
+    fn another_fee_earners_entry_known_by_id_counts_as_deleted() {
+        let row = DiaryRow::not_owned(ChangedId {
+            id: "d7".into(),
+            change_seq: 7,
+        });
+        assert!(row.deleted && !row.owned);
+        assert_eq!((row.id.as_str(), row.change_seq), ("d7", 7));
     }
 }

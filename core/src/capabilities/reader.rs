@@ -6,7 +6,10 @@ use super::ForConnector;
 use crate::projection::Projection;
 use crate::registry::StoreError;
 use crate::tenancy::FirmDb;
-use scopegate_contract::{BoxFuture, ChangePage, ConnectorError, FirmGrant, ProjectedReader};
+use scopegate_contract::{
+    BoxFuture, ChangePage, ChangedId, ConnectorError, FirmGrant, ProjectedReader,
+};
+use sqlx::Row;
 
 impl ProjectedReader for ForConnector {
     fn changes<'a>(
@@ -16,48 +19,158 @@ impl ProjectedReader for ForConnector {
         after: i64,
         limit: i64,
     ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>> {
+        Box::pin(async move { self.read_page(grant, schema, None, after, limit).await })
+    }
+
+    fn changes_where<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        schema: &'a str,
+        field: &'a str,
+        value: &'a str,
+        after: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>> {
+        Box::pin(async move {
+            self.read_page(grant, schema, Some((field, value)), after, limit)
+                .await
+        })
+    }
+
+    fn changed_ids_where_not<'a>(
+        &'a self,
+        grant: &'a FirmGrant,
+        schema: &'a str,
+        field: &'a str,
+        value: &'a str,
+        after: i64,
+        through: i64,
+        limit: i64,
+    ) -> BoxFuture<'a, Result<Vec<ChangedId>, ConnectorError>> {
         Box::pin(async move {
             self.own(grant)?;
-            let stored = self
-                .core
-                .registry
-                .stored_choices(grant.firm_id(), self.connector.id())
-                .await?;
-            let chosen = self.connector.contract.effective_choices(&stored);
-            let projection = self
-                .connector
-                .projections_for(&chosen)
-                .get(schema)
-                .filter(|p| p.source_table.is_some())
-                .ok_or_else(|| {
-                    ConnectorError::Internal(format!("{schema} is not a table-bound schema"))
-                })?;
+            // Any variant has the same id, change_seq and source-table fields.
+            let projections = self.connector.projections_for(&Default::default());
+            let projection = table_bound(projections.get(schema), schema)?;
+            let column = source_column(projection, field)?;
+            let (id, seq) = (
+                source_column(projection, "id")?,
+                source_column(projection, "change_seq")?,
+            );
+            let table = projection.table();
+            let sql = format!(
+                "SELECT {table}.{id} AS id, {table}.{seq} AS change_seq FROM {table} \
+                 WHERE {table}.{seq} > $1 AND {table}.{seq} <= $2 AND {table}.{column} <> $3 \
+                 ORDER BY {table}.{seq} LIMIT $4"
+            );
             let db = self.core.tenancy.firm_db(grant).await?;
-            let mut page = read_changes(&db, projection, after, limit).await?;
-            page.variant = self.connector.variant_name(&chosen);
-            Ok(page)
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(through)
+                .bind(value)
+                .bind(limit)
+                .fetch_all(db.pool())
+                .await
+                .map_err(StoreError::from)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ChangedId {
+                        id: row.try_get("id")?,
+                        change_seq: row.try_get("change_seq")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(|e| StoreError::from(e).into())
         })
     }
 }
 
+impl ForConnector {
+    /// A page of `schema` in the variant of the firm's choices, optionally
+    /// only the rows whose `field` is `value`.
+    async fn read_page(
+        &self,
+        grant: &FirmGrant,
+        schema: &str,
+        only: Option<(&str, &str)>,
+        after: i64,
+        limit: i64,
+    ) -> Result<ChangePage, ConnectorError> {
+        self.own(grant)?;
+        let stored = self
+            .core
+            .registry
+            .stored_choices(grant.firm_id(), self.connector.id())
+            .await?;
+        let chosen = self.connector.contract.effective_choices(&stored);
+        let projections = self.connector.projections_for(&chosen);
+        let projection = table_bound(projections.get(schema), schema)?;
+        let only = match only {
+            Some((field, value)) => Some((source_column(projection, field)?, value)),
+            None => None,
+        };
+        let db = self.core.tenancy.firm_db(grant).await?;
+        let mut page = read_changes(&db, projection, only, after, limit).await?;
+        page.variant = self.connector.variant_name(&chosen);
+        Ok(page)
+    }
+}
+
+fn table_bound<'p>(
+    projection: Option<&'p Projection>,
+    schema: &str,
+) -> Result<&'p Projection, ConnectorError> {
+    projection
+        .filter(|p| p.source_table.is_some())
+        .ok_or_else(|| ConnectorError::Internal(format!("{schema} is not a table-bound schema")))
+}
+
+/// The source-table column of `field` (checked against the firm-data
+/// contract when the schema was compiled); a joined table's column or a
+/// field the schema lacks is refused.
+fn source_column<'p>(projection: &'p Projection, field: &str) -> Result<&'p str, ConnectorError> {
+    projection
+        .fields
+        .iter()
+        .find(|f| f.name == field)
+        .and_then(|f| f.column.as_deref())
+        .filter(|column| !column.contains('.'))
+        .ok_or_else(|| {
+            ConnectorError::Internal(format!(
+                "{} has no field {field} bound to a column of {}",
+                projection.name,
+                projection.table()
+            ))
+        })
+}
+
 /// Reads the projected columns of rows changed after `after`, oldest first.
+/// With `only` (a source-table column and a value), only the rows whose
+/// column holds that value.
 pub async fn read_changes(
     db: &FirmDb,
     projection: &Projection,
+    only: Option<(&str, &str)>,
     after: i64,
     limit: i64,
 ) -> Result<ChangePage, StoreError> {
     let table = projection.table();
+    let condition = match only {
+        Some((column, _)) => format!(" AND {table}.{column} = $3"),
+        None => String::new(),
+    };
     let sql = format!(
-        "SELECT {} FROM {} WHERE {table}.change_seq > $1 ORDER BY {table}.change_seq LIMIT $2",
+        "SELECT {} FROM {} WHERE {table}.change_seq > $1{condition} ORDER BY {table}.change_seq LIMIT $2",
         projection.select_list(),
         projection.from_clause()
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(after)
-        .bind(limit + 1)
-        .fetch_all(db.pool())
-        .await?;
+        .bind(limit + 1);
+    if let Some((_, value)) = only {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
     let has_more = rows.len() as i64 > limit;
     let mut page = ChangePage {
         items: Vec::with_capacity(rows.len()),

@@ -32,6 +32,7 @@ mod outbound_exits;
 mod outbound_export;
 mod privacy_google;
 mod privacy_reports;
+mod projected_reads;
 mod registry_outage;
 mod registry_store;
 mod retention_purge;
