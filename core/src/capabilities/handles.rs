@@ -21,14 +21,15 @@ pub fn grant_for_token(
     connector: &Connector,
 ) -> Result<FirmGrant, StaleConsent> {
     fresh(connector, &token.schema_hash)?;
-    Ok(mint::grant(
+    let grant = mint::grant(
         &token.grant_id,
         &token.firm_id,
         &token.connector,
         &token.schema_hash,
         token.scopes.clone(),
         Principal::Credential(token.credential_id.clone()),
-    ))
+    );
+    Ok(mint::resolved_under(grant, token.resolved_under))
 }
 
 /// The handle of a firm's grant for one of its signed-in settings users.

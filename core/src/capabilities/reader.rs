@@ -100,7 +100,7 @@ impl ForConnector {
         let stored = self
             .core
             .registry
-            .stored_choices(grant.firm_id(), self.connector.id())
+            .stored_choices_under(grant.firm_id(), self.connector.id(), grant.resolved_under())
             .await?;
         let chosen = self.connector.contract.effective_choices(&stored);
         let projections = self.connector.projections_for(&chosen);

@@ -32,6 +32,30 @@ impl Registry {
         Ok(decode(row))
     }
 
+    /// The stored choices as of registry generation `generation` (the one a
+    /// request read when it resolved its token): kept in memory while that
+    /// generation stands, as any change of choices moves it. Without a
+    /// generation, read from the registry.
+    pub async fn stored_choices_under(
+        &self,
+        firm_id: &str,
+        connector: &str,
+        generation: Option<i64>,
+    ) -> StoreResult<Chosen> {
+        let Some(generation) = generation else {
+            return self.stored_choices(firm_id, connector).await;
+        };
+        // Firm ids and connector ids hold no NUL.
+        let key = format!("{firm_id}\0{connector}");
+        if let Some(chosen) = self.choices.get(&key, generation) {
+            return Ok(chosen);
+        }
+        // Read after `generation` was: what it finds is at least as new.
+        let chosen = self.stored_choices(firm_id, connector).await?;
+        self.choices.put(key, generation, chosen.clone());
+        Ok(chosen)
+    }
+
     /// Sets some of a firm's choices for a connector (the others stay). With
     /// the connector on and its effective choices changed, appends a `choose`
     /// ledger entry naming `actor`.

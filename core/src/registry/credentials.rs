@@ -50,6 +50,8 @@ pub struct TokenGrant {
     pub schema_hash: String,
     pub scopes: Vec<String>,
     pub expires_at: i64,
+    /// The registry generation it was resolved under (`generation_cache`).
+    pub resolved_under: i64,
 }
 
 /// Result of a token exchange; the token itself is shown once.
@@ -180,7 +182,7 @@ impl Registry {
     /// Resolves a bearer token: `None` unless well-formed, known, unexpired,
     /// unrevoked, its credential live and its grant switched on. A token
     /// resolved under the registry's current generation is taken from memory
-    /// (`token_cache`); any change to a token, credential or grant since
+    /// (`generation_cache`); any change to a token, credential or grant since
     /// moves the generation, and the token is looked up again.
     pub async fn resolve_token(&self, token: &str) -> StoreResult<Option<TokenGrant>> {
         if secrets::check_format(SecretKind::AccessToken, token).is_err() {
@@ -194,8 +196,10 @@ impl Registry {
             .fetch_one(self.pool())
             .await?
             .get("n");
-        if let Some(cached) = self.tokens.get(&token_sha256, generation, now) {
-            return Ok(Some(cached));
+        if let Some(cached) = self.tokens.get(&token_sha256, generation) {
+            if cached.expires_at > now {
+                return Ok(Some(cached));
+            }
         }
         let row = sqlx::query("SELECT t.grant_id, t.firm_id, t.credential_id, t.scopes, t.expires_at, g.connector, g.schema_hash FROM access_tokens t JOIN grants g ON g.id = t.grant_id JOIN credentials c ON c.id = t.credential_id WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL AND t.expires_at > $2 AND c.revoked_at IS NULL AND g.enabled = 1")
             .bind(&token_sha256).bind(now)
@@ -212,6 +216,7 @@ impl Registry {
                 .map(str::to_string)
                 .collect(),
             expires_at: r.get("expires_at"),
+            resolved_under: generation,
         });
         if let Some(grant) = &resolved {
             self.tokens.put(token_sha256, generation, grant.clone());

@@ -9,8 +9,8 @@ pub mod choices;
 pub mod connector_records;
 pub mod credentials;
 pub mod firms;
+mod generation_cache;
 pub mod grants;
-mod token_cache;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -31,8 +31,11 @@ pub struct Registry {
     backend: Backend,
     /// The SQLite registry's file (None on PostgreSQL and for an in-memory database).
     sqlite_file: Option<std::sync::Arc<std::path::PathBuf>>,
-    /// Tokens resolved under the current generation (`token_cache`).
-    tokens: std::sync::Arc<token_cache::TokenCache>,
+    /// Tokens resolved under the current generation (`generation_cache`).
+    tokens: std::sync::Arc<generation_cache::GenerationCache<credentials::TokenGrant>>,
+    /// Firms' stored choices per connector, read under a generation a grant
+    /// handle carries (`generation_cache`).
+    choices: std::sync::Arc<generation_cache::GenerationCache<scopegate_contract::choices::Chosen>>,
 }
 
 /// Everything that can go wrong in the registry, phrased for the person who caused it.
@@ -267,6 +270,7 @@ impl Registry {
             backend,
             sqlite_file,
             tokens: Default::default(),
+            choices: Default::default(),
         })
     }
 

@@ -14,6 +14,7 @@ on_both_backends!(
     a_changed_schema_does_not_widen_a_grant,
     rotation_replaces_a_credential_all_or_nothing,
     a_resolved_token_is_dropped_by_any_change_on_any_instance,
+    choices_kept_under_a_generation_are_read_again_after_any_change,
 );
 
 async fn firms_register_once_and_are_found(env: TestEnv) {
@@ -419,6 +420,78 @@ async fn a_resolved_token_is_dropped_by_any_change_on_any_instance(env: TestEnv)
             .execute(env.registry.pool())
             .await
             .unwrap();
+    }
+    other.close().await;
+}
+
+async fn choices_kept_under_a_generation_are_read_again_after_any_change(env: TestEnv) {
+    env.add_seeded_firm("alpha-law", small_seed()).await;
+    let other = scopegate::registry::Registry::connect(&env.database_url)
+        .await
+        .unwrap();
+    let (client_id, secret) =
+        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
+    let client = env
+        .registry
+        .authenticate_client(&client_id, &secret)
+        .await
+        .unwrap()
+        .expect("authenticates");
+    let token = env
+        .registry
+        .issue_token(&client, &["transactions:read".into()], 900)
+        .await
+        .unwrap()
+        .access_token
+        .expose_secret()
+        .to_string();
+    // What a poll does: resolve its token, then read the choices under its generation.
+    let read_on = |registry: scopegate::registry::Registry| {
+        let token = token.clone();
+        async move {
+            let generation = registry
+                .resolve_token(&token)
+                .await
+                .unwrap()
+                .expect("live")
+                .resolved_under;
+            let chosen = registry
+                .stored_choices_under("alpha-law", "accounting", Some(generation))
+                .await
+                .unwrap();
+            (generation, chosen.get("title").cloned())
+        }
+    };
+    let changes: [(&str, Option<&str>, &scopegate::registry::Registry); 3] = [
+        (
+            r#"INSERT INTO grant_choices (firm_id, connector, choices, updated_at, updated_by) VALUES ('alpha-law', 'accounting', '{"title":"number"}', 1, 'test')"#,
+            Some("number"),
+            &other,
+        ),
+        (
+            r#"UPDATE grant_choices SET choices = '{"title":"name"}'"#,
+            Some("name"),
+            &env.registry,
+        ),
+        ("DELETE FROM grant_choices", None, &other),
+    ];
+    for (change, now, through) in changes {
+        let (before, was) = read_on(env.registry.clone()).await;
+        assert_eq!(read_on(other.clone()).await, (before, was.clone()));
+        sqlx::query(change).execute(through.pool()).await.unwrap();
+        for registry in [&env.registry, &other] {
+            // The control: under the generation read before the change, the
+            // value kept in memory still answers; only a moved generation
+            // makes a request read the change.
+            let kept = registry
+                .stored_choices_under("alpha-law", "accounting", Some(before))
+                .await
+                .unwrap();
+            assert_eq!(kept.get("title"), was.as_ref(), "kept: {change}");
+            let (generation, read) = read_on(registry.clone()).await;
+            assert!(generation > before, "{change} moves the generation");
+            assert_eq!(read.as_deref(), now, "after: {change}");
+        }
     }
     other.close().await;
 }

@@ -37,6 +37,8 @@ pub struct FirmGrant {
     schema_hash: String,
     scopes: Vec<String>,
     principal: Principal,
+    /// The registry generation the core resolved it under, when it read one.
+    resolved_under: Option<i64>,
 }
 
 impl FirmGrant {
@@ -61,6 +63,12 @@ impl FirmGrant {
     }
     pub fn principal(&self) -> &Principal {
         &self.principal
+    }
+    /// The registry generation the core resolved this handle under (an
+    /// access token's); what the core read under it may be reused while the
+    /// generation stands.
+    pub fn resolved_under(&self) -> Option<i64> {
+        self.resolved_under
     }
     /// How the outbound log names who the data went to.
     pub fn recipient(&self) -> String {
@@ -139,6 +147,15 @@ pub mod mint {
             schema_hash: schema_hash.to_string(),
             scopes,
             principal,
+            resolved_under: None,
+        }
+    }
+
+    /// The same handle, resolved under registry generation `generation`.
+    pub fn resolved_under(grant: FirmGrant, generation: i64) -> FirmGrant {
+        FirmGrant {
+            resolved_under: Some(generation),
+            ..grant
         }
     }
 
