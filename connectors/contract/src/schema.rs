@@ -103,8 +103,19 @@ impl Schema {
 
     /// Validates without producing a payload (for incoming data that is not sent on).
     pub fn validate(&self, value: &Value) -> Result<(), SchemaViolation> {
+        // The yes/no walk stops at the first failure and builds no error; only
+        // a payload that fails is walked again for the error that names it.
+        // On a poll's 100-transaction page the error walk took about twice
+        // the instructions (BENCHMARKS.md §14).
+        if self.validator.is_valid(value) {
+            return Ok(());
+        }
         match self.validator.iter_errors(value).next() {
-            None => Ok(()),
+            // Both walks agree; should they not, the payload still does not pass.
+            None => Err(SchemaViolation {
+                field: String::new(),
+                message: "does not match its schema".into(),
+            }),
             Some(error) => {
                 let path = error.instance_path().to_string();
                 let message = error.masked().to_string();
