@@ -10,6 +10,7 @@ pub mod connector_records;
 pub mod credentials;
 pub mod firms;
 mod generation_cache;
+mod generation_read;
 pub mod grants;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -36,6 +37,8 @@ pub struct Registry {
     /// Firms' stored choices per connector, read under a generation a grant
     /// handle carries (`generation_cache`).
     choices: std::sync::Arc<generation_cache::GenerationCache<scopegate_contract::choices::Chosen>>,
+    /// Reads the generation without the pool, on a SQLite file (`generation_read`).
+    generation_reader: Option<std::sync::Arc<generation_read::GenerationReader>>,
 }
 
 /// Everything that can go wrong in the registry, phrased for the person who caused it.
@@ -262,15 +265,21 @@ impl Registry {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let (pool, backend) = open_pool(url, 16).await?;
         let sqlite_file = match backend {
-            Backend::Sqlite => sqlite_file_of(url).map(|p| std::sync::Arc::new(p.into())),
+            Backend::Sqlite => {
+                sqlite_file_of(url).map(|p| std::sync::Arc::new(std::path::PathBuf::from(p)))
+            }
             Backend::Postgres => None,
         };
+        let generation_reader = sqlite_file.as_ref().map(|path| {
+            std::sync::Arc::new(generation_read::GenerationReader::new(path.to_path_buf()))
+        });
         Ok(Self {
             pool,
             backend,
             sqlite_file,
             tokens: Default::default(),
             choices: Default::default(),
+            generation_reader,
         })
     }
 
