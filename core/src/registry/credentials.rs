@@ -192,13 +192,7 @@ impl Registry {
         let now = now_ms();
         // Read before the lookup: a change committed after it moves the
         // generation past the one the result is kept under.
-        let generation: i64 = match self.generation_reader.as_ref().and_then(|r| r.read()) {
-            Some(generation) => generation,
-            None => sqlx::query("SELECT n FROM registry_generation WHERE id = 1")
-                .fetch_one(self.pool())
-                .await?
-                .get("n"),
-        };
+        let generation = self.generation().await?;
         if let Some(cached) = self.tokens.get(&token_sha256, generation) {
             if cached.expires_at > now {
                 return Ok(Some(cached));

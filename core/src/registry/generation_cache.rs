@@ -1,6 +1,7 @@
 //! What the registry resolved, kept in memory while the registry's
-//! generation stands: bearer tokens (their grant) and each firm's
-//! minimisation choices per connector. Every change to a token, credential,
+//! generation stands: bearer tokens (their grant), each firm's minimisation
+//! choices per connector, and grants found on (the check before every call
+//! to a third party). Every change to a token, credential,
 //! grant or choice moves the generation in its own transaction (triggers:
 //! migrations 0016 and 0017 on SQLite, 0017 and 0018 on PostgreSQL), so a
 //! request reads the generation, one row on a page that is always in the

@@ -231,6 +231,14 @@ impl Registry {
         grant_id: &str,
         schema_hash: &str,
     ) -> StoreResult<bool> {
+        // A grant found on stays on until an update or delete of grants moves
+        // the generation (switching off, re-consenting, a purge); only "on"
+        // is kept, and a grant not yet inserted has no id to be asked about.
+        let generation = self.generation().await?;
+        let key = format!("{grant_id}\0{firm_id}\0{schema_hash}");
+        if self.active_grants.get(&key, generation).is_some() {
+            return Ok(true);
+        }
         let row = sqlx::query(
             "SELECT id FROM grants WHERE id = $1 AND firm_id = $2 AND enabled = 1 AND schema_hash = $3",
         )
@@ -239,6 +247,9 @@ impl Registry {
         .bind(schema_hash)
         .fetch_optional(self.pool())
         .await?;
+        if row.is_some() {
+            self.active_grants.put(key, generation, ());
+        }
         Ok(row.is_some())
     }
 

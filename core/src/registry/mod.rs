@@ -37,6 +37,9 @@ pub struct Registry {
     /// Firms' stored choices per connector, read under a generation a grant
     /// handle carries (`generation_cache`).
     choices: std::sync::Arc<generation_cache::GenerationCache<scopegate_contract::choices::Chosen>>,
+    /// Grants found on and at a contract, under the generation they were read
+    /// under (`generation_cache`; key: grant, firm and schema hash).
+    active_grants: std::sync::Arc<generation_cache::GenerationCache<()>>,
     /// Reads the generation without the pool, on a SQLite file (`generation_read`).
     generation_reader: Option<std::sync::Arc<generation_read::GenerationReader>>,
 }
@@ -279,8 +282,24 @@ impl Registry {
             sqlite_file,
             tokens: Default::default(),
             choices: Default::default(),
+            active_grants: Default::default(),
             generation_reader,
         })
+    }
+
+    /// The registry's generation now (`generation_cache`): on a SQLite file
+    /// read on this thread (`generation_read`), else through the pool.
+    pub(crate) async fn generation(&self) -> StoreResult<i64> {
+        use sqlx::Row;
+        if let Some(generation) = self.generation_reader.as_ref().and_then(|r| r.read()) {
+            return Ok(generation);
+        }
+        Ok(
+            sqlx::query("SELECT n FROM registry_generation WHERE id = 1")
+                .fetch_one(self.pool())
+                .await?
+                .get("n"),
+        )
     }
 
     /// The SQLite registry's file, for readers that go around the pool (the

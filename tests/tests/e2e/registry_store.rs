@@ -15,6 +15,7 @@ on_both_backends!(
     rotation_replaces_a_credential_all_or_nothing,
     a_resolved_token_is_dropped_by_any_change_on_any_instance,
     choices_kept_under_a_generation_are_read_again_after_any_change,
+    a_grant_found_on_is_off_after_any_change_on_any_instance,
 );
 
 async fn firms_register_once_and_are_found(env: TestEnv) {
@@ -492,6 +493,58 @@ async fn choices_kept_under_a_generation_are_read_again_after_any_change(env: Te
             assert!(generation > before, "{change} moves the generation");
             assert_eq!(read.as_deref(), now, "after: {change}");
         }
+    }
+    other.close().await;
+}
+
+async fn a_grant_found_on_is_off_after_any_change_on_any_instance(env: TestEnv) {
+    env.add_seeded_firm("alpha-law", small_seed()).await;
+    let other = scopegate::registry::Registry::connect(&env.database_url)
+        .await
+        .unwrap();
+    let accounting = scopegate::connectors::catalogue()
+        .require("accounting")
+        .unwrap();
+    let grant = env
+        .registry
+        .enable_grant("alpha-law", &accounting.contract, "amy@alpha")
+        .await
+        .unwrap();
+    let hash = accounting.schema_hash.clone();
+    let both = |firm: &'static str| {
+        let (a, b, id, hash) = (
+            env.registry.clone(),
+            other.clone(),
+            grant.id.clone(),
+            hash.clone(),
+        );
+        async move {
+            let mut answers = Vec::new();
+            for registry in [&a, &b, &a, &b] {
+                answers.push(registry.grant_is_active(firm, &id, &hash).await.unwrap());
+            }
+            answers
+        }
+    };
+    assert_eq!(both("alpha-law").await, [true; 4]);
+    assert_eq!(both("beta-law").await, [false; 4], "another firm's id");
+    let changes: [(&str, &scopegate::registry::Registry); 2] = [
+        ("UPDATE grants SET enabled = 0", &other),
+        ("UPDATE grants SET schema_hash = 'older'", &env.registry),
+    ];
+    for (change, through) in changes {
+        sqlx::query(change).execute(through.pool()).await.unwrap();
+        assert_eq!(both("alpha-law").await, [false; 4], "after: {change}");
+        sqlx::query("UPDATE grants SET enabled = 1, schema_hash = $1")
+            .bind(&hash)
+            .execute(env.registry.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            both("alpha-law").await,
+            [true; 4],
+            "back on after: {change}"
+        );
     }
     other.close().await;
 }
