@@ -304,7 +304,7 @@ fn compare_sizes(results: &[Figures]) {
     println!("{}", machine_line());
     for r in results {
         println!(
-            "tenancy scale: {} firms ({} active): peak RSS {:.1} MB; cold first query p50 {:.3} p99 {:.3} max {:.3} ms; token resolution p50 {:.3} ms ({:.2}x), p99 {:.3} ms ({:.2}x)",
+            "tenancy scale: {} firms ({} active): peak RSS {:.1} MB; cold first query p50 {:.3} p99 {:.3} max {:.3} ms; token resolution p50 {:.4} ms ({:.2}x), p99 {:.4} ms ({:.2}x)",
             figure(r, "firms"),
             figure(r, "active"),
             figure(r, "peak_rss_mb"),
