@@ -37,6 +37,16 @@ pub struct ChangedId {
     pub change_seq: i64,
 }
 
+/// Rows by id, and how far the table's changes went when they were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedIds {
+    pub ids: Vec<ChangedId>,
+    /// The table's highest `change_seq`, read before the ids: every row up to
+    /// it was there to be read (0 for an empty table). A read bounded by it
+    /// afterwards sees the same range.
+    pub last_change: i64,
+}
+
 /// Reads a firm's database through the connector's table-bound schemas only.
 ///
 /// The filtered reads name a `field` of the schema that is bound to a column
@@ -52,7 +62,8 @@ pub trait ProjectedReader: Send + Sync {
     ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>>;
 
     /// As [`ProjectedReader::changes`], only the rows whose `field` is `value`
-    /// (e.g. one fee earner's diary entries, without reading the others').
+    /// (e.g. one fee earner's diary entries, without reading the others') and
+    /// whose `change_seq` is at most `through`.
     #[allow(clippy::too_many_arguments)]
     fn changes_where<'a>(
         &'a self,
@@ -61,6 +72,7 @@ pub trait ProjectedReader: Send + Sync {
         field: &'a str,
         value: &'a str,
         after: i64,
+        through: i64,
         limit: i64,
     ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>>;
 
@@ -79,7 +91,7 @@ pub trait ProjectedReader: Send + Sync {
         after: i64,
         through: i64,
         limit: i64,
-    ) -> BoxFuture<'a, Result<Vec<ChangedId>, ConnectorError>>;
+    ) -> BoxFuture<'a, Result<ChangedIds, ConnectorError>>;
 }
 
 /// A response to the grant's principal, as the outbound log names it.

@@ -36,8 +36,8 @@ mod settings;
 mod vendor;
 
 pub use capabilities::{
-    AuditedSender, BoxFuture, Capabilities, CapabilityParts, ChangePage, ChangedId, FeeOutcome,
-    GrantIdMap, GrantLeases, InboundWriter, ProjectedReader, PseudonymousIds, Reply,
+    AuditedSender, BoxFuture, Capabilities, CapabilityParts, ChangePage, ChangedId, ChangedIds,
+    FeeOutcome, GrantIdMap, GrantLeases, InboundWriter, ProjectedReader, PseudonymousIds, Reply,
 };
 pub use connector::{BuiltInContract, Connector, RecipientAccount, SettingsPanel, SwitchOffOption};
 pub use error::ConnectorError;

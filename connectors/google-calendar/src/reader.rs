@@ -74,10 +74,12 @@ impl DiaryRow {
 }
 
 /// The next batch after `after`, oldest change first, with the firm's
-/// minimisation variant it was read under: up to `owned_max` of `owner`'s own
-/// entries and, changed in the range they span (to the last change when they
-/// are the last), up to `read_max` of other fee earners' entries by id. When
-/// those fill `read_max`, the batch ends at the last of them.
+/// minimisation variant it was read under: up to `read_max` of other fee
+/// earners' entries by id, then up to `owned_max` of `owner`'s own in full,
+/// the batch ending where either read stopped. The others are read first,
+/// with the diary's last change number at that moment, and the user's own
+/// only up to it: an entry committed between the two reads is left for the
+/// next batch, never skipped.
 pub async fn changed_batch(
     caps: &Capabilities,
     grant: &FirmGrant,
@@ -87,28 +89,52 @@ pub async fn changed_batch(
     read_max: usize,
 ) -> Result<(Vec<DiaryRow>, Option<String>), ConnectorError> {
     let reader = caps.reader();
+    let others = reader
+        .changed_ids_where_not(
+            grant,
+            SCHEMA,
+            OWNER,
+            owner,
+            after,
+            i64::MAX,
+            read_max as i64,
+        )
+        .await?;
+    let mut through = others.last_change;
+    if others.ids.len() >= read_max {
+        if let Some(last) = others.ids.last() {
+            through = through.min(last.change_seq);
+        }
+    }
     let page = reader
-        .changes_where(grant, SCHEMA, OWNER, owner, after, owned_max.max(1) as i64)
+        .changes_where(
+            grant,
+            SCHEMA,
+            OWNER,
+            owner,
+            after,
+            through,
+            owned_max.max(1) as i64,
+        )
         .await?;
     let mut rows: Vec<DiaryRow> = page
         .items
         .iter()
         .map(|item| DiaryRow::from_item(item, owner))
         .collect();
-    let mut through = match rows.last() {
-        Some(last) if page.has_more => last.change_seq,
-        _ => i64::MAX,
-    };
-    let others = reader
-        .changed_ids_where_not(grant, SCHEMA, OWNER, owner, after, through, read_max as i64)
-        .await?;
-    if others.len() >= read_max {
-        if let Some(last) = others.last() {
+    if page.has_more {
+        if let Some(last) = rows.last() {
             through = through.min(last.change_seq);
         }
     }
     rows.retain(|r| r.change_seq <= through);
-    rows.extend(others.into_iter().map(DiaryRow::not_owned));
+    rows.extend(
+        others
+            .ids
+            .into_iter()
+            .filter(|c| c.change_seq <= through)
+            .map(DiaryRow::not_owned),
+    );
     rows.sort_by_key(|r| r.change_seq);
     Ok((rows, page.variant))
 }

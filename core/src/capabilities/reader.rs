@@ -7,7 +7,7 @@ use crate::projection::Projection;
 use crate::registry::StoreError;
 use crate::tenancy::FirmDb;
 use scopegate_contract::{
-    BoxFuture, ChangePage, ChangedId, ConnectorError, FirmGrant, ProjectedReader,
+    BoxFuture, ChangePage, ChangedId, ChangedIds, ConnectorError, FirmGrant, ProjectedReader,
 };
 use sqlx::Row;
 
@@ -29,10 +29,11 @@ impl ProjectedReader for ForConnector {
         field: &'a str,
         value: &'a str,
         after: i64,
+        through: i64,
         limit: i64,
     ) -> BoxFuture<'a, Result<ChangePage, ConnectorError>> {
         Box::pin(async move {
-            self.read_page(grant, schema, Some((field, value)), after, limit)
+            self.read_page(grant, schema, Some((field, value, through)), after, limit)
                 .await
         })
     }
@@ -46,7 +47,7 @@ impl ProjectedReader for ForConnector {
         after: i64,
         through: i64,
         limit: i64,
-    ) -> BoxFuture<'a, Result<Vec<ChangedId>, ConnectorError>> {
+    ) -> BoxFuture<'a, Result<ChangedIds, ConnectorError>> {
         Box::pin(async move {
             self.own(grant)?;
             // Any variant has the same id, change_seq and source-table fields.
@@ -58,21 +59,31 @@ impl ProjectedReader for ForConnector {
                 source_column(projection, "change_seq")?,
             );
             let table = projection.table();
+            let db = self.core.tenancy.firm_db(grant).await?;
+            // Read first: rows commit in change order, so every row up to it
+            // is there for the read of the ids that follows.
+            let last_change: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT COALESCE(MAX({table}.{seq}), 0) AS last_change FROM {table}"
+            )))
+            .fetch_one(db.pool())
+            .await
+            .and_then(|row| row.try_get("last_change"))
+            .map_err(StoreError::from)?;
             let sql = format!(
                 "SELECT {table}.{id} AS id, {table}.{seq} AS change_seq FROM {table} \
                  WHERE {table}.{seq} > $1 AND {table}.{seq} <= $2 AND {table}.{column} <> $3 \
                  ORDER BY {table}.{seq} LIMIT $4"
             );
-            let db = self.core.tenancy.firm_db(grant).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(after)
-                .bind(through)
+                .bind(through.min(last_change))
                 .bind(value)
                 .bind(limit)
                 .fetch_all(db.pool())
                 .await
                 .map_err(StoreError::from)?;
-            rows.iter()
+            let ids = rows
+                .iter()
                 .map(|row| {
                     Ok(ChangedId {
                         id: row.try_get("id")?,
@@ -80,19 +91,20 @@ impl ProjectedReader for ForConnector {
                     })
                 })
                 .collect::<Result<_, sqlx::Error>>()
-                .map_err(|e| StoreError::from(e).into())
+                .map_err(StoreError::from)?;
+            Ok(ChangedIds { ids, last_change })
         })
     }
 }
 
 impl ForConnector {
     /// A page of `schema` in the variant of the firm's choices, optionally
-    /// only the rows whose `field` is `value`.
+    /// only the rows whose `field` is `value`, up to `change_seq` `through`.
     async fn read_page(
         &self,
         grant: &FirmGrant,
         schema: &str,
-        only: Option<(&str, &str)>,
+        only: Option<(&str, &str, i64)>,
         after: i64,
         limit: i64,
     ) -> Result<ChangePage, ConnectorError> {
@@ -106,7 +118,9 @@ impl ForConnector {
         let projections = self.connector.projections_for(&chosen);
         let projection = table_bound(projections.get(schema), schema)?;
         let only = match only {
-            Some((field, value)) => Some((source_column(projection, field)?, value)),
+            Some((field, value, through)) => {
+                Some((source_column(projection, field)?, value, through))
+            }
             None => None,
         };
         let db = self.core.tenancy.firm_db(grant).await?;
@@ -145,18 +159,20 @@ fn source_column<'p>(projection: &'p Projection, field: &str) -> Result<&'p str,
 }
 
 /// Reads the projected columns of rows changed after `after`, oldest first.
-/// With `only` (a source-table column and a value), only the rows whose
-/// column holds that value.
+/// With `only` (a source-table column, a value and a last `change_seq`),
+/// only the rows whose column holds that value, up to that change.
 pub async fn read_changes(
     db: &FirmDb,
     projection: &Projection,
-    only: Option<(&str, &str)>,
+    only: Option<(&str, &str, i64)>,
     after: i64,
     limit: i64,
 ) -> Result<ChangePage, StoreError> {
     let table = projection.table();
     let condition = match only {
-        Some((column, _)) => format!(" AND {table}.{column} = $3"),
+        Some((column, _, _)) => {
+            format!(" AND {table}.{column} = $3 AND {table}.change_seq <= $4")
+        }
         None => String::new(),
     };
     let sql = format!(
@@ -167,8 +183,8 @@ pub async fn read_changes(
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(after)
         .bind(limit + 1);
-    if let Some((_, value)) = only {
-        query = query.bind(value);
+    if let Some((_, value, through)) = only {
+        query = query.bind(value).bind(through);
     }
     let rows = query.fetch_all(db.pool()).await?;
     let has_more = rows.len() as i64 > limit;

@@ -43,7 +43,7 @@ async fn filtered_reads_give_one_owners_rows_and_the_others_ids(env: TestEnv) {
 
     for owner in owners {
         let page = reader
-            .changes_where(&grant, SCHEMA, OWNER, owner, 0, 1000)
+            .changes_where(&grant, SCHEMA, OWNER, owner, 0, i64::MAX, 1000)
             .await
             .unwrap();
         let read: Vec<&str> = page
@@ -75,7 +75,15 @@ async fn filtered_reads_give_one_owners_rows_and_the_others_ids(env: TestEnv) {
                 change_seq: *seq,
             })
             .collect();
-        assert_eq!(others, expected, "everyone else's, by id, in change order");
+        assert_eq!(
+            others.ids, expected,
+            "everyone else's, by id, in change order"
+        );
+        assert_eq!(
+            others.last_change,
+            diary.last().unwrap().2,
+            "the diary's last change"
+        );
 
         // Bounds: after, through and limit.
         let (after, through) = (diary[10].2, diary[40].2);
@@ -87,14 +95,30 @@ async fn filtered_reads_give_one_owners_rows_and_the_others_ids(env: TestEnv) {
             .into_iter()
             .filter(|c| c.change_seq > after && c.change_seq <= through)
             .collect();
-        assert_eq!(bounded, expected);
+        assert_eq!(bounded.ids, expected);
         let limited = reader
             .changed_ids_where_not(&grant, SCHEMA, OWNER, owner, after, through, 3)
             .await
             .unwrap();
-        assert_eq!(limited, expected[..3.min(expected.len())]);
+        assert_eq!(limited.ids, expected[..3.min(expected.len())]);
+        // The user's own, bounded the same way.
+        let own_bounded = reader
+            .changes_where(&grant, SCHEMA, OWNER, owner, after, through, 1000)
+            .await
+            .unwrap();
+        let own_expected: Vec<&str> = diary
+            .iter()
+            .filter(|(_, o, seq)| o == owner && *seq > after && *seq <= through)
+            .map(|(id, _, _)| id.as_str())
+            .collect();
+        let own_read: Vec<&str> = own_bounded
+            .items
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(own_read, own_expected);
         let first_two = reader
-            .changes_where(&grant, SCHEMA, OWNER, owner, 0, 2)
+            .changes_where(&grant, SCHEMA, OWNER, owner, 0, i64::MAX, 2)
             .await
             .unwrap();
         assert_eq!(first_two.items.len(), 2);
@@ -103,14 +127,14 @@ async fn filtered_reads_give_one_owners_rows_and_the_others_ids(env: TestEnv) {
 
     // A value is bound, never spliced: a quote matches nothing and breaks nothing.
     let none = reader
-        .changes_where(&grant, SCHEMA, OWNER, "x' OR '1'='1", 0, 1000)
+        .changes_where(&grant, SCHEMA, OWNER, "x' OR '1'='1", 0, i64::MAX, 1000)
         .await
         .unwrap();
     assert!(none.items.is_empty());
 
     for field in ["summary", "no_such_field"] {
         let refused = reader
-            .changes_where(&grant, SCHEMA, field, "x", 0, 10)
+            .changes_where(&grant, SCHEMA, field, "x", 0, i64::MAX, 10)
             .await
             .unwrap_err();
         assert!(
