@@ -355,11 +355,14 @@ async fn rotation_replaces_a_credential_all_or_nothing(env: TestEnv) {
     );
 }
 
-/// Resolved tokens are kept in memory only while nothing has changed: a
-/// token, credential or grant changed by any statement (here raw SQL, as no
-/// code path of the gateway) through either of two instances is refused by
-/// both on their very next lookup.
-async fn a_resolved_token_is_dropped_by_any_change_on_any_instance(env: TestEnv) {
+/// alpha-law with accounting on and its vendor's client authenticated, and a
+/// second registry handle on the same database (another instance's).
+async fn a_client_on_two_instances(
+    env: &TestEnv,
+) -> (
+    scopegate::registry::Registry,
+    scopegate::registry::credentials::AuthenticatedClient,
+) {
     env.add_seeded_firm("alpha-law", small_seed()).await;
     let other = scopegate::registry::Registry::connect(&env.database_url)
         .await
@@ -372,15 +375,30 @@ async fn a_resolved_token_is_dropped_by_any_change_on_any_instance(env: TestEnv)
         .await
         .unwrap()
         .expect("authenticates");
-    let issue = || async {
-        env.registry
-            .issue_token(&client, &["transactions:read".into()], 900)
-            .await
-            .unwrap()
-            .access_token
-            .expose_secret()
-            .to_string()
-    };
+    (other, client)
+}
+
+/// A fresh access token of `client`.
+async fn token_for(
+    env: &TestEnv,
+    client: &scopegate::registry::credentials::AuthenticatedClient,
+) -> String {
+    env.registry
+        .issue_token(client, &["transactions:read".into()], 900)
+        .await
+        .unwrap()
+        .access_token
+        .expose_secret()
+        .to_string()
+}
+
+/// Resolved tokens are kept in memory only while nothing has changed: a
+/// token, credential or grant changed by any statement (here raw SQL, as no
+/// code path of the gateway) through either of two instances is refused by
+/// both on their very next lookup.
+async fn a_resolved_token_is_dropped_by_any_change_on_any_instance(env: TestEnv) {
+    let (other, client) = a_client_on_two_instances(&env).await;
+    let issue = || token_for(&env, &client);
     let both_resolve = |token: String| {
         let (a, b) = (env.registry.clone(), other.clone());
         async move {
@@ -426,26 +444,8 @@ async fn a_resolved_token_is_dropped_by_any_change_on_any_instance(env: TestEnv)
 }
 
 async fn choices_kept_under_a_generation_are_read_again_after_any_change(env: TestEnv) {
-    env.add_seeded_firm("alpha-law", small_seed()).await;
-    let other = scopegate::registry::Registry::connect(&env.database_url)
-        .await
-        .unwrap();
-    let (client_id, secret) =
-        enable_with_credential(&env.registry, "alpha-law", "accounting").await;
-    let client = env
-        .registry
-        .authenticate_client(&client_id, &secret)
-        .await
-        .unwrap()
-        .expect("authenticates");
-    let token = env
-        .registry
-        .issue_token(&client, &["transactions:read".into()], 900)
-        .await
-        .unwrap()
-        .access_token
-        .expose_secret()
-        .to_string();
+    let (other, client) = a_client_on_two_instances(&env).await;
+    let token = token_for(&env, &client).await;
     // What a poll does: resolve its token, then read the choices under its generation.
     let read_on = |registry: scopegate::registry::Registry| {
         let token = token.clone();
