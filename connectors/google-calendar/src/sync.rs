@@ -29,7 +29,8 @@ use std::sync::Arc;
 
 /// The user's own entries a batch holds at most (each may cost a call).
 const BATCH: usize = 100;
-/// Rows a batch reads at most to find them (see `reader`).
+/// Other fee earners' entries a batch reads at most, by id only (see `reader`);
+/// past them the batch ends.
 const READ_MAX: usize = 2000;
 
 /// What a pass did.
